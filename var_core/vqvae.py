@@ -1,0 +1,226 @@
+"""The multi-scale VQVAE: convolutional encoder/decoder around a multi-scale residual quantizer.
+
+Data flow: image (B, 3, H, W) in [-1, 1] -> encoder -> quant_conv -> f (B, Cvae, h, w)
+-> quantizer -> token maps [(B, pn_k^2)] -> f_hat -> post_quant_conv -> decoder -> image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .quantizer import MultiScaleQuantizer
+
+PATCH_NUMS_256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
+PATCH_NUMS_512 = (1, 2, 3, 4, 6, 9, 13, 18, 24, 32)
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = _norm(in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.norm2 = _norm(out_ch)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.nin_shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.nin_shortcut(x) + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head self-attention over all pixels of a feature map."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = _norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj_out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).unbind(1)
+        w = torch.softmax(torch.bmm(q.transpose(1, 2), k) * C**-0.5, dim=2)  # (B, HW_q, HW_k)
+        h = torch.bmm(v, w.transpose(1, 2)).view(B, C, H, W)
+        return x + self.proj_out(h)
+
+
+class Downsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+class Upsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class _Level(nn.Module):
+    """One resolution level: res blocks, optional attention after each, optional resampler."""
+
+    def __init__(self, blocks: list[nn.Module], attn: list[nn.Module], resample: nn.Module | None, name: str):
+        super().__init__()
+        self.block = nn.ModuleList(blocks)
+        self.attn = nn.ModuleList(attn)
+        if resample is not None:
+            self.add_module(name, resample)
+        self.resample_name = name if resample is not None else None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for i, block in enumerate(self.block):
+            h = block(h)
+            if len(self.attn):
+                h = self.attn[i](h)
+        if self.resample_name is not None:
+            h = getattr(self, self.resample_name)(h)
+        return h
+
+
+class _Mid(nn.Module):
+    def __init__(self, channels: int, dropout: float):
+        super().__init__()
+        self.block_1 = ResnetBlock(channels, channels, dropout)
+        self.attn_1 = AttnBlock(channels)
+        self.block_2 = ResnetBlock(channels, channels, dropout)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.block_2(self.attn_1(self.block_1(h)))
+
+
+class Encoder(nn.Module):
+    def __init__(self, ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, z_channels: int, dropout: float = 0.0):
+        super().__init__()
+        n = len(ch_mult)
+        self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
+        levels, block_in = [], ch
+        for i, mult in enumerate(ch_mult):
+            block_out, blocks, attn = ch * mult, [], []
+            for _ in range(num_res_blocks):
+                blocks.append(ResnetBlock(block_in, block_out, dropout))
+                block_in = block_out
+                if i == n - 1:
+                    attn.append(AttnBlock(block_in))
+            levels.append(_Level(blocks, attn, Downsample(block_in) if i != n - 1 else None, "downsample"))
+        self.down = nn.ModuleList(levels)
+        self.mid = _Mid(block_in, dropout)
+        self.norm_out = _norm(block_in)
+        self.conv_out = nn.Conv2d(block_in, z_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)
+        for level in self.down:
+            h = level(h)
+        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
+
+
+class Decoder(nn.Module):
+    def __init__(self, ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, z_channels: int, dropout: float = 0.0):
+        super().__init__()
+        n = len(ch_mult)
+        block_in = ch * ch_mult[-1]
+        self.conv_in = nn.Conv2d(z_channels, block_in, 3, padding=1)
+        self.mid = _Mid(block_in, dropout)
+        levels: list[nn.Module] = []
+        for i in reversed(range(n)):
+            block_out, blocks, attn = ch * ch_mult[i], [], []
+            for _ in range(num_res_blocks + 1):
+                blocks.append(ResnetBlock(block_in, block_out, dropout))
+                block_in = block_out
+                if i == n - 1:
+                    attn.append(AttnBlock(block_in))
+            levels.insert(0, _Level(blocks, attn, Upsample(block_in) if i != 0 else None, "upsample"))
+        self.up = nn.ModuleList(levels)
+        self.norm_out = _norm(block_in)
+        self.conv_out = nn.Conv2d(block_in, 3, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.mid(self.conv_in(z))
+        for level in reversed(self.up):
+            h = level(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class VQVAE(nn.Module):
+    """Multi-scale residual VQVAE; defaults are the published `vae_ch160v4096z32` settings."""
+
+    def __init__(
+        self,
+        vocab_size: int = 4096,
+        z_channels: int = 32,
+        ch: int = 160,
+        ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4),
+        num_res_blocks: int = 2,
+        share_quant_resi: int = 4,
+        patch_nums: tuple[int, ...] = PATCH_NUMS_256,
+        dropout: float = 0.0,
+        num_ema_scales: int | None = None,
+    ):
+        super().__init__()
+        self.config = dict(
+            vocab_size=vocab_size, z_channels=z_channels, ch=ch, ch_mult=tuple(ch_mult),
+            num_res_blocks=num_res_blocks, share_quant_resi=share_quant_resi, patch_nums=tuple(patch_nums),
+        )
+        self.vocab_size, self.Cvae = vocab_size, z_channels
+        self.compute_dtype = torch.float32
+        self.downsample = 2 ** (len(ch_mult) - 1)
+        self.encoder = Encoder(ch, tuple(ch_mult), num_res_blocks, z_channels, dropout)
+        self.decoder = Decoder(ch, tuple(ch_mult), num_res_blocks, z_channels, dropout)
+        self.quant_conv = nn.Conv2d(z_channels, z_channels, 3, padding=1)
+        self.post_quant_conv = nn.Conv2d(z_channels, z_channels, 3, padding=1)
+        self.quantize = MultiScaleQuantizer(
+            vocab_size, z_channels, patch_nums, share_quant_resi, num_ema_scales or len(patch_nums)
+        )
+
+    @property
+    def patch_nums(self) -> tuple[int, ...]:
+        return self.quantize.patch_nums
+
+    @property
+    def image_size(self) -> int:
+        return self.patch_nums[-1] * self.downsample
+
+    def autocast(self, device_type: str) -> torch.autocast:
+        """Encoder/decoder precision; the quantizer always works in float32."""
+        return torch.autocast(device_type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
+
+    def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """Image (B, 3, H, W) in [-1, 1] -> continuous latent f (B, Cvae, H/16, W/16), float32."""
+        with self.autocast(x.device.type):
+            return self.quant_conv(self.encoder(x.float())).float()
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Image (B, 3, H, W) in [-1, 1] -> token maps [(B, pn_k^2) int64 for each scale]."""
+        return self.quantize.quantize(self.encode_latent(x))[0]
+
+    def decode_fhat(self, f_hat: torch.Tensor) -> torch.Tensor:
+        """Accumulated latent (B, Cvae, pn, pn) -> image (B, 3, H, W) clamped to [-1, 1]."""
+        with self.autocast(f_hat.device.type):
+            return self.decoder(self.post_quant_conv(f_hat.float())).float().clamp(-1, 1)
+
+    @torch.no_grad()
+    def decode(self, tokens: list[torch.Tensor]) -> torch.Tensor:
+        """Token maps [(B, pn_k^2)] -> image (B, 3, H, W) in [-1, 1]."""
+        return self.decode_fhat(self.quantize.tokens_to_fhat(tokens))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: image in [-1, 1] -> (reconstruction, VQ loss, per-code usage counts (V,))."""
+        f = self.encode_latent(x)
+        f_hat, vq_loss, usage = self.quantize.straight_through(f)
+        return self.decoder(self.post_quant_conv(f_hat)), vq_loss, usage
