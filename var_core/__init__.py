@@ -3,12 +3,12 @@
 image -> `VQVAE.encode` -> token maps -> `sample_fhat` (teacher-forced where kept) -> `VQVAE.decode_fhat` -> image
 """
 
-from .loading import CheckpointError, describe, load_var, load_vqvae, read_checkpoint
+from .loading import CheckpointError, describe, load_var, load_vqvae, read_checkpoint, save_checkpoint
 from .sampling import SamplingOptions, generate, sample_fhat
 from .transformer import VAR
 from .vqvae import PATCH_NUMS_256, PATCH_NUMS_512, VQVAE
 
 __all__ = [
     "CheckpointError", "PATCH_NUMS_256", "PATCH_NUMS_512", "SamplingOptions", "VAR", "VQVAE",
-    "describe", "generate", "load_var", "load_vqvae", "read_checkpoint", "sample_fhat",
+    "describe", "generate", "load_var", "load_vqvae", "read_checkpoint", "sample_fhat", "save_checkpoint",
 ]

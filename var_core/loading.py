@@ -209,3 +209,18 @@ def load_var(
     vqvae.quantize.patch_nums = model.patch_nums
     vqvae.config["patch_nums"] = model.patch_nums
     return model.to(device).eval().requires_grad_(False)
+
+
+def save_checkpoint(model: VQVAE | VAR, path: str | Path, dtype: torch.dtype | None = None) -> None:
+    """Write a model's state dict as .safetensors (optionally cast, e.g. float16) with its config as metadata."""
+    from safetensors.torch import save_file
+
+    state = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() and k not in _BUFFERS else v).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()}
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(config)})
+    tmp.replace(path)
