@@ -92,12 +92,22 @@ def vqvae_config(state: StateDict, meta: Mapping[str, Any] | None = None) -> dic
     cfg = dict(
         vocab_size=vocab, z_channels=z, ch=ch, ch_mult=ch_mult,
         num_res_blocks=_count(state, "encoder.down.0.block.{}."),
-        share_quant_resi=_count(state, "quantize.quant_resi.qresi_ls.{}."),
+        share_quant_resi=_quant_resi_sharing(state),
         patch_nums=PATCH_NUMS_256, num_ema_scales=num_ema,
     )
     if meta and "patch_nums" in meta:
         cfg["patch_nums"] = tuple(meta["patch_nums"])
+    elif cfg["share_quant_resi"] == 0:
+        # One conv per scale: the file fixes the number of scales but not their sizes.
+        n = _count(state, "quantize.quant_resi.{}.")
+        cfg["patch_nums"] = PATCH_NUMS_256 if n == len(PATCH_NUMS_256) else tuple(range(1, n + 1))
     return cfg
+
+
+def _quant_resi_sharing(state: StateDict) -> int:
+    if "quantize.quant_resi.qresi.weight" in state:
+        return 1
+    return _count(state, "quantize.quant_resi.qresi_ls.{}.")
 
 
 def patch_nums_from_levels(lvl_1L: torch.Tensor) -> tuple[int, ...]:
@@ -139,7 +149,9 @@ def describe(state: StateDict) -> dict[str, Any]:
     params = sum(v.numel() for k, v in state.items() if k not in _BUFFERS)
     if kind == "vqvae":
         cfg = vqvae_config(state)
-        cfg.pop("num_ema_scales")
+        cfg["num_scales"] = cfg.pop("num_ema_scales")
+        if cfg["num_scales"] != len(PATCH_NUMS_256):
+            cfg["patch_nums"] = None  # not recorded in the file; the paired VAR fixes it
         cfg["downsample"] = 2 ** (len(cfg["ch_mult"]) - 1)
         return {"kind": "vqvae", **cfg, "parameters": params}
     if kind == "var":

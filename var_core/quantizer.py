@@ -12,29 +12,45 @@ import torch.nn.functional as F
 
 
 class QuantResidual(nn.Module):
-    """The partially shared phi convs: phi(h) = (1 - r) h + r conv(h), r = 0.5."""
+    """The phi convs after each scale: phi(h) = (1 - r) h + r conv(h), r = 0.5.
 
-    def __init__(self, channels: int, num_convs: int, ratio: float = 0.5):
+    share = 1: one conv for all scales (`qresi`); share = n >= 2: n partially shared convs
+    (`qresi_ls.j`); share = 0: one conv per scale (`j`). Scale k uses the conv whose tick is
+    nearest to k / (K - 1).
+    """
+
+    def __init__(self, channels: int, share: int, num_scales: int, ratio: float = 0.5):
         super().__init__()
-        self.qresi_ls = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(num_convs))
+        n = share or num_scales
+        convs = [nn.Conv2d(channels, channels, 3, padding=1) for _ in range(n)]
+        if share == 1:
+            self.qresi = convs[0]
+        elif share == 0:
+            for j, conv in enumerate(convs):
+                self.add_module(str(j), conv)
+        else:
+            self.qresi_ls = nn.ModuleList(convs)
+        self.convs = convs
         self.ratio = ratio
-        self.ticks = torch.linspace(1 / 3 / num_convs, 1 - 1 / 3 / num_convs, num_convs, dtype=torch.float64)
+        margin = 1 / 3 / n if n == 4 else 1 / 2 / n
+        self.ticks = torch.linspace(margin, 1 - margin, n, dtype=torch.float64)
 
     def forward(self, h: torch.Tensor, k: int, num_scales: int) -> torch.Tensor:
         at = k / (num_scales - 1)
-        conv = self.qresi_ls[int((self.ticks - at).abs().argmin())]
+        conv = self.convs[int((self.ticks - at).abs().argmin())]
         return h * (1 - self.ratio) + conv(h) * self.ratio
 
 
 class MultiScaleQuantizer(nn.Module):
     def __init__(
-        self, vocab_size: int, channels: int, patch_nums: tuple[int, ...], num_convs: int = 4, num_ema_scales: int = 10
+        self, vocab_size: int, channels: int, patch_nums: tuple[int, ...], share_quant_resi: int = 4,
+        num_ema_scales: int = 10,
     ):
         super().__init__()
         self.vocab_size, self.Cvae = vocab_size, channels
         self.patch_nums = tuple(patch_nums)
         self.embedding = nn.Embedding(vocab_size, channels)
-        self.quant_resi = QuantResidual(channels, num_convs)
+        self.quant_resi = QuantResidual(channels, share_quant_resi, len(self.patch_nums))
         self.register_buffer("ema_vocab_hit_SV", torch.zeros(num_ema_scales, vocab_size))
 
     @property
