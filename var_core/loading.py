@@ -48,6 +48,8 @@ def read_checkpoint(source: Source) -> tuple[dict[str, torch.Tensor], dict[str, 
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):
+            raise CheckpointError(f"{name} is not a readable PyTorch checkpoint ({e}); re-download it.") from e
         raise CheckpointError(
             f"{name} holds pickled Python objects, not only tensors; re-save it as a plain state dict "
             "(torch.save(model.state_dict(), ...)) or as .safetensors."
