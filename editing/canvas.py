@@ -1,0 +1,176 @@
+"""Pixel-side work around the model: reading photos, the edit region, paste-back, out-paint canvases.
+
+Images are PIL RGB; masks are float32 numpy arrays (H, W) in [0, 1], 1 = regenerate.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Union
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import EditError
+
+MAX_PIXELS = 64_000_000  # larger files are refused (decompression-bomb guard)
+ImageSource = Union[str, Path, IO[bytes], Image.Image]
+
+
+def load_image(source: ImageSource) -> Image.Image:
+    """Any image PIL reads -> RGB, EXIF orientation applied; transparency composited on white."""
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(source)
+                if image.width * image.height > MAX_PIXELS:
+                    raise EditError(
+                        f"The image is {image.width}x{image.height} pixels, more than the "
+                        f"{MAX_PIXELS // 1_000_000} megapixels this app edits; downscale it first."
+                    )
+                image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise EditError("The image is too large to open safely (decompression bomb guard); downscale it first.") from e
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise EditError("The file is not an image this app can read; use a PNG, JPEG, WebP or similar.") from e
+    return to_rgb(ImageOps.exif_transpose(image))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode (L, LA, P, RGBA, I;16, I, F, CMYK, ...) -> RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or a.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_mask(source: ImageSource | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A mask image (white = regenerate; an RGBA mask uses its alpha) -> float32 (H, W) in [0, 1]."""
+    if isinstance(source, np.ndarray):
+        mask = source.astype(np.float32)
+        mask = mask / 255.0 if mask.max() > 1 else mask
+    else:
+        image = source if isinstance(source, Image.Image) else load_image_raw(source)
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA"):
+            mask = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
+        else:
+            mask = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    if mask.ndim != 2 or (mask.shape[1], mask.shape[0]) != size:
+        raise EditError(
+            f"The mask is {mask.shape[1]}x{mask.shape[0]} but the image is {size[0]}x{size[1]}; "
+            "paint the mask on this image or resize it to match."
+        )
+    return mask
+
+
+def load_image_raw(source: ImageSource) -> Image.Image:
+    try:
+        image = Image.open(source)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise EditError("The mask file is not an image; save the mask as a PNG.") from e
+    return image
+
+
+@dataclass(frozen=True)
+class Region:
+    """A square window (x0, y0, side) in image pixels; it may reach past the image's border."""
+
+    x0: int
+    y0: int
+    side: int
+
+    def box(self) -> tuple[int, int, int, int]:
+        return self.x0, self.y0, self.x0 + self.side, self.y0 + self.side
+
+
+def edit_region(mask: np.ndarray, context: float = 0.5, min_side: int = 0) -> Region:
+    """The square around the mask's bounding box grown by `context` of its size on each side,
+    kept inside the image where it fits."""
+    H, W = mask.shape
+    ys, xs = np.nonzero(mask >= 0.5)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    side = int(round(max(x1 - x0, y1 - y0) * (1 + 2 * context)))
+    side = min(max(side, min_side), max(H, W))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = int(round(cx - side / 2))
+    top = int(round(cy - side / 2))
+    left = min(max(left, 0), W - side) if side <= W else (W - side) // 2
+    top = min(max(top, 0), H - side) if side <= H else (H - side) // 2
+    return Region(left, top, side)
+
+
+def crop(array: np.ndarray, region: Region) -> np.ndarray:
+    """Crop (H, W, ...) to the region, replicating the border where the region leaves the image."""
+    H, W = array.shape[:2]
+    x0, y0, x1, y1 = region.box()
+    pads = [(max(0, -y0), max(0, y1 - H)), (max(0, -x0), max(0, x1 - W))] + [(0, 0)] * (array.ndim - 2)
+    inner = array[max(0, y0) : min(H, y1), max(0, x0) : min(W, x1)]
+    return np.pad(inner, pads, mode="edge") if any(p != (0, 0) for p in pads) else inner
+
+
+def neutral_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) with the masked area filled from its surroundings (OpenCV Telea in-painting)."""
+    binary = (mask >= 0.5).astype(np.uint8)
+    radius = max(3, int(0.02 * max(image.shape[:2])))
+    return cv2.inpaint(np.ascontiguousarray(image), binary, radius, cv2.INPAINT_TELEA)
+
+
+def feather_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
+    """Blend weight of the generated pixels (H, W) in [0, 1]: 0 outside the mask, rising to 1
+    over `feather` pixels inside it, so every pixel outside the mask stays the original."""
+    binary = (mask >= 0.5).astype(np.uint8)
+    if feather <= 0:
+        return binary.astype(np.float32)
+    inside = cv2.distanceTransform(binary, cv2.DIST_L2, 5)
+    return np.clip(inside / feather, 0, 1).astype(np.float32)
+
+
+def paste_back(original: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) images blended by alpha (H, W); exact original where alpha is 0."""
+    a = alpha[..., None]
+    out = original.astype(np.float32) * (1 - a) + generated.astype(np.float32) * a
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    keep = alpha <= 0
+    out[keep] = original[keep]
+    return out
+
+
+def outpaint_canvas(
+    image: Image.Image, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0, zoom_out: float | None = None
+) -> tuple[Image.Image, Image.Image]:
+    """Grow the canvas (pixels per side) or zoom out (shrink the picture into the middle by a factor > 1).
+
+    Returns the canvas (new area pre-filled from the picture's edges) and its mask ('L', white = new).
+    """
+    image = to_rgb(image)
+    W, H = image.size
+    if zoom_out is not None and zoom_out > 1:
+        w, h = max(1, round(W / zoom_out)), max(1, round(H / zoom_out))
+        small = image.resize((w, h), Image.LANCZOS)
+        left, top = (W - w) // 2, (H - h) // 2
+        right, bottom = W - w - left, H - h - top
+        image, (W, H) = small, (w, h)
+    if min(left, right, top, bottom) < 0:
+        raise EditError("Out-paint amounts must be zero or positive numbers of pixels.")
+    if left + right + top + bottom == 0:
+        raise EditError("Nothing to out-paint: give a number of pixels for at least one side, or a zoom-out factor above 1.")
+    src = np.asarray(image)
+    grown = cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    mask = np.ones(grown.shape[:2], np.uint8) * 255
+    mask[top : top + H, left : left + W] = 0
+    return Image.fromarray(grown), Image.fromarray(mask, "L")
