@@ -35,6 +35,8 @@ def load_image(source: ImageSource) -> Image.Image:
                         f"{MAX_PIXELS // 1_000_000} megapixels this app edits; downscale it first."
                     )
                 image.load()
+        except EditError:
+            raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise EditError("The image is too large to open safely (decompression bomb guard); downscale it first.") from e
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:

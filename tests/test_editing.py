@@ -1,0 +1,288 @@
+"""The edit loop's guarantees, mask policies, canvas work and bad input, on the tiny reference model."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import editing.editor as editor_module
+from editing import EditError, EditOptions, Editor, read_params, save_png
+from editing.masks import scale_masks
+from editing.teacher_forcing import encode_source, run_edit
+from var_core import CheckpointError, SamplingOptions
+
+TINY = Path(__file__).parent / "fixtures" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def editor() -> Editor:
+    return Editor.from_pretrained(TINY, device="cpu")
+
+
+def _picture(w: int = 64, h: int = 64, seed: int = 0) -> Image.Image:
+    """A smooth picture with some structure (random noise would be unlike any photo)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    channels = [np.sin(xx * f + p) * np.cos(yy * g + q) for f, g, p, q in rng.uniform(1, 8, (3, 4))]
+    return Image.fromarray(((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8))
+
+
+def _stroke(w: int = 64, h: int = 64) -> np.ndarray:
+    """A diagonal brush stroke, uint8 (H, W), 255 = regenerate."""
+    mask = np.zeros((h, w), np.uint8)
+    for t in np.linspace(0.2, 0.7, 50):
+        cx, cy = int(t * w), int((0.3 + 0.5 * t) * h)
+        mask[max(0, cy - 3) : cy + 4, max(0, cx - 3) : cx + 4] = 255
+    return mask
+
+
+def test_nothing_regenerated_reproduces_the_plain_tokens(editor):
+    x = torch.from_numpy(np.array(_picture())).permute(2, 0, 1)[None].float() / 127.5 - 1
+    source = encode_source(editor.vqvae, x)
+    none = [torch.zeros(pn * pn, dtype=torch.bool) for pn in editor.var.patch_nums]
+    labels = torch.tensor([editor.var.num_classes])
+    for replay in (False, True):
+        _, tokens = run_edit(editor.var, editor.vqvae, labels, SamplingOptions(), source, none, replay)
+        for got, want in zip(tokens, source.tokens, strict=True):
+            assert torch.equal(got, want)
+
+
+def test_replay_keeps_the_image_tokens_outside_the_mask(editor):
+    x = torch.from_numpy(np.array(_picture())).permute(2, 0, 1)[None].float() / 127.5 - 1
+    source = encode_source(editor.vqvae, x)
+    masks = scale_masks(torch.from_numpy(_stroke() / 255.0), editor.var.patch_nums)
+    labels = torch.full((3,), editor.var.num_classes)
+    g = torch.Generator().manual_seed(0)
+    _, tokens = run_edit(editor.var, editor.vqvae, labels, SamplingOptions(top_k=0, top_p=0), source, masks, True, g)
+    for got, want, regen in zip(tokens, source.tokens, masks, strict=True):
+        assert torch.equal(got[:, ~regen], want.expand(3, -1)[:, ~regen])
+
+
+def test_consistent_teacher_forcing_quantizes_against_the_real_history(editor):
+    x = torch.from_numpy(np.array(_picture())).permute(2, 0, 1)[None].float() / 127.5 - 1
+    source = encode_source(editor.vqvae, x)
+    masks = scale_masks(torch.from_numpy(_stroke() / 255.0), editor.var.patch_nums)
+    quant = editor.vqvae.quantize
+    f_before, seen = [], []
+
+    def record(k, f_hat, tokens):
+        seen.append(tokens.clone())
+        f_before.append(f_hat.clone())
+
+    g = torch.Generator().manual_seed(1)
+    run_edit(editor.var, editor.vqvae, torch.tensor([10]), SamplingOptions(), source, masks, False, g, record)
+    history = [torch.zeros_like(f_before[0])] + f_before[:-1]
+    for k, regen in enumerate(masks):
+        expected = quant.nearest_code(quant.downsample(source.latent - history[k], k))
+        assert torch.equal(seen[k][:, ~regen], expected[:, ~regen])
+
+
+@pytest.mark.parametrize("feather", [0, 6])
+def test_pixels_outside_the_mask_are_unchanged(editor, feather):
+    picture, mask = _picture(), _stroke()
+    result = editor.inpaint(picture, Image.fromarray(mask), EditOptions(seed=3, feather=feather, num_samples=2))
+    original = np.asarray(picture)
+    for image in result.images:
+        out = np.asarray(image)
+        assert np.array_equal(out[mask == 0], original[mask == 0])
+        assert (out[mask > 0] != original[mask > 0]).any()
+
+
+def test_touch_policy_regenerates_exactly_the_touched_cells():
+    mask = torch.zeros(64, 64)
+    mask[20:21, 40:41] = 1  # one pixel
+    patch_nums = (1, 2, 4, 8)
+    for pn, regen in zip(patch_nums, scale_masks(mask, patch_nums), strict=True):
+        grid = regen.view(pn, pn)
+        cell = 64 // pn
+        assert grid.sum() == 1 and grid[20 // cell, 40 // cell]
+
+
+def test_dilation_grows_the_regenerated_area():
+    mask = torch.zeros(64, 64)
+    mask[28:36, 28:36] = 1
+    plain = scale_masks(mask, (1, 2, 4, 8))[-1].sum()
+    grown = scale_masks(mask, (1, 2, 4, 8), dilation=1)[-1].sum()
+    assert grown > plain
+
+
+def test_strength_keeps_the_coarse_scales():
+    mask = torch.zeros(64, 64)
+    mask[16:48, 16:48] = 1
+    patch_nums = (1, 2, 3, 4, 6, 8)
+    touch = scale_masks(mask, patch_nums)
+    strong = scale_masks(mask, patch_nums, policy="strength", strength=3)
+    for k, (a, b) in enumerate(zip(touch, strong, strict=True)):
+        assert torch.equal(b, a) if k >= 3 else not b.any()
+
+
+def test_compat_policy_keeps_the_first_scales_whole():
+    mask = torch.zeros(16, 16)
+    mask[4:12, 4:12] = 1
+    masks = scale_masks(mask, (1, 2, 4, 8, 16), policy="compat")
+    assert not masks[0].any() and not masks[1].any()
+    assert masks[-1].view(16, 16)[4:12, 4:12].all() and masks[-1].sum() == 64
+
+
+def test_unconditional_inpaint_runs_one_cfg_branch(editor, monkeypatch):
+    rows = []
+    step = editor.var.step
+
+    def spy(x, *args):
+        rows.append(x.shape[0])
+        return step(x, *args)
+
+    monkeypatch.setattr(editor.var, "step", spy)
+    editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=0, num_samples=2))
+    assert set(rows) == {2}
+    rows.clear()
+    editor.edit_class(_picture(), Image.fromarray(_stroke()), 3, EditOptions(seed=0, num_samples=2))
+    assert set(rows) == {4}
+
+
+def test_an_image_is_encoded_once_across_edits(editor, monkeypatch):
+    calls = []
+    real = editor_module.encode_source
+    monkeypatch.setattr(editor_module, "encode_source", lambda *a: calls.append(1) or real(*a))
+    picture, mask = _picture(seed=7), Image.fromarray(_stroke())
+    editor.inpaint(picture, mask, EditOptions(seed=1))
+    editor.inpaint(picture, mask, EditOptions(seed=2, num_samples=3))
+    editor.edit_class(picture, mask, 1, EditOptions(seed=3))
+    assert len(calls) == 1
+
+
+def test_same_seed_same_result_and_more_smooth_runs(editor):
+    picture, mask = _picture(), Image.fromarray(_stroke())
+    a = editor.inpaint(picture, mask, EditOptions(seed=5, more_smooth=True))
+    b = editor.inpaint(picture, mask, EditOptions(seed=5, more_smooth=True))
+    assert a.seed == 5 and np.array_equal(np.asarray(a.images[0]), np.asarray(b.images[0]))
+
+
+def test_large_photo_round_trip(editor):
+    photo = _picture(4000, 3000)
+    mask = np.zeros((3000, 4000), np.uint8)
+    mask[1200:1300, 2500:2640] = 255
+    result = editor.inpaint(photo, Image.fromarray(mask), EditOptions(seed=0))
+    out, original = np.asarray(result.images[0]), np.asarray(photo)
+    assert result.images[0].size == (4000, 3000)
+    assert np.array_equal(out[mask == 0], original[mask == 0])
+    assert (out[mask > 0] != original[mask > 0]).any()
+
+
+def test_outpaint_grows_the_canvas_and_keeps_the_picture(editor):
+    picture = _picture()
+    result = editor.outpaint(picture, left=8, right=24, top=0, bottom=16, options=EditOptions(seed=0))
+    out = np.asarray(result.images[0])
+    assert result.images[0].size == (64 + 32, 64 + 16)
+    assert np.array_equal(out[0:64, 8:72], np.asarray(picture))
+
+
+def test_panorama_outpaint_in_windows(editor):
+    picture = _picture()
+    result = editor.outpaint(picture, left=64, right=128, options=EditOptions(seed=0))
+    out = np.asarray(result.images[0])
+    assert result.images[0].size == (256, 64)
+    assert np.array_equal(out[:, 64:128], np.asarray(picture))
+    assert out[:, :64].std() > 0 and out[:, 128:].std() > 0
+
+
+def test_zoom_out_keeps_the_size(editor):
+    result = editor.outpaint(_picture(), zoom_out=2.0, options=EditOptions(seed=0))
+    assert result.images[0].size == (64, 64)
+
+
+@pytest.mark.parametrize(
+    "mask, message",
+    [
+        (np.zeros((64, 64), np.uint8), "mask is empty"),
+        (np.full((64, 64), 255, np.uint8), "covers the whole picture"),
+        (np.zeros((32, 48), np.uint8), "mask is 48x32 but the image is 64x64"),
+    ],
+)
+def test_bad_masks_say_what_to_do(editor, mask, message):
+    with pytest.raises(EditError, match=message):
+        editor.inpaint(_picture(), Image.fromarray(mask))
+
+
+def test_not_an_image(editor):
+    with pytest.raises(EditError, match="not an image"):
+        editor.inpaint(io.BytesIO(b"definitely not a picture"), Image.fromarray(_stroke()))
+
+
+def test_decompression_bomb_is_refused(editor, tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (9000, 9000)).save(path)
+    with pytest.raises(EditError, match="megapixels"):
+        editor.inpaint(path, Image.fromarray(_stroke()))
+
+
+def test_class_out_of_range(editor):
+    with pytest.raises(EditError, match="Class 11 does not exist"):
+        editor.edit_class(_picture(), Image.fromarray(_stroke()), 11)
+
+
+def test_checkpoint_pair_that_does_not_belong_together(tmp_path):
+    import var_core
+
+    other = var_core.VAR(vocab_size=128, z_channels=8, depth=1, embed_dim=64, num_heads=1, num_classes=3,
+                         patch_nums=(1, 2, 3, 4))
+    var_core.save_checkpoint(other, tmp_path / "var.safetensors")
+    with pytest.raises(CheckpointError, match="do not belong together"):
+        Editor.from_files(TINY / "vae.safetensors", tmp_path / "var.safetensors", device="cpu")
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16", "CMYK", "P"])
+def test_any_image_mode_is_read(editor, mode, tmp_path):
+    picture = _picture()
+    if mode == "I;16":
+        converted = Image.fromarray(np.asarray(picture.convert("L")).astype(np.uint16) * 257)
+        assert converted.mode == "I;16"
+    else:
+        converted = picture.convert(mode)
+    path = tmp_path / ("x.tiff" if mode == "CMYK" else "x.png")
+    converted.save(path)
+    result = editor.inpaint(path, Image.fromarray(_stroke()), EditOptions(seed=0))
+    assert result.images[0].mode == "RGB" and result.images[0].size == (64, 64)
+
+
+def test_exif_orientation_is_applied(editor, tmp_path):
+    picture = _picture(64, 48)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    path = tmp_path / "rotated.jpg"
+    picture.save(path, exif=exif)
+    result = editor.inpaint(path, Image.fromarray(_stroke(48, 64)), EditOptions(seed=0))
+    assert result.images[0].size == (48, 64)
+
+
+def test_png_carries_parameters_and_is_not_overwritten(editor, tmp_path):
+    result = editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=9))
+    path = save_png(result.images[0], tmp_path / "out.png", result.params)
+    assert read_params(path)["seed"] == 9 and read_params(path)["mode"] == "inpaint"
+    with pytest.raises(FileExistsError):
+        save_png(result.images[0], path, result.params)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_cancel_stops_the_edit(editor):
+    import threading
+
+    from editing import EditCancelled
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(EditCancelled):
+        editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=0), cancel=stop)
+
+
+def test_previews_stream_every_scale(editor):
+    steps = []
+    editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=0),
+                   on_preview=lambda k, total, images: steps.append((k, total, images[0].size)))
+    K = editor.num_scales
+    assert [s[0] for s in steps] == list(range(1, K + 1)) and all(s[1] == K for s in steps)
