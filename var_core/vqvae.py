@@ -6,6 +6,8 @@ Data flow: image (B, 3, H, W) in [-1, 1] -> encoder -> quant_conv -> f (B, Cvae,
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -195,9 +197,11 @@ class VQVAE(nn.Module):
     def image_size(self) -> int:
         return self.patch_nums[-1] * self.downsample
 
-    def autocast(self, device_type: str) -> torch.autocast:
-        """Encoder/decoder precision; the quantizer always works in float32."""
-        return torch.autocast(device_type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
+    def autocast(self, device_type: str) -> contextlib.AbstractContextManager:
+        """Encoder/decoder precision (float32: whatever the caller set); the quantizer always works in float32."""
+        if self.compute_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type, dtype=self.compute_dtype)
 
     def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
         """Image (B, 3, H, W) in [-1, 1] -> continuous latent f (B, Cvae, H/16, W/16), float32."""
