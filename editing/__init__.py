@@ -5,11 +5,20 @@ picture + mask -> `canvas` (region, fill) -> `masks` (per-scale keep maps) -> `t
 """
 
 from .canvas import load_image, outpaint_canvas
-from .editor import EditOptions, EditResult, Editor, ModelInfo, available_models
+from .editor import EditOptions, Editor, EditResult, ModelInfo, available_models
 from .errors import EditCancelled, EditError
 from .metadata import read_params, save_png
 
 __all__ = [
-    "EditCancelled", "EditError", "EditOptions", "EditResult", "Editor", "ModelInfo", "available_models",
-    "load_image", "outpaint_canvas", "read_params", "save_png",
+    "EditCancelled",
+    "EditError",
+    "EditOptions",
+    "EditResult",
+    "Editor",
+    "ModelInfo",
+    "available_models",
+    "load_image",
+    "outpaint_canvas",
+    "read_params",
+    "save_png",
 ]

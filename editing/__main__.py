@@ -26,8 +26,15 @@ MODES = ("inpaint", "edit_class", "outpaint", "generate")
 
 def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
     source = Path(args.input) if args.input else None
-    base = {"mode": args.mode, "class_id": args.class_id, "left": args.left, "right": args.right, "top": args.top,
-            "bottom": args.bottom, "zoom_out": args.zoom_out}
+    base = {
+        "mode": args.mode,
+        "class_id": args.class_id,
+        "left": args.left,
+        "right": args.right,
+        "top": args.top,
+        "bottom": args.bottom,
+        "zoom_out": args.zoom_out,
+    }
     if source is None:
         return [{**base, "name": "generated"}]
     if source.is_file():
@@ -53,8 +60,9 @@ def _run(editor: Editor, job: dict[str, Any], options: EditOptions):
     if mode == "generate":
         return editor.generate(job["class_id"] if job["class_id"] is not None else editor.var.num_classes, options)
     if mode == "outpaint":
-        return editor.outpaint(job["image"], job["left"], job["right"], job["top"], job["bottom"], job["zoom_out"],
-                               options)
+        return editor.outpaint(
+            job["image"], job["left"], job["right"], job["top"], job["bottom"], job["zoom_out"], options
+        )
     if job.get("mask") is None:
         raise EditError(f"{job['name']} has no mask: pass --mask or put {job['name']}.mask.png beside it.")
     if mode == "edit_class":
@@ -65,8 +73,9 @@ def _run(editor: Editor, job: dict[str, Any], options: EditOptions):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m editing", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m editing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("input", nargs="?", help="an image, or a folder of jobs (omit to generate)")
     p.add_argument("--mask", help="mask image, white = regenerate (single image)")
     p.add_argument("--mode", choices=MODES, default="inpaint")
@@ -103,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             result = _run(editor, job, options)
             for i, image in enumerate(result.images):
                 suffix = f"-{i}" if len(result.images) > 1 else ""
-                path = save_png(image, out_dir / f"{job['name']}.{job['mode']}{suffix}.png", result.params,
-                                overwrite=args.overwrite)
+                path = save_png(
+                    image, out_dir / f"{job['name']}.{job['mode']}{suffix}.png", result.params, overwrite=args.overwrite
+                )
                 tqdm.write(f"{path}  (seed {result.seed})")
         except (EditError, ValueError, FileExistsError) as e:
             failures += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Union
+from typing import IO
 
 import cv2
 import numpy as np
@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import EditError
 
 MAX_PIXELS = 64_000_000  # larger files are refused (decompression-bomb guard)
-ImageSource = Union[str, Path, IO[bytes], Image.Image]
+ImageSource = str | Path | IO[bytes] | Image.Image
 
 
 def load_image(source: ImageSource) -> Image.Image:
@@ -38,7 +38,9 @@ def load_image(source: ImageSource) -> Image.Image:
         except EditError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise EditError("The image is too large to open safely (decompression bomb guard); downscale it first.") from e
+            raise EditError(
+                "The image is too large to open safely (decompression bomb guard); downscale it first."
+            ) from e
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise EditError("The file is not an image this app can read; use a PNG, JPEG, WebP or similar.") from e
     return to_rgb(ImageOps.exif_transpose(image))
@@ -170,7 +172,9 @@ def outpaint_canvas(
     if min(left, right, top, bottom) < 0:
         raise EditError("Out-paint amounts must be zero or positive numbers of pixels.")
     if left + right + top + bottom == 0:
-        raise EditError("Nothing to out-paint: give a number of pixels for at least one side, or a zoom-out factor above 1.")
+        raise EditError(
+            "Nothing to out-paint: give a number of pixels for at least one side, or a zoom-out factor above 1."
+        )
     src = np.asarray(image)
     grown = cv2.copyMakeBorder(src, top, bottom, left, right, cv2.BORDER_REPLICATE)
     mask = np.ones(grown.shape[:2], np.uint8) * 255

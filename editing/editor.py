@@ -10,9 +10,10 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -86,8 +87,14 @@ def _dtype(name: str | torch.dtype | None, device: str) -> torch.dtype:
         return name
     if name is None:
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     if name not in table:
         raise EditError(f"Unknown precision {name!r}; use float32, bfloat16 or float16.")
     return table[name]
@@ -95,9 +102,13 @@ def _dtype(name: str | torch.dtype | None, device: str) -> torch.dtype:
 
 def _find_pair(folder: Path) -> tuple[Path, Path]:
     def pick(prefix: str) -> Path:
-        found = sorted(p for p in folder.iterdir() if p.name.startswith(prefix) and p.suffix in (".safetensors", ".pth"))
+        found = sorted(
+            p for p in folder.iterdir() if p.name.startswith(prefix) and p.suffix in (".safetensors", ".pth")
+        )
         if not found:
-            raise CheckpointError(f"No {prefix}*.safetensors or {prefix}*.pth in {folder}; put the checkpoint pair there.")
+            raise CheckpointError(
+                f"No {prefix}*.safetensors or {prefix}*.pth in {folder}; put the checkpoint pair there."
+            )
         return found[0]
 
     return pick("vae"), pick("var")
@@ -132,8 +143,14 @@ class Editor:
     # ---- loading -------------------------------------------------------------------------
     @classmethod
     def from_files(
-        cls, vae_path: str | Path, var_path: str | Path, device: str | None = None, dtype: str | torch.dtype | None = None,
-        class_names: list[str] | None = None, name: str | None = None, defaults: EditOptions | None = None,
+        cls,
+        vae_path: str | Path,
+        var_path: str | Path,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        class_names: list[str] | None = None,
+        name: str | None = None,
+        defaults: EditOptions | None = None,
     ) -> Editor:
         """Load a checkpoint pair (.pth or .safetensors)."""
         device = device or default_device()
@@ -146,7 +163,10 @@ class Editor:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_folder: str | Path = "demo", device: str | None = None, dtype: str | torch.dtype | None = None,
+        cls,
+        name_or_folder: str | Path = "demo",
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
         download: bool = False,
     ) -> Editor:
         """'demo' (bundled), a published name ('d16' ... 'd36'), or a folder with vae*/var* checkpoints."""
@@ -156,20 +176,26 @@ class Editor:
             return cls.from_files(vae_path, var_path, device, dtype, name=f"VAR-{key}")
         folder = DEMO_DIR if key == "demo" else Path(key)
         if not folder.is_dir():
-            raise CheckpointError(f"No model named {key!r}: use demo, {', '.join(ZOO)}, or a folder with a checkpoint pair.")
+            raise CheckpointError(
+                f"No model named {key!r}: use demo, {', '.join(ZOO)}, or a folder with a checkpoint pair."
+            )
         vae_path, var_path = _find_pair(folder)
         classes = folder / "classes.json"
         class_names = json.loads(classes.read_text()) if classes.is_file() else None
         defaults_file = folder / "defaults.json"
         defaults = EditOptions(**json.loads(defaults_file.read_text())) if defaults_file.is_file() else None
-        return cls.from_files(vae_path, var_path, device, dtype, class_names, "demo" if key == "demo" else folder.name,
-                              defaults)
+        return cls.from_files(
+            vae_path, var_path, device, dtype, class_names, "demo" if key == "demo" else folder.name, defaults
+        )
 
     @property
     def info(self) -> ModelInfo:
         return ModelInfo(
-            name=self.name, image_size=self.resolution, num_classes=self.var.num_classes,
-            class_names=list(self.class_names), device=self.device,
+            name=self.name,
+            image_size=self.resolution,
+            num_classes=self.var.num_classes,
+            class_names=list(self.class_names),
+            device=self.device,
             dtype=str(self.var.compute_dtype).replace("torch.", ""),
             parameters=sum(p.numel() for p in self.var.parameters()) + sum(p.numel() for p in self.vqvae.parameters()),
         )
@@ -182,8 +208,13 @@ class Editor:
         return self.defaults
 
     # ---- public edits ----------------------------------------------------------------------
-    def generate(self, class_id: int, options: EditOptions | None = None, on_preview: PreviewCallback | None = None,
-                 cancel: threading.Event | None = None) -> EditResult:
+    def generate(
+        self,
+        class_id: int,
+        options: EditOptions | None = None,
+        on_preview: PreviewCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> EditResult:
         """Class-conditional generation at the model's resolution (class_id = num_classes: unconditional)."""
         options = self._check(options, class_id)
         R = self.resolution
@@ -192,20 +223,41 @@ class Editor:
         full = np.ones((R, R), np.float32)
         return self._result(images, seed, options, "generate", class_id, full, Region(0, 0, R), previews)
 
-    def inpaint(self, image: ImageSource, mask: ImageSource | np.ndarray, options: EditOptions | None = None,
-                on_preview: PreviewCallback | None = None, cancel: threading.Event | None = None) -> EditResult:
+    def inpaint(
+        self,
+        image: ImageSource,
+        mask: ImageSource | np.ndarray,
+        options: EditOptions | None = None,
+        on_preview: PreviewCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> EditResult:
         """Regenerate the white part of `mask` so that it fits the rest of `image` (no class)."""
         return self._edit_image(image, mask, self.var.num_classes, "inpaint", options, on_preview, cancel)
 
-    def edit_class(self, image: ImageSource, mask: ImageSource | np.ndarray, class_id: int,
-                   options: EditOptions | None = None, on_preview: PreviewCallback | None = None,
-                   cancel: threading.Event | None = None) -> EditResult:
+    def edit_class(
+        self,
+        image: ImageSource,
+        mask: ImageSource | np.ndarray,
+        class_id: int,
+        options: EditOptions | None = None,
+        on_preview: PreviewCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> EditResult:
         """Regenerate the white part of `mask` as class `class_id`."""
         return self._edit_image(image, mask, class_id, "edit_class", options, on_preview, cancel)
 
-    def outpaint(self, image: ImageSource, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
-                 zoom_out: float | None = None, options: EditOptions | None = None,
-                 on_preview: PreviewCallback | None = None, cancel: threading.Event | None = None) -> EditResult:
+    def outpaint(
+        self,
+        image: ImageSource,
+        left: int = 0,
+        right: int = 0,
+        top: int = 0,
+        bottom: int = 0,
+        zoom_out: float | None = None,
+        options: EditOptions | None = None,
+        on_preview: PreviewCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> EditResult:
         """Grow the canvas by pixels per side (or zoom out by a factor > 1) and fill what is new.
 
         Canvases much wider or taller than square are planned at a coarse scale as a whole, then
@@ -261,9 +313,17 @@ class Editor:
 
         return Guard()
 
-    def _edit_image(self, image: ImageSource | Image.Image, mask_source: ImageSource | np.ndarray, class_id: int,
-                    mode: str, options: EditOptions | None, on_preview: PreviewCallback | None,
-                    cancel: threading.Event | None, allow_full: bool = False) -> EditResult:
+    def _edit_image(
+        self,
+        image: ImageSource | Image.Image,
+        mask_source: ImageSource | np.ndarray,
+        class_id: int,
+        mode: str,
+        options: EditOptions | None,
+        on_preview: PreviewCallback | None,
+        cancel: threading.Event | None,
+        allow_full: bool = False,
+    ) -> EditResult:
         options = self._check(options, class_id)
         picture = canvas.load_image(image)
         mask = canvas.load_mask(mask_source, picture.size)
@@ -271,8 +331,10 @@ class Editor:
         if coverage == 0:
             raise EditError("The mask is empty: paint over the area to regenerate.")
         if coverage == 1 and not (allow_full and options.policy == "strength" and options.strength > 0):
-            raise EditError("The mask covers the whole picture, so nothing is left to keep: leave part of it unpainted, "
-                            "or generate a new picture instead.")
+            raise EditError(
+                "The mask covers the whole picture, so nothing is left to keep: leave part of it unpainted, "
+                "or generate a new picture instead."
+            )
         original = np.asarray(picture)
         region = canvas.edit_region(mask, options.context, min_side=self.resolution // 2)
         region_mask = canvas.crop(np.pad(mask, 0), region)
@@ -294,16 +356,23 @@ class Editor:
     def _outside_image(shape: tuple[int, int], region: Region) -> np.ndarray:
         """1 where the region reaches past the picture (free for the model to draw), else 0."""
         inside = np.zeros(shape, np.float32)
-        return 1 - canvas.crop(np.pad(inside, 1, constant_values=0), Region(region.x0 + 1, region.y0 + 1, region.side)) \
-            if region.x0 < 0 or region.y0 < 0 or region.x0 + region.side > shape[1] or region.y0 + region.side > shape[0] \
+        return (
+            1 - canvas.crop(np.pad(inside, 1, constant_values=0), Region(region.x0 + 1, region.y0 + 1, region.side))
+            if region.x0 < 0
+            or region.y0 < 0
+            or region.x0 + region.side > shape[1]
+            or region.y0 + region.side > shape[0]
             else np.zeros((region.side, region.side), np.float32)
+        )
 
     def _to_model(self, region_image: np.ndarray) -> torch.Tensor:
         """uint8 (s, s, 3) -> (1, 3, R, R) in [-1, 1] on the device."""
         R = self.resolution
         side = region_image.shape[0]
-        resized = region_image if side == R else cv2.resize(
-            region_image, (R, R), interpolation=cv2.INTER_AREA if side > R else cv2.INTER_CUBIC
+        resized = (
+            region_image
+            if side == R
+            else cv2.resize(region_image, (R, R), interpolation=cv2.INTER_AREA if side > R else cv2.INTER_CUBIC)
         )
         x = torch.from_numpy(np.array(resized)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
         return x.to(self.device)
@@ -320,17 +389,24 @@ class Editor:
             self._encoded.popitem(last=False)
         return encoded
 
-    def _sample(self, source: EncodedImage | None, mask_R: np.ndarray | None, class_id: int, options: EditOptions,
-                on_preview: PreviewCallback | None, cancel: threading.Event | None
-                ) -> tuple[list[np.ndarray], int, list[Image.Image]]:
+    def _sample(
+        self,
+        source: EncodedImage | None,
+        mask_R: np.ndarray | None,
+        class_id: int,
+        options: EditOptions,
+        on_preview: PreviewCallback | None,
+        cancel: threading.Event | None,
+    ) -> tuple[list[np.ndarray], int, list[Image.Image]]:
         """Run the edit loop; returns uint8 (R, R, 3) candidates, the seed, and the last previews."""
         seed = options.seed if options.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         generator = torch.Generator(self.device).manual_seed(seed)
         labels = torch.full((options.num_samples,), class_id, device=self.device)
         regenerate = None
         if source is not None:
-            regenerate = scale_masks(torch.from_numpy(mask_R), self.var.patch_nums, options.policy, options.dilation,
-                                     options.strength)
+            regenerate = scale_masks(
+                torch.from_numpy(mask_R), self.var.patch_nums, options.policy, options.dilation, options.strength
+            )
         sampling = SamplingOptions(options.cfg, options.top_k, options.top_p, options.more_smooth)
         previews: list[Image.Image] = []
 
@@ -341,8 +417,9 @@ class Editor:
                 previews[:] = self._preview(f_hat, k)
                 on_preview(k + 1, self.num_scales, previews)
 
-        f_hat, _ = run_edit(self.var, self.vqvae, labels, sampling, source, regenerate, options.replay, generator,
-                            on_scale)
+        f_hat, _ = run_edit(
+            self.var, self.vqvae, labels, sampling, source, regenerate, options.replay, generator, on_scale
+        )
         images = self._to_uint8(self.vqvae.decode_fhat(f_hat))
         if on_preview is not None:
             previews[:] = [Image.fromarray(a) for a in images]
@@ -362,13 +439,18 @@ class Editor:
         arr = x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return list(arr)
 
-    def _compose(self, original: np.ndarray, mask: np.ndarray, region: Region, generated_R: np.ndarray,
-                 options: EditOptions) -> Image.Image:
+    def _compose(
+        self, original: np.ndarray, mask: np.ndarray, region: Region, generated_R: np.ndarray, options: EditOptions
+    ) -> Image.Image:
         """Bring a model-resolution result back into the full picture."""
         H, W = mask.shape
         side = region.side
-        generated = generated_R if side == self.resolution else cv2.resize(
-            generated_R, (side, side), interpolation=cv2.INTER_CUBIC if side > self.resolution else cv2.INTER_AREA
+        generated = (
+            generated_R
+            if side == self.resolution
+            else cv2.resize(
+                generated_R, (side, side), interpolation=cv2.INTER_CUBIC if side > self.resolution else cv2.INTER_AREA
+            )
         )
         full = original.copy()
         x0, y0 = max(region.x0, 0), max(region.y0, 0)
@@ -378,12 +460,23 @@ class Editor:
             return Image.fromarray(full)
         return Image.fromarray(canvas.paste_back(original, full, canvas.feather_alpha(mask, options.feather)))
 
-    def _result(self, images: list[Image.Image | np.ndarray], seed: int, options: EditOptions, mode: str,
-                class_id: int, mask: np.ndarray, region: Region, previews: list[Image.Image],
-                mask_R: np.ndarray | None = None) -> EditResult:
+    def _result(
+        self,
+        images: list[Image.Image | np.ndarray],
+        seed: int,
+        options: EditOptions,
+        mode: str,
+        class_id: int,
+        mask: np.ndarray,
+        region: Region,
+        previews: list[Image.Image],
+        mask_R: np.ndarray | None = None,
+    ) -> EditResult:
         pictures = [im if isinstance(im, Image.Image) else Image.fromarray(im) for im in images]
         params = {
-            "mode": mode, "model": self.name, "class_id": class_id,
+            "mode": mode,
+            "model": self.name,
+            "class_id": class_id,
             "class_name": self.class_names[class_id] if class_id < len(self.class_names) else "none",
             **asdict(replace(options, seed=seed)),
         }
@@ -414,19 +507,27 @@ class Editor:
         view[grid[sub] & tint] = (255, 255, 255)
         return Image.fromarray(base.clip(0, 255).astype(np.uint8))
 
-    def _panorama(self, grown: Image.Image, mask: np.ndarray, options: EditOptions,
-                  on_preview: PreviewCallback | None, cancel: threading.Event | None) -> EditResult:
+    def _panorama(
+        self,
+        grown: Image.Image,
+        mask: np.ndarray,
+        options: EditOptions,
+        on_preview: PreviewCallback | None,
+        cancel: threading.Event | None,
+    ) -> EditResult:
         """Out-paint a long canvas: plan the whole at coarse scale, then refine square windows in order."""
         W, H = grown.size
-        plan = self._edit_image(grown, mask, self.var.num_classes, "outpaint", replace(options, feather=0),
-                                on_preview, cancel)
+        plan = self._edit_image(
+            grown, mask, self.var.num_classes, "outpaint", replace(options, feather=0), on_preview, cancel
+        )
         side = min(W, H)
         stride = max(1, side // 2)
         long = max(W, H)
         starts = list(range(0, long - side, stride)) + [long - side]
         # Windows keep the plan's coarse tokens (layout, colour) and redraw the finer ones.
-        windows = replace(options, policy="strength", strength=max(options.strength, self.num_scales // 3),
-                          num_samples=1, context=0.0)
+        windows = replace(
+            options, policy="strength", strength=max(options.strength, self.num_scales // 3), num_samples=1, context=0.0
+        )
         finals, seed = [], plan.seed
         for i, planned in enumerate(plan.images):
             work = np.asarray(planned).copy()
@@ -438,10 +539,19 @@ class Editor:
                 if not window_mask.any():
                     continue
                 window_opts = replace(windows, seed=seed + 1 + 1000 * i + j)
-                sub = self._edit_image(Image.fromarray(work[box]), window_mask[box], self.var.num_classes, "outpaint",
-                                       replace(window_opts, feather=0), on_preview, cancel, allow_full=True)
+                sub = self._edit_image(
+                    Image.fromarray(work[box]),
+                    window_mask[box],
+                    self.var.num_classes,
+                    "outpaint",
+                    replace(window_opts, feather=0),
+                    on_preview,
+                    cancel,
+                    allow_full=True,
+                )
                 work[box] = np.where(window_mask[box][..., None] >= 0.5, np.asarray(sub.images[0]), work[box])
                 todo &= window_mask < 0.5
             finals.append(np.asarray(canvas.paste_back(np.asarray(grown), work, canvas.feather_alpha(mask, 0))))
-        return self._result(finals, seed, options, "outpaint", self.var.num_classes, mask, Region(0, 0, max(W, H)),
-                            plan.previews)
+        return self._result(
+            finals, seed, options, "outpaint", self.var.num_classes, mask, Region(0, 0, max(W, H)), plan.previews
+        )

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import var_core
-from var_core import CheckpointError, PATCH_NUMS_256, PATCH_NUMS_512
+from var_core import PATCH_NUMS_256, PATCH_NUMS_512, CheckpointError
 from var_core.zoo import ZOO
 
 KEYS = Path(__file__).parent / "fixtures" / "keys"
@@ -113,7 +113,9 @@ def test_safetensors_round_trip_keeps_config(tmp_path):
 def test_inspect_cli_prints_json():
     out = subprocess.run(
         [sys.executable, "-m", "var_core", "inspect", str(TINY / "var.safetensors")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     info = json.loads(out.stdout)
     assert info["kind"] == "var" and info["depth"] == 2 and info["num_classes"] == 10

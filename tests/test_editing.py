@@ -229,8 +229,9 @@ def test_class_out_of_range(editor):
 def test_checkpoint_pair_that_does_not_belong_together(tmp_path):
     import var_core
 
-    other = var_core.VAR(vocab_size=128, z_channels=8, depth=1, embed_dim=64, num_heads=1, num_classes=3,
-                         patch_nums=(1, 2, 3, 4))
+    other = var_core.VAR(
+        vocab_size=128, z_channels=8, depth=1, embed_dim=64, num_heads=1, num_classes=3, patch_nums=(1, 2, 3, 4)
+    )
     var_core.save_checkpoint(other, tmp_path / "var.safetensors")
     with pytest.raises(CheckpointError, match="do not belong together"):
         Editor.from_files(TINY / "vae.safetensors", tmp_path / "var.safetensors", device="cpu")
@@ -282,7 +283,11 @@ def test_cancel_stops_the_edit(editor):
 
 def test_previews_stream_every_scale(editor):
     steps = []
-    editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=0),
-                   on_preview=lambda k, total, images: steps.append((k, total, images[0].size)))
+    editor.inpaint(
+        _picture(),
+        Image.fromarray(_stroke()),
+        EditOptions(seed=0),
+        on_preview=lambda k, total, images: steps.append((k, total, images[0].size)),
+    )
     K = editor.num_scales
     assert [s[0] for s in steps] == list(range(1, K + 1)) and all(s[1] == K for s in steps)

@@ -41,7 +41,9 @@ def test_config_read_from_checkpoint(ref):
     assert var.patch_nums == tuple(cfg["patch_nums"])
     assert vqvae.image_size == cfg["image_size"]
     assert (var.config["depth"], var.num_classes, var.config["shared_aln"]) == (
-        cfg["depth"], cfg["num_classes"], cfg["shared_aln"],
+        cfg["depth"],
+        cfg["num_classes"],
+        cfg["shared_aln"],
     )
 
 

@@ -9,6 +9,17 @@ from .transformer import VAR
 from .vqvae import PATCH_NUMS_256, PATCH_NUMS_512, VQVAE
 
 __all__ = [
-    "CheckpointError", "PATCH_NUMS_256", "PATCH_NUMS_512", "SamplingOptions", "VAR", "VQVAE",
-    "describe", "generate", "load_var", "load_vqvae", "read_checkpoint", "sample_fhat", "save_checkpoint",
+    "CheckpointError",
+    "PATCH_NUMS_256",
+    "PATCH_NUMS_512",
+    "SamplingOptions",
+    "VAR",
+    "VQVAE",
+    "describe",
+    "generate",
+    "load_var",
+    "load_vqvae",
+    "read_checkpoint",
+    "sample_fhat",
+    "save_checkpoint",
 ]

@@ -10,8 +10,9 @@ import json
 import math
 import pickle
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import torch
 
@@ -19,7 +20,7 @@ from .transformer import VAR
 from .vqvae import PATCH_NUMS_256, PATCH_NUMS_512, VQVAE
 
 StateDict = Mapping[str, torch.Tensor]
-Source = Union[str, Path, StateDict]
+Source = str | Path | StateDict
 CONFIG_KEY = "var_core.config"
 
 
@@ -92,10 +93,14 @@ def vqvae_config(state: StateDict, meta: Mapping[str, Any] | None = None) -> dic
     ema = state.get("quantize.ema_vocab_hit_SV")
     num_ema = ema.shape[0] if ema is not None else 10
     cfg = dict(
-        vocab_size=vocab, z_channels=z, ch=ch, ch_mult=ch_mult,
+        vocab_size=vocab,
+        z_channels=z,
+        ch=ch,
+        ch_mult=ch_mult,
         num_res_blocks=_count(state, "encoder.down.0.block.{}."),
         share_quant_resi=_quant_resi_sharing(state),
-        patch_nums=PATCH_NUMS_256, num_ema_scales=num_ema,
+        patch_nums=PATCH_NUMS_256,
+        num_ema_scales=num_ema,
     )
     if meta and "patch_nums" in meta:
         cfg["patch_nums"] = tuple(meta["patch_nums"])

@@ -43,7 +43,11 @@ class QuantResidual(nn.Module):
 
 class MultiScaleQuantizer(nn.Module):
     def __init__(
-        self, vocab_size: int, channels: int, patch_nums: tuple[int, ...], share_quant_resi: int = 4,
+        self,
+        vocab_size: int,
+        channels: int,
+        patch_nums: tuple[int, ...],
+        share_quant_resi: int = 4,
         num_ema_scales: int = 10,
     ):
         super().__init__()

@@ -7,8 +7,9 @@ how editing teacher-forces the image outside the mask), and f_hat grows by the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 
@@ -28,7 +29,7 @@ class SamplingOptions:
 
 class KeepHook(Protocol):
     def __call__(self, k: int, f_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Scale k, f_hat (B, Cvae, P, P) accumulated before k -> (keep (B, pn_k^2) bool, tokens (B, pn_k^2)) or None."""
+        """Scale k, f_hat (B, Cvae, P, P) accumulated before k -> (keep, tokens), both (B, pn_k^2), or None."""
 
 
 ScaleCallback = Callable[[int, torch.Tensor, torch.Tensor], None]

@@ -125,8 +125,15 @@ class VAR(nn.Module):
         C = embed_dim or 64 * depth
         heads = num_heads or depth
         self.config = dict(
-            vocab_size=vocab_size, z_channels=z_channels, depth=depth, embed_dim=C, num_heads=heads,
-            num_classes=num_classes, patch_nums=tuple(patch_nums), shared_aln=shared_aln, mlp_ratio=mlp_ratio,
+            vocab_size=vocab_size,
+            z_channels=z_channels,
+            depth=depth,
+            embed_dim=C,
+            num_heads=heads,
+            num_classes=num_classes,
+            patch_nums=tuple(patch_nums),
+            shared_aln=shared_aln,
+            mlp_ratio=mlp_ratio,
         )
         self.C, self.heads, self.num_classes, self.vocab_size = C, heads, num_classes, vocab_size
         self.compute_dtype = torch.float32
@@ -223,6 +230,6 @@ class VAR(nn.Module):
 
     def step(self, x: torch.Tensor, cond: torch.Tensor, block_cond: torch.Tensor, caches: list[KVCache]):
         """One scale of sampling: inputs (B, l, C) -> logits (B, l, V), attending to the caches."""
-        for block, cache in zip(self.blocks, caches):
+        for block, cache in zip(self.blocks, caches, strict=True):
             x = block(x, block_cond, None, cache)
         return self.logits(x, cond)

@@ -175,8 +175,13 @@ class VQVAE(nn.Module):
     ):
         super().__init__()
         self.config = dict(
-            vocab_size=vocab_size, z_channels=z_channels, ch=ch, ch_mult=tuple(ch_mult),
-            num_res_blocks=num_res_blocks, share_quant_resi=share_quant_resi, patch_nums=tuple(patch_nums),
+            vocab_size=vocab_size,
+            z_channels=z_channels,
+            ch=ch,
+            ch_mult=tuple(ch_mult),
+            num_res_blocks=num_res_blocks,
+            share_quant_resi=share_quant_resi,
+            patch_nums=tuple(patch_nums),
         )
         self.vocab_size, self.Cvae = vocab_size, z_channels
         self.compute_dtype = torch.float32

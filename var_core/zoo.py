@@ -58,7 +58,9 @@ def find_file(filename: str, download: bool = False) -> Path:
     except ImportError:
         pass
     except OSError as e:
-        raise CheckpointError(f"Could not download {filename} from {HF_REPO} ({e}); put the file in {local.parent}/.") from e
+        raise CheckpointError(
+            f"Could not download {filename} from {HF_REPO} ({e}); put the file in {local.parent}/."
+        ) from e
     raise CheckpointError(
         f"{filename} is not on this machine: put it in {local.parent.resolve()}/ "
         f"(from https://huggingface.co/{HF_REPO}) or allow downloading."

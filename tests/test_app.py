@@ -1,0 +1,301 @@
+"""Real-browser tests of the editing studio (app.py): Chromium drives the page of a live server.
+
+Run with ``pytest -m browser tests/test_app.py``. The app runs as a subprocess on a free port with
+the demo model; set VAR_APP_ARGS (e.g. "--vae a.safetensors --var b.safetensors") to use others.
+Screenshots of every state go to test-artifacts/app/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "app"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BRUSH_RADIUS = 25  # gr.Brush(default_size="auto") paints with a 25-pixel radius (image pixels)
+SIZE = 256  # the test picture: big enough that the default brush leaves most of it unpainted
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def picture() -> Image.Image:
+    """An emoji-like test picture with texture everywhere, so any change is visible."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    arr = np.stack([(xx * 255) // SIZE, (yy * 255) // SIZE, ((xx + yy) * 3) % 256], -1).astype(np.uint8)
+    im = Image.fromarray(arr, "RGB")
+    d = ImageDraw.Draw(im)
+    d.ellipse((40, 40, 216, 216), fill=(250, 200, 40), outline=(90, 50, 0), width=4)
+    d.ellipse((90, 90, 110, 120), fill=(0, 0, 0))
+    d.ellipse((146, 90, 166, 120), fill=(0, 0, 0))
+    d.arc((80, 110, 176, 190), 20, 160, fill=(0, 0, 0), width=8)
+    return im
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The test picture, a mask for the API, and a text file posing as a PNG."""
+    d = tmp_path_factory.mktemp("app-files")
+    picture().save(d / "emoji.png")
+    mask = Image.new("L", (SIZE, SIZE), 0)
+    ImageDraw.Draw(mask).rectangle((96, 150, 160, 200), fill=255)
+    mask.save(d / "mask.png")
+    (d / "not-an-image.png").write_text("this is plain text, not a PNG\n")
+    return {"image": d / "emoji.png", "mask": d / "mask.png", "bad": d / "not-an-image.png"}
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python app.py --port N` as a subprocess; its URL once it answers."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("app-log") / "app.log"
+    extra = shlex.split(os.environ.get("VAR_APP_ARGS", ""))
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", "--port", str(port), *extra], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not answer within 180 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if proc.returncode not in (0, -15, None):
+            print(log.read_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium (no downloads, no GPU)."""
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: object, app_url: str) -> Iterator[object]:
+    """One page on the app for the whole module (the tests build on each other's state)."""
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.outside = []  # requests that left the machine
+    pg.on(
+        "request",
+        lambda r: pg.outside.append(r.url)
+        if not r.url.startswith((app_url, "data:", "blob:", "http://127.0.0.1", "http://localhost"))
+        else None,
+    )
+    pg.goto(app_url)
+    pg.wait_for_selector("#canvas button[title='Upload']")
+    yield pg
+    context.close()
+
+
+def shot(pg: object, name: str) -> None:
+    """Screenshot of the whole page into test-artifacts/app/."""
+    pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def run_and_wait(pg: object, button: str) -> str:
+    """Click a run button and wait for the status line to say how it ended."""
+    pg.evaluate("document.querySelector('#status textarea').value = ''")
+    pg.click(button)
+    pg.wait_for_function(
+        "() => /^(Done|Failed|Stopped)/.test(document.querySelector('#status textarea').value)", timeout=120_000
+    )
+    return pg.input_value("#status textarea")
+
+
+def download(pg: object, tmp: Path) -> Path:
+    """Save the selected candidate through the Download PNG button."""
+    with pg.expect_download() as info:
+        pg.click("#download")
+    path = tmp / info.value.suggested_filename
+    info.value.save_as(path)
+    return path
+
+
+def png_params(path: Path) -> dict:
+    """The parameters the app stored in a PNG."""
+    with Image.open(path) as im:
+        return json.loads(im.text["var-edit"])
+
+
+def test_page_loads_offline(page: object) -> None:
+    """The studio shows the model and makes no request off the machine."""
+    assert "classes" in page.inner_text("#model-info") or page.is_visible("#canvas")
+    shot(page, "01-start")
+    assert page.outside == []
+
+
+def test_inpaint_keeps_everything_outside_the_stroke(page: object, files: dict[str, Path], tmp_path: Path) -> None:
+    """Upload, paint a stroke, in-paint: only pixels under the stroke may change."""
+    page.set_input_files("#canvas input[type=file]", str(files["image"]))
+    page.wait_for_selector("#canvas button[title='Brush Size']")  # the brush is picked after an upload
+    page.wait_for_function("() => !document.querySelector('#canvas').innerText.includes('processing')")
+    zoom = float(page.inner_text("#canvas .zoom-number").strip().rstrip("%")) / 100
+    box = page.locator("#canvas canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # the picture sits in the middle
+    x0, x1, y = -40, 40, 40  # the stroke, in picture pixels from its centre (below the eyes)
+    page.mouse.move(cx + x0 * zoom, cy + y * zoom)
+    page.mouse.down()
+    for x in range(x0, x1 + 1, 4):
+        page.mouse.move(cx + x * zoom, cy + y * zoom, steps=2)
+    page.mouse.up()
+    shot(page, "02-stroke")
+
+    page.click("#settings button, #settings .label-wrap")
+    page.uncheck("#random-seed input[type=checkbox]")
+    page.fill("#seed input", "7")
+    page.fill("#num-samples input[type=number]", "2")
+    page.press("#num-samples input[type=number]", "Enter")
+    status = run_and_wait(page, "#run-inpaint")
+    shot(page, "03-inpaint-result")
+    assert status.startswith("Done"), status
+    assert "seed 7" in status and "7" in page.inner_text("#seed-used")
+    assert page.locator("#candidates img").count() == 2
+
+    result = download(page, tmp_path)
+    params = png_params(result)
+    assert params["seed"] == 7 and params["mode"] == "inpaint"
+    before = np.asarray(Image.open(files["image"]).convert("RGB"), np.int16)
+    after = np.asarray(Image.open(result).convert("RGB"), np.int16)
+    assert after.shape == before.shape
+    # Everything farther than the brush radius (+ anti-aliasing and a display pixel) from the stroke
+    # is pasted back untouched; feathering only blends inside the painted mask.
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    sx, sy = SIZE / 2 + np.clip(xx - SIZE / 2, x0, x1), SIZE / 2 + y
+    near = np.hypot(xx - sx, yy - sy) <= BRUSH_RADIUS + 3 + 1 / min(zoom, 1)
+    changed = np.abs(after - before).max(-1) > 0
+    assert not (changed & ~near).any(), f"{int((changed & ~near).sum())} pixels changed outside the stroke"
+    assert changed[near].mean() > 0.05, "the painted area should be regenerated"
+
+    page.check("text=Show the regenerated token cells")
+    page.wait_for_selector("img[alt], #candidates img")
+    shot(page, "04-cells")
+    page.click("#continue")
+    page.wait_for_function("() => document.querySelector('#history').innerText.includes('Earlier versions: 1')")
+    shot(page, "05-continued")
+    page.click("#back")
+    page.wait_for_function("() => document.querySelector('#history').innerText.includes('No earlier')")
+
+
+def test_class_edit(page: object) -> None:
+    """Search the class list, pick a class, paint and apply it."""
+    page.click("role=tab[name='Class edit']")
+    page.click("#class-dd input")
+    options = page.locator("ul.options li")
+    options.first.wait_for()
+    names = options.all_inner_texts()
+    target = names[min(1, len(names) - 1)]
+    page.fill("#class-dd input", target.split(": ", 1)[-1][:3])
+    page.locator("ul.options li", has_text=target).first.click()
+    assert page.input_value("#class-dd input") == target
+    box = page.locator("#canvas canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 30, cy - 60)
+    page.mouse.down()
+    page.mouse.move(cx + 30, cy - 60, steps=8)
+    page.mouse.up()
+    status = run_and_wait(page, "#run-class")
+    shot(page, "06-class-edit")
+    assert status.startswith("Done"), status
+    assert page.locator("#candidates img").count() == 2
+
+
+def test_outpaint_grows_the_canvas(page: object, tmp_path: Path) -> None:
+    """Out-paint 32 px left and right and 16 px at the top: preview first, then run."""
+    page.click("role=tab[name='Out-paint']")
+    for side, value in (("left", 32), ("right", 32), ("top", 16)):
+        page.fill(f"#out-{side} input", str(value))
+        page.press(f"#out-{side} input", "Tab")
+    page.click("#preview-canvas")
+    page.wait_for_function(f"() => document.body.innerText.includes('{SIZE + 64}×{SIZE + 16} px')")
+    shot(page, "07-outpaint-preview")
+    status = run_and_wait(page, "#run-outpaint")
+    shot(page, "08-outpaint-result")
+    assert status.startswith("Done"), status
+    with Image.open(download(page, tmp_path)) as im:
+        assert im.size == (SIZE + 64, SIZE + 16)
+
+
+def test_api_inpaint_with_gradio_client(app_url: str, files: dict[str, Path]) -> None:
+    """The named endpoint /inpaint: image file + mask file + options -> PNG + parameters."""
+    from gradio_client import Client, handle_file
+
+    client = Client(app_url, verbose=False)
+    path, params = client.predict(
+        handle_file(str(files["image"])), handle_file(str(files["mask"])), {"seed": 3, "num_samples": 1},
+        api_name="/inpaint",
+    )
+    assert params["seed"] == 3 and params["mode"] == "inpaint"
+    before = np.asarray(Image.open(files["image"]).convert("RGB"))
+    after = np.asarray(Image.open(path).convert("RGB"))
+    outside = np.asarray(Image.open(files["mask"])) < 128
+    assert after.shape == before.shape
+    assert (after[outside] == before[outside]).all(), "pixels outside the mask must be unchanged"
+    assert (after[~outside] != before[~outside]).any()
+
+
+def test_invalid_upload_shows_one_sentence(page: object, files: dict[str, Path]) -> None:
+    """A text file renamed .png gets a clear message and the app keeps working."""
+    page.set_input_files("#open-file input[type=file], input[type=file][accept*='image']", str(files["bad"]))
+    toast = page.locator("[data-testid='toast-body']").filter(has_text="not an image")
+    toast.first.wait_for()
+    shot(page, "09-invalid-upload")
+    text = toast.first.inner_text()
+    assert "Traceback" not in text
+    assert page.outside == []
