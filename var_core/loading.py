@@ -12,7 +12,7 @@ import pickle
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 
