@@ -101,6 +101,20 @@ class Region:
     def box(self) -> tuple[int, int, int, int]:
         return self.x0, self.y0, self.x0 + self.side, self.y0 + self.side
 
+    def overlap(self, width: int, height: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """(rows, cols) of the part inside a width x height image: in image and in region coordinates."""
+        x0, y0 = max(self.x0, 0), max(self.y0, 0)
+        x1, y1 = min(self.x0 + self.side, width), min(self.y0 + self.side, height)
+        inside = (slice(y0, y1), slice(x0, x1))
+        local = (slice(y0 - self.y0, y1 - self.y0), slice(x0 - self.x0, x1 - self.x0))
+        return inside, local
+
+    def outside(self, width: int, height: int) -> np.ndarray:
+        """float32 (side, side): 1 where the region reaches past the image, else 0."""
+        out = np.ones((self.side, self.side), np.float32)
+        out[self.overlap(width, height)[1]] = 0
+        return out
+
 
 def edit_region(mask: np.ndarray, context: float = 0.5, min_side: int = 0) -> Region:
     """The square around the mask's bounding box grown by `context` of its size on each side,

@@ -337,9 +337,8 @@ class Editor:
             )
         original = np.asarray(picture)
         region = canvas.edit_region(mask, options.context, min_side=self.resolution // 2)
-        region_mask = canvas.crop(np.pad(mask, 0), region)
-        outside = self._outside_image(mask.shape, region)
-        region_mask = np.maximum(region_mask, outside)
+        # Beyond the picture's border the model may draw freely; that part is cropped away later.
+        region_mask = np.maximum(canvas.crop(mask, region), region.outside(picture.width, picture.height))
         region_image = canvas.crop(original, region)
         if options.fill == "neutral":
             region_image = canvas.neutral_fill(region_image, region_mask)
@@ -351,19 +350,6 @@ class Editor:
             images, seed, previews = self._sample(source, mask_R, class_id, options, on_preview, cancel)
         results = [self._compose(original, mask, region, img, options) for img in images]
         return self._result(results, seed, options, mode, class_id, mask, region, previews, mask_R)
-
-    @staticmethod
-    def _outside_image(shape: tuple[int, int], region: Region) -> np.ndarray:
-        """1 where the region reaches past the picture (free for the model to draw), else 0."""
-        inside = np.zeros(shape, np.float32)
-        return (
-            1 - canvas.crop(np.pad(inside, 1, constant_values=0), Region(region.x0 + 1, region.y0 + 1, region.side))
-            if region.x0 < 0
-            or region.y0 < 0
-            or region.x0 + region.side > shape[1]
-            or region.y0 + region.side > shape[0]
-            else np.zeros((region.side, region.side), np.float32)
-        )
 
     def _to_model(self, region_image: np.ndarray) -> torch.Tensor:
         """uint8 (s, s, 3) -> (1, 3, R, R) in [-1, 1] on the device."""
@@ -453,9 +439,8 @@ class Editor:
             )
         )
         full = original.copy()
-        x0, y0 = max(region.x0, 0), max(region.y0, 0)
-        x1, y1 = min(region.x0 + side, W), min(region.y0 + side, H)
-        full[y0:y1, x0:x1] = generated[y0 - region.y0 : y1 - region.y0, x0 - region.x0 : x1 - region.x0]
+        inside, local = region.overlap(W, H)
+        full[inside] = generated[local]
         if not options.paste_back:
             return Image.fromarray(full)
         return Image.fromarray(canvas.paste_back(original, full, canvas.feather_alpha(mask, options.feather)))
@@ -497,14 +482,11 @@ class Editor:
         ticks = (np.arange(1, P) * side / P).astype(int)
         grid[ticks, :] = True
         grid[:, ticks] = True
-        H, W = base.shape[:2]
-        x0, y0 = max(region.x0, 0), max(region.y0, 0)
-        x1, y1 = min(region.x0 + side, W), min(region.y0 + side, H)
-        sub = (slice(y0 - region.y0, y1 - region.y0), slice(x0 - region.x0, x1 - region.x0))
-        view = base[y0:y1, x0:x1]
-        tint = cell[sub].astype(bool)
+        inside, local = region.overlap(base.shape[1], base.shape[0])
+        view = base[inside]
+        tint = cell[local].astype(bool)
         view[tint] = view[tint] * 0.55 + np.array([255, 64, 160], np.float32) * 0.45
-        view[grid[sub] & tint] = (255, 255, 255)
+        view[grid[local] & tint] = (255, 255, 255)
         return Image.fromarray(base.clip(0, 255).astype(np.uint8))
 
     def _panorama(

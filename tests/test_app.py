@@ -134,14 +134,21 @@ def page(browser: object, app_url: str) -> Iterator[object]:
     pg.outside = []  # requests that left the machine
     pg.on(
         "request",
-        lambda r: pg.outside.append(r.url)
-        if not r.url.startswith((app_url, "data:", "blob:", "http://127.0.0.1", "http://localhost"))
-        else None,
+        lambda r: (
+            pg.outside.append(r.url)
+            if not r.url.startswith((app_url, "data:", "blob:", "http://127.0.0.1", "http://localhost"))
+            else None
+        ),
     )
     pg.goto(app_url)
     pg.wait_for_selector("#canvas button[title='Upload']")
     yield pg
     context.close()
+
+
+def wait_canvas(pg: object) -> None:
+    """Wait until the canvas has digested a new picture."""
+    pg.wait_for_function("() => !document.querySelector('#canvas').innerText.includes('processing')")
 
 
 def shot(pg: object, name: str) -> None:
@@ -176,7 +183,9 @@ def png_params(path: Path) -> dict:
 
 def test_page_loads_offline(page: object) -> None:
     """The studio shows the model and makes no request off the machine."""
-    assert "classes" in page.inner_text("#model-info") or page.is_visible("#canvas")
+    page.click("#model button.label-wrap")
+    info = page.inner_text("#model-info")
+    assert "classes" in info and "device" in info and "precision" in info, info
     shot(page, "01-start")
     assert page.outside == []
 
@@ -185,7 +194,7 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: object, files: dict[s
     """Upload, paint a stroke, in-paint: only pixels under the stroke may change."""
     page.set_input_files("#canvas input[type=file]", str(files["image"]))
     page.wait_for_selector("#canvas button[title='Brush Size']")  # the brush is picked after an upload
-    page.wait_for_function("() => !document.querySelector('#canvas').innerText.includes('processing')")
+    wait_canvas(page)
     zoom = float(page.inner_text("#canvas .zoom-number").strip().rstrip("%")) / 100
     box = page.locator("#canvas canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # the picture sits in the middle
@@ -197,7 +206,7 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: object, files: dict[s
     page.mouse.up()
     shot(page, "02-stroke")
 
-    page.click("#settings button, #settings .label-wrap")
+    page.click("#settings button.label-wrap")
     page.uncheck("#random-seed input[type=checkbox]")
     page.fill("#seed input", "7")
     page.fill("#num-samples input[type=number]", "2")
@@ -231,18 +240,19 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: object, files: dict[s
     shot(page, "05-continued")
     page.click("#back")
     page.wait_for_function("() => document.querySelector('#history').innerText.includes('No earlier')")
+    wait_canvas(page)
 
 
 def test_class_edit(page: object) -> None:
     """Search the class list, pick a class, paint and apply it."""
     page.click("role=tab[name='Class edit']")
     page.click("#class-dd input")
-    options = page.locator("ul.options li")
+    options = page.locator("[data-testid='dropdown-option']")
     options.first.wait_for()
-    names = options.all_inner_texts()
+    names = [options.nth(i).get_attribute("aria-label") for i in range(options.count())]
     target = names[min(1, len(names) - 1)]
-    page.fill("#class-dd input", target.split(": ", 1)[-1][:3])
-    page.locator("ul.options li", has_text=target).first.click()
+    page.fill("#class-dd input", target.split(": ", 1)[-1])
+    page.locator(f"[data-testid='dropdown-option'][aria-label='{target}']").click()
     assert page.input_value("#class-dd input") == target
     box = page.locator("#canvas canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -278,7 +288,9 @@ def test_api_inpaint_with_gradio_client(app_url: str, files: dict[str, Path]) ->
 
     client = Client(app_url, verbose=False)
     path, params = client.predict(
-        handle_file(str(files["image"])), handle_file(str(files["mask"])), {"seed": 3, "num_samples": 1},
+        handle_file(str(files["image"])),
+        handle_file(str(files["mask"])),
+        {"seed": 3, "num_samples": 1},
         api_name="/inpaint",
     )
     assert params["seed"] == 3 and params["mode"] == "inpaint"
@@ -292,7 +304,7 @@ def test_api_inpaint_with_gradio_client(app_url: str, files: dict[str, Path]) ->
 
 def test_invalid_upload_shows_one_sentence(page: object, files: dict[str, Path]) -> None:
     """A text file renamed .png gets a clear message and the app keeps working."""
-    page.set_input_files("#open-file input[type=file], input[type=file][accept*='image']", str(files["bad"]))
+    page.set_input_files("input[type=file][data-testid$='-upload-button']", str(files["bad"]))
     toast = page.locator("[data-testid='toast-body']").filter(has_text="not an image")
     toast.first.wait_for()
     shot(page, "09-invalid-upload")

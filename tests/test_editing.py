@@ -291,3 +291,14 @@ def test_previews_stream_every_scale(editor):
     )
     K = editor.num_scales
     assert [s[0] for s in steps] == list(range(1, K + 1)) and all(s[1] == K for s in steps)
+
+
+def test_region_past_the_border_is_free_and_the_rest_is_not():
+    from editing.canvas import Region
+
+    region = Region(x0=-8, y0=0, side=32)  # 8 columns left of a 24x16 picture, 16 rows below it
+    outside = region.outside(24, 16)
+    assert outside[:, :8].all() and outside[16:, :].all()
+    assert not outside[:16, 8:].any()
+    inside, local = region.overlap(24, 16)
+    assert inside == (slice(0, 16), slice(0, 24)) and local == (slice(0, 16), slice(8, 32))
