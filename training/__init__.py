@@ -1,0 +1,1 @@
+"""Training utilities: emoji dataset builder, image-folder loader and sample classifier."""
