@@ -6,11 +6,12 @@ image + mask -> edit region (crop with context) -> model resolution -> tokens (c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -293,25 +294,19 @@ class Editor:
             raise EditError(f"Strength is the first regenerated scale: 0 to {self.num_scales - 1}.")
         return options
 
-    def _guard(self):
-        editor = self
-
-        class Guard:
-            def __enter__(self):
-                editor._lock.acquire()
-
-            def __exit__(self, kind, exc, tb):
-                editor._lock.release()
-                if isinstance(exc, torch.OutOfMemoryError):
-                    if torch.cuda.is_available():
-                        torch.cuda.empty_cache()
-                    raise EditError(
-                        f"Out of memory on {editor.device}: ask for fewer candidates or a smaller region, "
-                        "or use --dtype bfloat16."
-                    ) from exc
-                return False
-
-        return Guard()
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """One edit at a time on this editor's device; running out of memory becomes an EditError."""
+        with self._lock:
+            try:
+                yield
+            except torch.OutOfMemoryError as e:
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                raise EditError(
+                    f"Out of memory on {self.device}: ask for fewer candidates or a smaller region, "
+                    "or use --dtype bfloat16."
+                ) from e
 
     def _edit_image(
         self,
