@@ -37,9 +37,12 @@ from bench.common import (
 
 TARGETS = {"class_edit": 1.1, "inpaint": 0.75}
 LABELS = {
-    "original_generate": "original: generate (class)", "generate": "ours: generate (class)",
-    "class_edit": "ours: class edit, cached encoding", "inpaint": "ours: in-paint (uncond, 1 CFG branch)",
-    "encode": "ours: encode only", "editor_inpaint": "ours: Editor.inpaint end to end (incl. encode)",
+    "original_generate": "original: generate (class)",
+    "generate": "ours: generate (class)",
+    "class_edit": "ours: class edit, cached encoding",
+    "inpaint": "ours: in-paint (uncond, 1 CFG branch)",
+    "encode": "ours: encode only",
+    "editor_inpaint": "ours: Editor.inpaint end to end (incl. encode)",
 }
 
 
@@ -81,8 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.repeats):
             for name, worker, task, kw in tasks if r % 2 == 0 else tasks[::-1]:
                 series[name].add(worker.run(task, **kw))
-                print(f"  repeat {r + 1}/{args.repeats} {name}: {series[name].seconds[-1]:.2f} s, "
-                      f"peak {series[name].peak_mb[-1]:.0f} MB", file=sys.stderr, flush=True)
+                print(
+                    f"  repeat {r + 1}/{args.repeats} {name}: {series[name].seconds[-1]:.2f} s, "
+                    f"peak {series[name].peak_mb[-1]:.0f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
             loads.append(load_avg())
     finally:
         ours.close()
@@ -93,8 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, *_ in tasks:
         ratio = paired_ratio(series[name].seconds, series[base].seconds)
         target = TARGETS.get(name)
-        rows.append({"name": name, **series[name].summary(), "ratio": ratio, "target": target,
-                     "meets_target": None if target is None or orig is None else ratio <= target})
+        rows.append(
+            {
+                "name": name,
+                **series[name].summary(),
+                "ratio": ratio,
+                "target": target,
+                "meets_target": None if target is None or orig is None else ratio <= target,
+            }
+        )
     info = machine_info(args.device, threads)
     info["workers"] = {"ours": ours.info, **({"original": orig.info} if orig is not None else {})}
     print(table(rows, base, info, args))
@@ -104,15 +118,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(rows: list[dict[str, Any]], base: str, info: dict[str, Any], args: argparse.Namespace) -> str:
     """The results as a markdown table (medians over the repeats)."""
-    head = f"{info['date']} | {info['cpu']} | {info['torch_threads']} threads | device {info['device']} | " \
-           f"torch {info['torch']} | batch 1, 256 px, cfg 1.5, top-k 900, top-p 0.96, centre box {args.box:g} " \
-           f"of the side | {args.repeats} repeats, medians | ratio = x {LABELS[base]}\n\n"
+    head = (
+        f"{info['date']} | {info['cpu']} | {info['torch_threads']} threads | device {info['device']} | "
+        f"torch {info['torch']} | batch 1, 256 px, cfg 1.5, top-k 900, top-p 0.96, centre box {args.box:g} "
+        f"of the side | {args.repeats} repeats, medians | ratio = x {LABELS[base]}\n\n"
+    )
     lines = ["| task | seconds | ratio | target | peak MB (delta) |", "|---|---|---|---|---|"]
     for r in rows:
-        target = "-" if r["target"] is None else f"<= {r['target']}x" + (
-            "" if r["meets_target"] is None else (" met" if r["meets_target"] else " MISSED"))
-        lines.append(f"| {LABELS[r['name']]} | {fmt(r['seconds_median'])} | {fmt(r['ratio'])}x | {target} | "
-                     f"{r['peak_mb_median']:.0f} ({r['delta_mb_median']:.0f}) |")
+        target = (
+            "-"
+            if r["target"] is None
+            else f"<= {r['target']}x"
+            + ("" if r["meets_target"] is None else (" met" if r["meets_target"] else " MISSED"))
+        )
+        lines.append(
+            f"| {LABELS[r['name']]} | {fmt(r['seconds_median'])} | {fmt(r['ratio'])}x | {target} | "
+            f"{r['peak_mb_median']:.0f} ({r['delta_mb_median']:.0f}) |"
+        )
     return head + "\n".join(lines)
 
 

@@ -74,12 +74,19 @@ def main(argv: list[str] | None = None) -> int:
                 for r in range(args.repeats):
                     for s in sides if r % 2 == 0 else sides[::-1]:
                         series[s].add(workers[s].run("generate", **kw), per=batch)
-                        print(f"  batch {batch} {variant} repeat {r + 1}/{args.repeats} {s}: "
-                              f"{series[s].seconds[-1]:.2f} s/img, peak {series[s].peak_mb[-1]:.0f} MB",
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"  batch {batch} {variant} repeat {r + 1}/{args.repeats} {s}: "
+                            f"{series[s].seconds[-1]:.2f} s/img, peak {series[s].peak_mb[-1]:.0f} MB",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     loads.append(load_avg())
-                row: dict[str, Any] = {"batch": batch, "labels": variant, "load_avg": loads,
-                                       **{s: series[s].summary() for s in sides}}
+                row: dict[str, Any] = {
+                    "batch": batch,
+                    "labels": variant,
+                    "load_avg": loads,
+                    **{s: series[s].summary() for s in sides},
+                }
                 if "original" in series:
                     row["ratio"] = paired_ratio(series["ours"].seconds, series["original"].seconds)
                 rows.append(row)
@@ -95,12 +102,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(rows: list[dict[str, Any]], with_original: bool, info: dict[str, Any], args: argparse.Namespace) -> str:
     """The results as a markdown table (medians over the repeats)."""
-    head = f"{info['date']} | {info['cpu']} | {info['torch_threads']} threads | device {info['device']} | " \
-           f"torch {info['torch']} | cfg {args.cfg}, top-k {args.top_k}, top-p {args.top_p} | " \
-           f"{args.repeats} repeats, medians\n\n"
+    head = (
+        f"{info['date']} | {info['cpu']} | {info['torch_threads']} threads | device {info['device']} | "
+        f"torch {info['torch']} | cfg {args.cfg}, top-k {args.top_k}, top-p {args.top_p} | "
+        f"{args.repeats} repeats, medians\n\n"
+    )
     if with_original:
-        header = ("| batch | labels | ours s/img | original s/img | ours/original | ours peak MB (delta) "
-                  "| original peak MB (delta) |")
+        header = (
+            "| batch | labels | ours s/img | original s/img | ours/original | ours peak MB (delta) "
+            "| original peak MB (delta) |"
+        )
         lines = [header, "|---|---|---|---|---|---|---|"]
     else:
         lines = ["| batch | labels | ours s/img | ours peak MB (delta) |", "|---|---|---|---|"]
@@ -109,8 +120,10 @@ def table(rows: list[dict[str, Any]], with_original: bool, info: dict[str, Any],
         ours_mem = f"{o['peak_mb_median']:.0f} ({o['delta_mb_median']:.0f})"
         if with_original:
             g = r["original"]
-            lines.append(f"| {r['batch']} | {r['labels']} | {fmt(o['seconds_median'])} | {fmt(g['seconds_median'])} | "
-                         f"{fmt(r['ratio'])}x | {ours_mem} | {g['peak_mb_median']:.0f} ({g['delta_mb_median']:.0f}) |")
+            lines.append(
+                f"| {r['batch']} | {r['labels']} | {fmt(o['seconds_median'])} | {fmt(g['seconds_median'])} | "
+                f"{fmt(r['ratio'])}x | {ours_mem} | {g['peak_mb_median']:.0f} ({g['delta_mb_median']:.0f}) |"
+            )
         else:
             lines.append(f"| {r['batch']} | {r['labels']} | {fmt(o['seconds_median'])} | {ours_mem} |")
     return head + "\n".join(lines)

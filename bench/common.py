@@ -81,10 +81,27 @@ def sync(device: str) -> None:
 class Worker:
     """A benchmark worker subprocess for one side; `run(task, **kw)` returns its JSON reply."""
 
-    def __init__(self, side: str, device: str, threads: int | None, original: str | None = None,
-                 dtype: str = "float32", seed: int = 0):
-        cmd = [sys.executable, str(ROOT / "bench" / "worker.py"), "--side", side, "--device", device,
-               "--dtype", dtype, "--seed", str(seed)]
+    def __init__(
+        self,
+        side: str,
+        device: str,
+        threads: int | None,
+        original: str | None = None,
+        dtype: str = "float32",
+        seed: int = 0,
+    ):
+        cmd = [
+            sys.executable,
+            str(ROOT / "bench" / "worker.py"),
+            "--side",
+            side,
+            "--device",
+            device,
+            "--dtype",
+            dtype,
+            "--seed",
+            str(seed),
+        ]
         if threads:
             cmd += ["--threads", str(threads)]
         if original:
@@ -97,7 +114,7 @@ class Worker:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith(MARK):
-                reply = json.loads(line[len(MARK):])
+                reply = json.loads(line[len(MARK) :])
                 if "error" in reply:
                     raise RuntimeError(f"{self.side} worker: {reply['error']}")
                 return reply
@@ -134,8 +151,10 @@ class Series:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "seconds_median": median(self.seconds), "seconds": self.seconds,
-            "peak_mb_median": median(self.peak_mb), "delta_mb_median": median(self.delta_mb),
+            "seconds_median": median(self.seconds),
+            "seconds": self.seconds,
+            "peak_mb_median": median(self.peak_mb),
+            "delta_mb_median": median(self.delta_mb),
         }
 
 
@@ -163,9 +182,14 @@ def machine_info(device: str, threads: int) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         pass
     info = {
-        "date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": threads,
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__, "device": device, "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": device,
+        "python": platform.python_version(),
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

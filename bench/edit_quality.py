@@ -7,7 +7,8 @@ For centre boxes, random brush strokes and out-painting bands, on the demo model
   after a hard paste-back of the original outside the mask (0..255, lower = smoother), next to the
   same number on the untouched original (the natural step);
 for the original authors' way (`compat` masks, replayed tokens) and this project's default
-(`touch` masks, consistent teacher forcing).
+(`touch` masks, consistent teacher forcing), and two mixtures that separate the mask rule from
+the teacher forcing.
 
     python bench/edit_quality.py --model assets/demo --data data/emoji/val --images 100
 """
@@ -35,7 +36,7 @@ from var_core import SamplingOptions  # noqa: E402
 WAYS = {
     "compat (replay)": ("compat", True),
     "compat masks, consistent": ("compat", False),
-    "touch masks, replay": ("touch", True),
+    "touch-all masks, consistent": ("touch-all", False),
     "default (touch, consistent)": ("touch", False),
 }
 

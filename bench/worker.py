@@ -78,8 +78,9 @@ class Ours:
             self._source = encode_source(self.vqvae, source_image(self.device))
         return self._source
 
-    def generate(self, batch: int, seed: int, uncond: bool = False, cfg: float = 1.5, top_k: int = 900,
-                 top_p: float = 0.96) -> Callable[[], Any]:
+    def generate(
+        self, batch: int, seed: int, uncond: bool = False, cfg: float = 1.5, top_k: int = 900, top_p: float = 0.96
+    ) -> Callable[[], Any]:
         import var_core
 
         labels = labels_for(batch, seed, uncond, self.num_classes, self.device)
@@ -97,8 +98,16 @@ class Ours:
         x = source_image(self.device)
         return lambda: encode_source(self.vqvae, x)
 
-    def edit(self, seed: int, uncond: bool, cfg: float = 1.5, top_k: int = 900, top_p: float = 0.96,
-             frac: float = 0.5, **_: Any) -> Callable[[], Any]:
+    def edit(
+        self,
+        seed: int,
+        uncond: bool,
+        cfg: float = 1.5,
+        top_k: int = 900,
+        top_p: float = 0.96,
+        frac: float = 0.5,
+        **_: Any,
+    ) -> Callable[[], Any]:
         """Class edit (uncond False) or unconditional in-paint of the centre box; encoding is cached."""
         import var_core
         from editing.masks import scale_masks
@@ -112,14 +121,16 @@ class Ours:
 
         def go() -> torch.Tensor:
             g = torch.Generator(self.device).manual_seed(seed)
-            f_hat, _ = run_edit(self.var, self.vqvae, labels, options, source=source, regenerate=regenerate,
-                                replay=False, generator=g)
+            f_hat, _ = run_edit(
+                self.var, self.vqvae, labels, options, source=source, regenerate=regenerate, replay=False, generator=g
+            )
             return self.vqvae.decode_fhat(f_hat)
 
         return go
 
-    def editor_inpaint(self, seed: int, cfg: float = 1.5, top_k: int = 900, top_p: float = 0.96, frac: float = 0.5,
-                       **_: Any) -> Callable[[], Any]:
+    def editor_inpaint(
+        self, seed: int, cfg: float = 1.5, top_k: int = 900, top_p: float = 0.96, frac: float = 0.5, **_: Any
+    ) -> Callable[[], Any]:
         """`Editor.inpaint` end to end on a fresh Editor (so it includes encoding its crop, paste-back)."""
         import numpy as np
         from PIL import Image
@@ -155,13 +166,15 @@ class Original:
             self.var.rng = torch.Generator(device=device)
         self.num_classes = self.var.num_classes
 
-    def generate(self, batch: int, seed: int, uncond: bool = False, cfg: float = 1.5, top_k: int = 900,
-                 top_p: float = 0.96) -> Callable[[], Any]:
+    def generate(
+        self, batch: int, seed: int, uncond: bool = False, cfg: float = 1.5, top_k: int = 900, top_p: float = 0.96
+    ) -> Callable[[], Any]:
         labels = labels_for(batch, seed, uncond, self.num_classes, self.device)
 
         def go() -> torch.Tensor:
-            return self.var.autoregressive_infer_cfg(B=batch, label_B=labels.clone(), g_seed=seed, cfg=cfg,
-                                                     top_k=top_k, top_p=top_p, more_smooth=False)
+            return self.var.autoregressive_infer_cfg(
+                B=batch, label_B=labels.clone(), g_seed=seed, cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=False
+            )
 
         return go
 
@@ -179,14 +192,24 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
-        side: Any = Ours(args.device, args.dtype, args.seed) if args.side == "ours" else \
-            Original(args.device, args.original, args.seed)
+        side: Any = (
+            Ours(args.device, args.dtype, args.seed)
+            if args.side == "ours"
+            else Original(args.device, args.original, args.seed)
+        )
     except Exception as e:  # noqa: BLE001 -- report any failure to the driver, then exit
         reply({"error": f"{type(e).__name__}: {e}\n{traceback.format_exc()}"})
         return
     params = sum(q.numel() for q in side.var.parameters())
-    reply({"side": args.side, "build_s": time.perf_counter() - t0, "var_params": params,
-           "threads": torch.get_num_threads(), "rss_mb": rss_mb()})
+    reply(
+        {
+            "side": args.side,
+            "build_s": time.perf_counter() - t0,
+            "var_params": params,
+            "threads": torch.get_num_threads(),
+            "rss_mb": rss_mb(),
+        }
+    )
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -7,8 +7,8 @@ Screenshots of every state go to test-artifacts/app/.
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from editing import read_params
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "app"
@@ -35,14 +38,12 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-BRUSH_RADIUS = 25  # gr.Brush(default_size="auto") paints with a 25-pixel radius (image pixels)
-SIZE = 256  # the test picture: big enough that the default brush leaves most of it unpainted
+SIZE = 256  # the test picture: bigger than the demo model's 64 px, to test full-resolution edits
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
 ]
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 def free_port() -> int:
@@ -114,16 +115,22 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     """Headless Debian Chromium (no downloads, no GPU)."""
-    with sync_api.sync_playwright() as p:
+    with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
 
 @pytest.fixture(scope="module")
-def page(browser: object, app_url: str) -> Iterator[object]:
+def offsite() -> list[str]:
+    """URLs the page requested from anywhere but this machine (must stay empty: the app is offline)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, app_url: str, offsite: list[str]) -> Iterator[Page]:
     """One page on the app for the whole module (the tests build on each other's state)."""
     if ARTIFACTS.exists():
         shutil.rmtree(ARTIFACTS)
@@ -131,42 +138,43 @@ def page(browser: object, app_url: str) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
     pg = context.new_page()
     pg.set_default_timeout(60_000)
-    pg.outside = []  # requests that left the machine
-    pg.on(
-        "request",
-        lambda r: (
-            pg.outside.append(r.url)
-            if not r.url.startswith((app_url, "data:", "blob:", "http://127.0.0.1", "http://localhost"))
-            else None
-        ),
-    )
+    local = (app_url, "data:", "blob:", "http://127.0.0.1", "http://localhost")
+    pg.on("request", lambda r: None if r.url.startswith(local) else offsite.append(r.url))
     pg.goto(app_url)
     pg.wait_for_selector("#canvas button[title='Upload']")
     yield pg
     context.close()
 
 
-def wait_canvas(pg: object) -> None:
+def wait_canvas(pg: Page) -> None:
     """Wait until the canvas has digested a new picture."""
     pg.wait_for_function("() => !document.querySelector('#canvas').innerText.includes('processing')")
 
 
-def shot(pg: object, name: str) -> None:
+def shot(pg: Page, name: str) -> None:
     """Screenshot of the whole page into test-artifacts/app/."""
     pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def run_and_wait(pg: object, button: str) -> str:
-    """Click a run button and wait for the status line to say how it ended."""
+def run_and_wait(pg: Page, button: str) -> str:
+    """Click a run button and wait for the status line to say how it ended (or for an error toast)."""
+    for close in pg.locator("[data-testid='toast-close']").all():
+        close.click()
     pg.evaluate("document.querySelector('#status textarea').value = ''")
     pg.click(button)
     pg.wait_for_function(
-        "() => /^(Done|Failed|Stopped)/.test(document.querySelector('#status textarea').value)", timeout=120_000
+        "() => /^(Done|Failed|Stopped)/.test(document.querySelector('#status textarea').value)"
+        " || document.querySelector(\"[data-testid='toast-body']\") !== null",
+        timeout=120_000,
     )
+    toasts = pg.locator("[data-testid='toast-body']")
+    if toasts.count():
+        shot(pg, "error-" + button.strip("#"))
+        pytest.fail(f"{button}: {toasts.all_inner_texts()}")
     return pg.input_value("#status textarea")
 
 
-def download(pg: object, tmp: Path) -> Path:
+def download(pg: Page, tmp: Path) -> Path:
     """Save the selected candidate through the Download PNG button."""
     with pg.expect_download() as info:
         pg.click("#download")
@@ -175,23 +183,25 @@ def download(pg: object, tmp: Path) -> Path:
     return path
 
 
-def png_params(path: Path) -> dict:
-    """The parameters the app stored in a PNG."""
-    with Image.open(path) as im:
-        return json.loads(im.text["var-edit"])
+def model_info(pg: Page) -> str:
+    """The model line of the Model panel (opened if needed)."""
+    if not pg.locator("#model-info").count():
+        pg.click("#model button.label-wrap")
+    return pg.inner_text("#model-info")
 
 
-def test_page_loads_offline(page: object) -> None:
+def test_page_loads_offline(page: Page, offsite: list[str]) -> None:
     """The studio shows the model and makes no request off the machine."""
-    page.click("#model button.label-wrap")
-    info = page.inner_text("#model-info")
+    info = model_info(page)
     assert "classes" in info and "device" in info and "precision" in info, info
     shot(page, "01-start")
-    assert page.outside == []
+    assert offsite == []
 
 
-def test_inpaint_keeps_everything_outside_the_stroke(page: object, files: dict[str, Path], tmp_path: Path) -> None:
+def test_inpaint_keeps_everything_outside_the_stroke(page: Page, files: dict[str, Path], tmp_path: Path) -> None:
     """Upload, paint a stroke, in-paint: only pixels under the stroke may change."""
+    resolution = int(re.search(r"(\d+)×\d+ px", model_info(page)).group(1))
+    brush = max(4, resolution // 8)  # the app's default brush radius, in picture pixels
     page.set_input_files("#canvas input[type=file]", str(files["image"]))
     page.wait_for_selector("#canvas button[title='Brush Size']")  # the brush is picked after an upload
     wait_canvas(page)
@@ -218,7 +228,7 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: object, files: dict[s
     assert page.locator("#candidates img").count() == 2
 
     result = download(page, tmp_path)
-    params = png_params(result)
+    params = read_params(result)
     assert params["seed"] == 7 and params["mode"] == "inpaint"
     before = np.asarray(Image.open(files["image"]).convert("RGB"), np.int16)
     after = np.asarray(Image.open(result).convert("RGB"), np.int16)
@@ -227,13 +237,13 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: object, files: dict[s
     # is pasted back untouched; feathering only blends inside the painted mask.
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
     sx, sy = SIZE / 2 + np.clip(xx - SIZE / 2, x0, x1), SIZE / 2 + y
-    near = np.hypot(xx - sx, yy - sy) <= BRUSH_RADIUS + 3 + 1 / min(zoom, 1)
+    near = np.hypot(xx - sx, yy - sy) <= brush + 3 + 1 / min(zoom, 1)
     changed = np.abs(after - before).max(-1) > 0
     assert not (changed & ~near).any(), f"{int((changed & ~near).sum())} pixels changed outside the stroke"
     assert changed[near].mean() > 0.05, "the painted area should be regenerated"
 
     page.check("text=Show the regenerated token cells")
-    page.wait_for_selector("img[alt], #candidates img")
+    page.wait_for_selector("#cells img")
     shot(page, "04-cells")
     page.click("#continue")
     page.wait_for_function("() => document.querySelector('#history').innerText.includes('Earlier versions: 1')")
@@ -243,7 +253,7 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: object, files: dict[s
     wait_canvas(page)
 
 
-def test_class_edit(page: object) -> None:
+def test_class_edit(page: Page, tmp_path: Path) -> None:
     """Search the class list, pick a class, paint and apply it."""
     page.click("role=tab[name='Class edit']")
     page.click("#class-dd input")
@@ -252,8 +262,9 @@ def test_class_edit(page: object) -> None:
     names = [options.nth(i).get_attribute("aria-label") for i in range(options.count())]
     target = names[min(1, len(names) - 1)]
     page.fill("#class-dd input", target.split(": ", 1)[-1])
-    page.locator(f"[data-testid='dropdown-option'][aria-label='{target}']").click()
+    page.get_by_role("option", name=target, exact=True).click()
     assert page.input_value("#class-dd input") == target
+    page.click("#canvas button[title='Brush']")
     box = page.locator("#canvas canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx - 30, cy - 60)
@@ -264,9 +275,14 @@ def test_class_edit(page: object) -> None:
     shot(page, "06-class-edit")
     assert status.startswith("Done"), status
     assert page.locator("#candidates img").count() == 2
+    # After "Continue" and "Back" the server put the picture on the canvas; the edit is still full size.
+    result = download(page, tmp_path)
+    assert read_params(result)["mode"] == "edit_class"
+    with Image.open(result) as im:
+        assert im.size == (SIZE, SIZE)
 
 
-def test_outpaint_grows_the_canvas(page: object, tmp_path: Path) -> None:
+def test_outpaint_grows_the_canvas(page: Page, tmp_path: Path) -> None:
     """Out-paint 32 px left and right and 16 px at the top: preview first, then run."""
     page.click("role=tab[name='Out-paint']")
     for side, value in (("left", 32), ("right", 32), ("top", 16)):
@@ -302,12 +318,26 @@ def test_api_inpaint_with_gradio_client(app_url: str, files: dict[str, Path]) ->
     assert (after[~outside] != before[~outside]).any()
 
 
-def test_invalid_upload_shows_one_sentence(page: object, files: dict[str, Path]) -> None:
-    """A text file renamed .png gets a clear message and the app keeps working."""
+def test_user_errors_show_one_sentence(page: Page, files: dict[str, Path], offsite: list[str]) -> None:
+    """A text file renamed .png, an empty mask and a missing model each get one clear sentence;
+    the app stays up and keeps its model."""
     page.set_input_files("input[type=file][data-testid$='-upload-button']", str(files["bad"]))
     toast = page.locator("[data-testid='toast-body']").filter(has_text="not an image")
     toast.first.wait_for()
     shot(page, "09-invalid-upload")
     text = toast.first.inner_text()
     assert "Traceback" not in text
-    assert page.outside == []
+    assert offsite == []
+
+    page.click("#clear-mask")
+    wait_canvas(page)
+    page.click("role=tab[name='In-paint']")
+    page.click("#run-inpaint")
+    page.locator("[data-testid='toast-body']").filter(has_text="Paint over the area").first.wait_for()
+
+    info = page.inner_text("#model-info")
+    page.fill("#model-path input, #model-path textarea", "/no/such/model")
+    page.click("#load-model")
+    page.locator("[data-testid='toast-body']").filter(has_text="/no/such/model").first.wait_for()
+    shot(page, "10-model-load-failed")
+    assert info in page.inner_text("#model-info")  # the previous model stays

@@ -93,14 +93,26 @@ def test_pixels_outside_the_mask_are_unchanged(editor, feather):
         assert (out[mask > 0] != original[mask > 0]).any()
 
 
-def test_touch_policy_regenerates_exactly_the_touched_cells():
+def test_touch_all_policy_regenerates_exactly_the_touched_cells():
     mask = torch.zeros(64, 64)
     mask[20:21, 40:41] = 1  # one pixel
     patch_nums = (1, 2, 4, 8)
-    for pn, regen in zip(patch_nums, scale_masks(mask, patch_nums), strict=True):
+    for pn, regen in zip(patch_nums, scale_masks(mask, patch_nums, policy="touch-all"), strict=True):
         grid = regen.view(pn, pn)
         cell = 64 // pn
         assert grid.sum() == 1 and grid[20 // cell, 40 // cell]
+
+
+def test_touch_policy_touches_the_finest_cells_and_covered_coarse_ones():
+    mask = torch.zeros(64, 64)
+    mask[0:40, 0:24] = 1  # covers 5/8 x 3/8 of the picture
+    patch_nums = (1, 2, 4, 8)
+    masks = scale_masks(mask, patch_nums)
+    assert not masks[0].any()  # less than half of the picture
+    assert masks[1].view(2, 2).tolist() == [[True, False], [False, False]]
+    assert masks[2].view(4, 4)[:2, :1].all() and masks[2].sum() == 2  # cells covered more than half
+    finest = masks[3].view(8, 8)
+    assert finest[:5, :3].all() and finest.sum() == 15  # every touched cell
 
 
 def test_dilation_grows_the_regenerated_area():
