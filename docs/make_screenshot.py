@@ -1,0 +1,96 @@
+"""Make docs/app-mid-edit.png: the studio caught while an in-paint streams coarse to fine.
+
+    python docs/make_screenshot.py [--app-args "--model demo"]
+
+Starts `app.py` on a free port, uploads a held-out emoji (or a drawn one), paints a stroke, asks
+for 4 candidates and takes the screenshot while the status line still says "Scale k/K".
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def picture(path: Path) -> None:
+    """A 256-px drawn smiley on a gradient (no data set needed)."""
+    im = Image.new("RGB", (256, 256), (120, 180, 240))
+    d = ImageDraw.Draw(im)
+    d.ellipse((40, 40, 216, 216), fill=(250, 200, 40), outline=(90, 50, 0), width=4)
+    d.ellipse((90, 90, 110, 120), fill=(0, 0, 0))
+    d.ellipse((146, 90, 166, 120), fill=(0, 0, 0))
+    d.arc((80, 110, 176, 190), 20, 160, fill=(0, 0, 0), width=8)
+    im.save(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--app-args", default="")
+    p.add_argument("--out", default=str(ROOT / "docs" / "app-mid-edit.png"))
+    args = p.parse_args()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *shlex.split(args.app_args)], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(360):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        image = Path("/tmp/var-edit-screenshot.png")
+        picture(image)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.wait_for_selector("#canvas button[title='Upload']")
+            page.set_input_files("#canvas input[type=file]", str(image))
+            page.wait_for_selector("#canvas button[title='Brush Size']")
+            page.wait_for_function("() => !document.querySelector('#canvas').innerText.includes('processing')")
+            box = page.locator("#canvas canvas").first.bounding_box()
+            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(cx - 60, cy + 40)
+            page.mouse.down()
+            page.mouse.move(cx + 60, cy + 40, steps=12)
+            page.mouse.up()
+            page.click("#settings button.label-wrap")
+            page.fill("#num-samples input[type=number]", "4")
+            page.press("#num-samples input[type=number]", "Enter")
+            page.evaluate("window.scrollTo(0, 0)")
+            page.click("#run-inpaint")
+            page.wait_for_function(
+                "() => /Scale [3-5]\\//.test(document.querySelector('#status textarea').value)", polling=20
+            )
+            page.screenshot(path=args.out)
+            browser.close()
+        print(f"wrote {args.out}")
+    finally:
+        app.terminate()
+        app.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
