@@ -583,11 +583,12 @@ def build_app(editor: Editor, loader: Loader | None = None, concurrency: int = 1
                         feather = gr.Slider(0, 32, value=d.feather, step=1, label="Feather (px)")
                     with gr.Row():
                         policy = gr.Radio(
-                            ["touch", "compat", "strength"],
+                            ["touch", "compat", "strength", "touch-all"],
                             value=d.policy,
                             label="Mask policy",
-                            info="touch: every cell the mask touches; compat: the original "
-                            "authors' rule; strength: keep the coarse scales (layout, colour).",
+                            info="touch: every fine cell the mask touches (coarse cells it mostly covers); "
+                            "compat: the original authors' rule; strength: keep the coarse scales (layout, "
+                            "colour); touch-all: every touched cell on every scale.",
                         )
                         fill = gr.Radio(["original", "neutral"], value=d.fill, label="Fill under the mask")
                         more_smooth = gr.Checkbox(d.more_smooth, label="More smooth")

@@ -81,10 +81,7 @@ def ensure_packages(cache: Path) -> None:
     missing = []
     for package, version in PACKAGES.values():
         manifest = package_dir(cache, package) / "package.json"
-        if (
-            not manifest.is_file()
-            or json.loads(manifest.read_text())["version"] != version
-        ):
+        if not manifest.is_file() or json.loads(manifest.read_text())["version"] != version:
             missing.append(f"{package}@{version}")
     if not missing:
         return
@@ -120,9 +117,7 @@ def collect_images(cache: Path, skin_tones: bool) -> list[EmojiImage]:
             for variant in variants:
                 path = img_dir / variant["image"]
                 if variant.get(has_img) and path.is_file():
-                    images.append(
-                        EmojiImage(artwork, emoji["category"], emoji["unified"], path)
-                    )
+                    images.append(EmojiImage(artwork, emoji["category"], emoji["unified"], path))
     return images
 
 
@@ -136,16 +131,12 @@ def write_readme(
     """Write ``out/README.txt`` (attribution + counts) and return the counts table."""
     lines = [f"{'class':<20} {'train':>6} {'val':>6}"]
     for c in classes:
-        lines.append(
-            f"{c['slug']:<20} {counts[('train', c['slug'])]:>6} {counts[('val', c['slug'])]:>6}"
-        )
+        lines.append(f"{c['slug']:<20} {counts[('train', c['slug'])]:>6} {counts[('val', c['slug'])]:>6}")
     totals = [sum(n for (s, _), n in counts.items() if s == split) for split in SPLITS]
     lines.append(f"{'total':<20} {totals[0]:>6} {totals[1]:>6}")
     table = "\n".join(lines)
     versions = ", ".join(f"{p}@{v}" for p, v in PACKAGES.values())
-    dropped_text = (
-        ", ".join(f"{name} ({n} images)" for name, n in dropped.items()) or "none"
-    )
+    dropped_text = ", ".join(f"{name} ({n} images)" for name, n in dropped.items()) or "none"
     readme = "\n".join(
         [
             "Emoji dataset for the VAR demo model.",
@@ -175,16 +166,12 @@ def build(args: argparse.Namespace) -> None:
     ensure_packages(cache)
     images = collect_images(cache, args.skin_tones)
     per_category = Counter(img.category for img in images)
-    dropped = {
-        name: n for name, n in sorted(per_category.items()) if n < args.min_class_images
-    }
+    dropped = {name: n for name, n in sorted(per_category.items()) if n < args.min_class_images}
     kept = sorted(set(per_category) - set(dropped), key=slugify)
     slugs = {name: slugify(name) for name in kept}
     if len(set(slugs.values())) != len(slugs):
         raise ValueError(f"category slugs collide: {slugs}")
-    classes = [
-        {"index": i, "slug": slugs[name], "name": name} for i, name in enumerate(kept)
-    ]
+    classes = [{"index": i, "slug": slugs[name], "name": name} for i, name in enumerate(kept)]
 
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
@@ -192,21 +179,13 @@ def build(args: argparse.Namespace) -> None:
         for slug in slugs.values():
             (out / split / slug).mkdir(parents=True)
     counts: Counter[tuple[str, str]] = Counter()
-    for img in tqdm(
-        [i for i in images if i.category in slugs], desc="images", unit="img"
-    ):
-        split = (
-            "val" if is_val(img.split_key, args.val_fraction, args.seed) else "train"
-        )
+    for img in tqdm([i for i in images if i.category in slugs], desc="images", unit="img"):
+        split = "val" if is_val(img.split_key, args.val_fraction, args.seed) else "train"
         slug = slugs[img.category]
-        load_rgb(img.path, args.size).save(
-            out / split / slug / f"{img.artwork}_{img.path.name}"
-        )
+        load_rgb(img.path, args.size).save(out / split / slug / f"{img.artwork}_{img.path.name}")
         counts[(split, slug)] += 1
 
-    (out / "classes.json").write_text(
-        json.dumps(classes, indent=2) + "\n", encoding="utf-8"
-    )
+    (out / "classes.json").write_text(json.dumps(classes, indent=2) + "\n", encoding="utf-8")
     table = write_readme(out, counts, classes, args, dropped)
     if dropped:
         print(
@@ -221,18 +200,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="output dataset folder")
-    parser.add_argument(
-        "--cache", default=".cache/emoji-npm", help="npm prefix for the emoji packages"
-    )
-    parser.add_argument(
-        "--size", type=int, default=SOURCE_SIZE, help="output image side in pixels"
-    )
-    parser.add_argument(
-        "--val-fraction", type=float, default=0.1, help="fraction of emoji in val/"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed mixed into the split hash"
-    )
+    parser.add_argument("--cache", default=".cache/emoji-npm", help="npm prefix for the emoji packages")
+    parser.add_argument("--size", type=int, default=SOURCE_SIZE, help="output image side in pixels")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of emoji in val/")
+    parser.add_argument("--seed", type=int, default=0, help="seed mixed into the split hash")
     parser.add_argument(
         "--skin-tones",
         action=argparse.BooleanOptionalAction,

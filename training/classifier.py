@@ -43,9 +43,7 @@ class EmojiClassifier(nn.Module):
                 nn.MaxPool2d(2) if i < len(chans) - 2 else nn.AdaptiveAvgPool2d(1),
             ]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(0.2), nn.Linear(chans[-1], num_classes)
-        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(chans[-1], num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map images (N, 3, 64, 64) float in [0, 1] to logits (N, num_classes)."""
@@ -56,15 +54,11 @@ def to_float01(images: torch.Tensor) -> torch.Tensor:
     """Convert (N, 3, H, W) uint8 0..255 or float 0..1 images to float 0..1 at 64x64."""
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
     if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
-        x = F.interpolate(
-            x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True
-        )
+        x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True)
     return x.clamp(0, 1)
 
 
-def augment(
-    x: torch.Tensor, generator: torch.Generator, max_shift: int = 4
-) -> torch.Tensor:
+def augment(x: torch.Tensor, generator: torch.Generator, max_shift: int = 4) -> torch.Tensor:
     """Random horizontal flips and translations up to ``max_shift`` px (white fill).
 
     ``x``: float (N, 3, H, W) in [0, 1]; returns the same shape.
@@ -74,22 +68,15 @@ def augment(
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     padded = F.pad(x, [max_shift] * 4, value=1.0)
     dx, dy = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator).tolist()
-    return torch.stack(
-        [padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)]
-    )
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
 
 
 @torch.no_grad()
-def classify(
-    model: nn.Module, images: torch.Tensor, batch_size: int = 256
-) -> torch.Tensor:
+def classify(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Predict class indices (N,) int64 for images (N, 3, H, W), uint8 0..255 or float 0..1."""
     model.eval()
     device = next(model.parameters()).device
-    preds = [
-        model(to_float01(chunk).to(device)).argmax(1).cpu()
-        for chunk in images.split(batch_size)
-    ]
+    preds = [model(to_float01(chunk).to(device)).argmax(1).cpu() for chunk in images.split(batch_size)]
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.int64)
 
 
@@ -101,9 +88,7 @@ def load_classifier(path: str | Path) -> tuple[EmojiClassifier, list[str]]:
     return model.eval(), list(ckpt["class_names"])
 
 
-def accuracy(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor
-) -> tuple[float, float]:
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """Return (accuracy, class-balanced accuracy) of ``model`` on uint8 ``images``."""
     correct = (classify(model, images) == labels).float()
     per_class = [correct[labels == c].mean() for c in labels.unique()]

@@ -8,16 +8,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-)
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
 def to_rgb_on_white(img: Image.Image) -> Image.Image:
     """Convert any PIL image to RGB, alpha-compositing transparent pixels onto white."""
-    if img.mode in ("RGBA", "LA", "PA") or (
-        img.mode == "P" and "transparency" in img.info
-    ):
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -33,9 +29,7 @@ def load_rgb(path: str | Path, size: int) -> Image.Image:
     return rgb
 
 
-def load_image_folder(
-    root: str | Path, size: int
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def load_image_folder(root: str | Path, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Load every image under ``root/<class>/``.
 
     Classes are the sorted sub-folder names; files are read in sorted order.
