@@ -2,7 +2,7 @@
 
     python docs/make_screenshot.py [--app-args "--model demo"]
 
-Starts `app.py` on a free port, uploads a held-out emoji (or a drawn one), paints a stroke, asks
+Starts `app.py` on a free port, uploads the browser tests' drawn smiley, paints a stroke, asks
 for 4 candidates and takes the screenshot while the status line still says "Scale k/K".
 """
 
@@ -17,30 +17,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from PIL import Image, ImageDraw
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT))
 
-
-def picture(path: Path) -> None:
-    """A 256-px drawn smiley on a gradient (no data set needed)."""
-    im = Image.new("RGB", (256, 256), (120, 180, 240))
-    d = ImageDraw.Draw(im)
-    d.ellipse((40, 40, 216, 216), fill=(250, 200, 40), outline=(90, 50, 0), width=4)
-    d.ellipse((90, 90, 110, 120), fill=(0, 0, 0))
-    d.ellipse((146, 90, 166, 120), fill=(0, 0, 0))
-    d.arc((80, 110, 176, 190), 20, 160, fill=(0, 0, 0), width=8)
-    im.save(path)
+from tests.test_app import CHROMIUM, CHROMIUM_ARGS, picture  # noqa: E402  (the browser tests' picture)
 
 
 def main() -> None:
@@ -61,9 +43,9 @@ def main() -> None:
             except OSError:
                 time.sleep(0.5)
         image = Path("/tmp/var-edit-screenshot.png")
-        picture(image)
+        picture().save(image)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
             page.wait_for_selector("#canvas button[title='Upload']")
