@@ -340,11 +340,14 @@ class Editor:
         R = self.resolution
         x = self._to_model(region_image)
         mask_R = cv2.resize(region_mask, (R, R), interpolation=cv2.INTER_AREA if region.side > R else cv2.INTER_LINEAR)
+        regenerate = scale_masks(
+            torch.from_numpy(mask_R), self.var.patch_nums, options.policy, options.dilation, options.strength
+        )
         with self._guard():
             source = self._encode(x)
-            images, seed, previews = self._sample(source, mask_R, class_id, options, on_preview, cancel)
+            images, seed, previews = self._sample(source, regenerate, class_id, options, on_preview, cancel)
         results = [self._compose(original, mask, region, img, options) for img in images]
-        return self._result(results, seed, options, mode, class_id, mask, region, previews, mask_R)
+        return self._result(results, seed, options, mode, class_id, mask, region, previews, regenerate[-1])
 
     def _to_model(self, region_image: np.ndarray) -> torch.Tensor:
         """uint8 (s, s, 3) -> (1, 3, R, R) in [-1, 1] on the device."""
@@ -373,21 +376,17 @@ class Editor:
     def _sample(
         self,
         source: EncodedImage | None,
-        mask_R: np.ndarray | None,
+        regenerate: list[torch.Tensor] | None,
         class_id: int,
         options: EditOptions,
         on_preview: PreviewCallback | None,
         cancel: threading.Event | None,
     ) -> tuple[list[np.ndarray], int, list[Image.Image]]:
-        """Run the edit loop; returns uint8 (R, R, 3) candidates, the seed, and the last previews."""
+        """Run the edit loop (regenerate: per-scale masks, None to generate); returns uint8 (R, R, 3)
+        candidates, the seed, and the last previews."""
         seed = options.seed if options.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         generator = torch.Generator(self.device).manual_seed(seed)
         labels = torch.full((options.num_samples,), class_id, device=self.device)
-        regenerate = None
-        if source is not None:
-            regenerate = scale_masks(
-                torch.from_numpy(mask_R), self.var.patch_nums, options.policy, options.dilation, options.strength
-            )
         sampling = SamplingOptions(options.cfg, options.top_k, options.top_p, options.more_smooth)
         previews: list[Image.Image] = []
 
@@ -450,7 +449,7 @@ class Editor:
         mask: np.ndarray,
         region: Region,
         previews: list[Image.Image],
-        mask_R: np.ndarray | None = None,
+        finest: torch.Tensor | None = None,
     ) -> EditResult:
         pictures = [im if isinstance(im, Image.Image) else Image.fromarray(im) for im in images]
         params = {
@@ -461,16 +460,16 @@ class Editor:
             **asdict(replace(options, seed=seed)),
         }
         mask_image = Image.fromarray((mask >= 0.5).astype(np.uint8) * 255, "L")
-        cells = self._cells_overlay(pictures[0], mask_R, region)
+        cells = self._cells_overlay(pictures[0], finest, region)
         return EditResult(pictures, seed, params, mask_image, cells, previews)
 
-    def _cells_overlay(self, picture: Image.Image, mask_R: np.ndarray | None, region: Region) -> Image.Image:
-        """Tint the finest-scale token cells that were sampled, with the grid drawn in the region."""
+    def _cells_overlay(self, picture: Image.Image, finest: torch.Tensor | None, region: Region) -> Image.Image:
+        """Tint the finest-scale token cells that were sampled (finest: (P^2,) bool), grid drawn in the region."""
         base = np.asarray(picture).astype(np.float32)
-        if mask_R is None:
+        if finest is None:
             return picture.copy()
         P = self.var.patch_nums[-1]
-        regen = scale_masks(torch.from_numpy(mask_R), (P,), "touch")[0].view(P, P).numpy().astype(np.uint8)
+        regen = finest.view(P, P).numpy().astype(np.uint8)
         side = region.side
         cell = cv2.resize(regen, (side, side), interpolation=cv2.INTER_NEAREST)
         grid = np.zeros((side, side), bool)
