@@ -226,7 +226,6 @@ def load_var(
     _load_strict(model, state, name)
     model.compute_dtype = dtype
     vqvae.quantize.patch_nums = model.patch_nums
-    vqvae.config["patch_nums"] = model.patch_nums
     return model.to(device).eval().requires_grad_(False)
 
 

@@ -174,14 +174,13 @@ class VQVAE(nn.Module):
         num_ema_scales: int | None = None,
     ):
         super().__init__()
-        self.config = dict(
+        self._arch = dict(
             vocab_size=vocab_size,
             z_channels=z_channels,
             ch=ch,
             ch_mult=tuple(ch_mult),
             num_res_blocks=num_res_blocks,
             share_quant_resi=share_quant_resi,
-            patch_nums=tuple(patch_nums),
         )
         self.vocab_size, self.Cvae = vocab_size, z_channels
         self.compute_dtype = torch.float32
@@ -197,6 +196,11 @@ class VQVAE(nn.Module):
     @property
     def patch_nums(self) -> tuple[int, ...]:
         return self.quantize.patch_nums
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments, with the scale schedule currently in use."""
+        return {**self._arch, "patch_nums": self.patch_nums}
 
     @property
     def image_size(self) -> int:
