@@ -286,10 +286,22 @@ def test_outpaint_grows_the_canvas(page: Page, tmp_path: Path) -> None:
     """Out-paint 32 px left and right and 16 px at the top: preview first, then run."""
     page.click("role=tab[name='Out-paint']")
     for side, value in (("left", 32), ("right", 32), ("top", 16)):
-        page.fill(f"#out-{side} input", str(value))
-        page.press(f"#out-{side} input", "Tab")
+        field = page.locator(f"#out-{side} input")
+        # A freshly shown tab can still be mounting: fill until the field keeps the value.
+        for _ in range(10):
+            field.fill(str(value))
+            field.press("Tab")
+            page.wait_for_timeout(200)
+            if field.input_value() == str(value):
+                break
+        assert field.input_value() == str(value), f"the {side} margin did not take"
     page.click("#preview-canvas")
-    page.wait_for_function(f"() => document.body.innerText.includes('{SIZE + 64}×{SIZE + 16} px')")
+    page.wait_for_function(
+        f"() => document.body.innerText.includes('{SIZE + 64}×{SIZE + 16} px')"
+        " || document.querySelector(\"[data-testid='toast-body']\") !== null"
+    )
+    toasts = page.locator("[data-testid='toast-body']")
+    assert not toasts.count(), toasts.all_inner_texts()
     shot(page, "07-outpaint-preview")
     status = run_and_wait(page, "#run-outpaint")
     shot(page, "08-outpaint-result")
