@@ -559,7 +559,7 @@ def build_app(editor: Editor, loader: Loader | None = None, concurrency: int = 1
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     with gr.Row():
-                        cfg = gr.Slider(0.0, 10.0, value=d.cfg, step=0.1, label="Guidance (cfg)")
+                        cfg = gr.Slider(0.0, 20.0, value=d.cfg, step=0.1, label="Guidance (cfg)")
                         top_k = gr.Slider(0, 4096, value=d.top_k, step=1, label="Top-k (0 = off)")
                         top_p = gr.Slider(0.0, 1.0, value=d.top_p, step=0.01, label="Top-p")
                     with gr.Row():

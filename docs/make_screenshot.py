@@ -3,7 +3,7 @@
     python docs/make_screenshot.py [--app-args "--model demo"]
 
 Starts `app.py` on a free port, uploads the browser tests' drawn smiley, paints a stroke, asks
-for 4 candidates and takes the screenshot while the status line still says "Scale k/K".
+for 8 candidates and takes the screenshot while the status line still says "Scale k/K".
 """
 
 from __future__ import annotations
@@ -59,12 +59,14 @@ def main() -> None:
             page.mouse.move(cx + 60, cy + 40, steps=12)
             page.mouse.up()
             page.click("#settings button.label-wrap")
-            page.fill("#num-samples input[type=number]", "4")
+            page.fill("#num-samples input[type=number]", "8")
             page.press("#num-samples input[type=number]", "Enter")
             page.evaluate("window.scrollTo(0, 0)")
             page.click("#run-inpaint")
             page.wait_for_function(
-                "() => /Scale [3-5]\\//.test(document.querySelector('#status textarea').value)", polling=20
+                "() => /Scale [3-7]\\//.test(document.querySelector('#status textarea').value)"
+                " && [...document.querySelectorAll('#live-preview img')].some(i => i.complete && i.naturalWidth > 0)",
+                polling=20,
             )
             page.screenshot(path=args.out)
             browser.close()

@@ -20,7 +20,7 @@ from PIL import Image
 
 from training.classifier import accuracy, classify, load_classifier
 from training.image_folder import load_image_folder
-from training.train_vqvae import evaluate_psnr
+from training.train_vqvae import evaluate_psnr, to_model_input
 from var_core import VAR, VQVAE, SamplingOptions, generate, load_var, load_vqvae
 
 
@@ -33,6 +33,13 @@ def sample_per_class(
     gen = torch.Generator().manual_seed(seed)
     images = torch.cat([generate(var, vqvae, chunk, options, gen) for chunk in labels.split(batch_size)])
     return images, labels
+
+
+@torch.no_grad()
+def reconstruct(vqvae: VQVAE, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """uint8 images (N, 3, H, W) -> their VQVAE round trip, float in [0, 1]."""
+    out = [vqvae.decode(vqvae.encode(to_model_input(chunk))) for chunk in images.split(batch_size)]
+    return torch.cat(out).add(1).div(2).clamp(0, 1)
 
 
 def sample_grid(images: torch.Tensor, rows: int, cols: int, pad: int = 2) -> Image.Image:
@@ -64,9 +71,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     psnr, used = evaluate_psnr(vqvae, x_val)
     real_acc, real_bal = accuracy(classifier, x_val, y_val)
+    recon_acc, _ = accuracy(classifier, reconstruct(vqvae, x_val), y_val)
     print(
         f"VQVAE val PSNR {psnr:.2f} dB (codebook used {used:.2f}); classifier on real val: "
-        f"{real_acc:.3f} (class-balanced {real_bal:.3f})"
+        f"{real_acc:.3f} (class-balanced {real_bal:.3f}), on their VQVAE reconstructions: {recon_acc:.3f}"
     )
 
     settings, best, best_images = [], None, None
@@ -99,6 +107,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "vqvae_val_codebook_used_fraction": round(used, 4),
         "classifier_val_accuracy_real": round(real_acc, 4),
         "classifier_val_balanced_accuracy_real": round(real_bal, 4),
+        "classifier_val_accuracy_reconstructed": round(recon_acc, 4),
         "sample_accuracy": best["sample_accuracy"],
         "best_sampling": {k: best[k] for k in ("cfg", "top_k", "top_p", "more_smooth")},
         "samples_per_class": args.per_class,

@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--depth", type=int, default=6)
     p.add_argument("--embed-dim", type=int, default=256)
     p.add_argument("--num-heads", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=float, default=0.03, help="warm-up as a fraction of the budget")
     p.add_argument("--weight-decay", type=float, default=0.05)

@@ -296,9 +296,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vocab-size", type=int, default=512)
     p.add_argument("--z-channels", type=int, default=16)
     p.add_argument("--ch", type=int, default=32)
-    p.add_argument("--ch-mult", type=int, nargs="+", default=[1, 1, 2, 2])
+    p.add_argument("--ch-mult", type=int, nargs="+", default=[1, 2, 2])
     p.add_argument("--num-res-blocks", type=int, default=1)
-    p.add_argument("--patch-nums", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 8])
+    p.add_argument("--patch-nums", type=int, nargs="+", default=[1, 2, 3, 4, 6, 8, 11, 16])
     p.add_argument(
         "--reinit-every",
         type=int,
