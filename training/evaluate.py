@@ -20,7 +20,7 @@ from PIL import Image
 
 from training.classifier import accuracy, classify, load_classifier
 from training.image_folder import load_image_folder
-from training.train_vqvae import evaluate_psnr, to_model_input
+from training.train_vqvae import evaluate_psnr
 from var_core import VAR, VQVAE, SamplingOptions, generate, load_var, load_vqvae
 
 
@@ -33,13 +33,6 @@ def sample_per_class(
     gen = torch.Generator().manual_seed(seed)
     images = torch.cat([generate(var, vqvae, chunk, options, gen) for chunk in labels.split(batch_size)])
     return images, labels
-
-
-@torch.no_grad()
-def reconstruct(vqvae: VQVAE, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """uint8 images (N, 3, H, W) -> their VQVAE round trip, float in [0, 1]."""
-    out = [vqvae.decode(vqvae.encode(to_model_input(chunk))) for chunk in images.split(batch_size)]
-    return torch.cat(out).add(1).div(2).clamp(0, 1)
 
 
 def sample_grid(images: torch.Tensor, rows: int, cols: int, pad: int = 2) -> Image.Image:
@@ -69,9 +62,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if val_names != class_names:
         raise ValueError(f"val classes {val_names} differ from the classifier's {class_names}")
 
-    psnr, used = evaluate_psnr(vqvae, x_val)
+    psnr, used, recon = evaluate_psnr(vqvae, x_val)
     real_acc, real_bal = accuracy(classifier, x_val, y_val)
-    recon_acc, _ = accuracy(classifier, reconstruct(vqvae, x_val), y_val)
+    recon_acc, _ = accuracy(classifier, recon, y_val)
     print(
         f"VQVAE val PSNR {psnr:.2f} dB (codebook used {used:.2f}); classifier on real val: "
         f"{real_acc:.3f} (class-balanced {real_bal:.3f}), on their VQVAE reconstructions: {recon_acc:.3f}"

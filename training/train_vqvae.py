@@ -105,12 +105,13 @@ def reinit_dead_codes(
 
 
 @torch.no_grad()
-def evaluate_psnr(model: VQVAE, images: torch.Tensor, batch_size: int = 64) -> tuple[float, float]:
-    """Quantized reconstruction in float32 of uint8 images -> (mean PSNR in dB on [0, 1], codebook usage fraction)."""
+def evaluate_psnr(model: VQVAE, images: torch.Tensor, batch_size: int = 64) -> tuple[float, float, torch.Tensor]:
+    """Quantized reconstruction in float32 of uint8 images (N, 3, H, W) -> (mean PSNR in dB on [0, 1],
+    codebook usage fraction, the reconstructions (N, 3, H, W) float in [0, 1])."""
     was_training = model.training
     model.eval()
     model.compute_dtype = torch.float32
-    psnrs, used = [], torch.zeros(model.vocab_size, dtype=torch.bool)
+    psnrs, recons, used = [], [], torch.zeros(model.vocab_size, dtype=torch.bool)
     for chunk in images.split(batch_size):
         x = to_model_input(chunk)
         tokens = model.encode(x)
@@ -119,8 +120,9 @@ def evaluate_psnr(model: VQVAE, images: torch.Tensor, batch_size: int = 64) -> t
         recon = model.decode(tokens)
         mse = ((recon - x).div(2).square()).flatten(1).mean(1).clamp_min(1e-10)
         psnrs.append(-10 * mse.log10())
+        recons.append(recon.add(1).div(2).clamp(0, 1))
     model.train(was_training)
-    return torch.cat(psnrs).mean().item(), used.float().mean().item()
+    return torch.cat(psnrs).mean().item(), used.float().mean().item(), torch.cat(recons)
 
 
 def save_state(path: Path, payload: dict[str, Any]) -> None:
@@ -239,11 +241,11 @@ def train(args: argparse.Namespace) -> None:
         if step % args.save_every == 0:
             checkpoint()
         if step % args.eval_every == 0:
-            psnr, used = evaluate_psnr(model, x_val[: args.eval_images])
+            psnr, used, _ = evaluate_psnr(model, x_val[: args.eval_images])
             bar.write(f"step {step}: val PSNR {psnr:.2f} dB, codebook used {used:.2f}")
     bar.close()
     checkpoint()
-    psnr, used = evaluate_psnr(model, x_val)
+    psnr, used, _ = evaluate_psnr(model, x_val)
     model.compute_dtype = torch.float32
     save_checkpoint(model, out / "vqvae.safetensors", dtype=torch.float16)
     summary = {
