@@ -1,23 +1,37 @@
-"""Zero-shot editing with VAR: masks onto every scale, teacher-forced sampling, canvas work.
+"""Zero-shot editing with VAR: one request type, one pipeline shared by every entry point.
 
-picture + mask -> `canvas` (region, fill) -> `masks` (per-scale keep maps) -> `teacher_forcing`
-(the one edit loop over scales) -> `canvas` (paste-back); `Editor` ties them together.
+EditRequest (request, options) -> plan (geometry, region, per-scale keep maps, encoding)
+-> sample (teacher-forced, one batched pass) -> compose (paste-back, metadata) -> EditResult.
+`Editor.run` ties the stages together; `EditJob` follows and stops a running edit.
 """
 
 from .canvas import load_image, outpaint_canvas
-from .editor import EditOptions, Editor, EditResult, ModelInfo, available_models
+from .compose import EditResult
+from .editor import Editor, ModelInfo, available_models, default_device
 from .errors import EditCancelled, EditError
+from .job import EditJob, Progress
+from .limits import Limits
 from .metadata import read_params, save_png
+from .options import EditOptions, OptionSpec, option_fields
+from .request import MODES, EditRequest
 
 __all__ = [
+    "MODES",
     "EditCancelled",
     "EditError",
+    "EditJob",
     "EditOptions",
+    "EditRequest",
     "EditResult",
     "Editor",
+    "Limits",
     "ModelInfo",
+    "OptionSpec",
+    "Progress",
     "available_models",
+    "default_device",
     "load_image",
+    "option_fields",
     "outpaint_canvas",
     "read_params",
     "save_png",

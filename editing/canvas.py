@@ -5,6 +5,7 @@ Images are PIL RGB; masks are float32 numpy arrays (H, W) in [0, 1], 1 = regener
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,33 +18,42 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import EditError
 
 MAX_PIXELS = 64_000_000  # larger files are refused (decompression-bomb guard)
-ImageSource = str | Path | IO[bytes] | Image.Image
+ImageSource = str | Path | IO[bytes] | bytes | Image.Image | np.ndarray
 
 
-def load_image(source: ImageSource) -> Image.Image:
-    """Any image PIL reads -> RGB, EXIF orientation applied; transparency composited on white."""
+def open_guarded(source: ImageSource, what: str = "image", max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open any picture PIL reads (path, file, bytes, array or image), refusing decompression bombs
+    before decoding them."""
     if isinstance(source, Image.Image):
-        image = source
-    else:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(source)
-                if image.width * image.height > MAX_PIXELS:
-                    raise EditError(
-                        f"The image is {image.width}x{image.height} pixels, more than the "
-                        f"{MAX_PIXELS // 1_000_000} megapixels this app edits; downscale it first."
-                    )
-                image.load()
-        except EditError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise EditError(
-                "The image is too large to open safely (decompression bomb guard); downscale it first."
-            ) from e
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise EditError("The file is not an image this app can read; use a PNG, JPEG, WebP or similar.") from e
-    return to_rgb(ImageOps.exif_transpose(image))
+        return source
+    if isinstance(source, np.ndarray):
+        return Image.fromarray(source)
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(source)
+            if image.width * image.height > max_pixels:
+                raise EditError(
+                    f"The {what} is {image.width}x{image.height} pixels, more than the "
+                    f"{max_pixels / 1_000_000:g} megapixels this app edits; downscale it first."
+                )
+            image.load()
+    except EditError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise EditError(
+            f"The {what} is too large to open safely (decompression bomb guard); downscale it first."
+        ) from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise EditError(f"The {what} file is not an image this app can read; use a PNG, JPEG, WebP or similar.") from e
+    return image
+
+
+def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Any image PIL reads -> RGB, EXIF orientation applied; transparency composited on white."""
+    return to_rgb(ImageOps.exif_transpose(open_guarded(source, "image", max_pixels)))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -61,33 +71,65 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_mask(source: ImageSource | np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A mask image (white = regenerate; an RGBA mask uses its alpha) -> float32 (H, W) in [0, 1]."""
-    if isinstance(source, np.ndarray):
-        mask = source.astype(np.float32)
-        mask = mask / 255.0 if mask.max() > 1 else mask
+def load_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A mask as people save it -> float32 (H, W), 1 = regenerate, 0 = keep.
+
+    The rule: where the mask has transparency, opaque (alpha at least half) = regenerate; otherwise
+    any painted colour = regenerate (a pixel whose brightest channel is at least half of the
+    range), black = keep. Grey, 16-bit and float masks are thresholded at half of their range
+    (0-1 floats at 0.5). bool arrays are taken as they are.
+    """
+    if isinstance(source, np.ndarray) and source.dtype == bool:
+        mask = source
+    elif isinstance(source, np.ndarray):
+        mask = _threshold(source.astype(np.float64), _full_range(source))
     else:
-        image = source if isinstance(source, Image.Image) else load_image_raw(source)
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("RGBA", "LA"):
-            mask = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
-        else:
-            mask = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        image = ImageOps.exif_transpose(open_guarded(source, "mask", max_pixels))
+        mask = _image_mask(image)
+    if mask.ndim == 3:
+        mask = mask.any(axis=2)
     if mask.ndim != 2 or (mask.shape[1], mask.shape[0]) != size:
         raise EditError(
             f"The mask is {mask.shape[1]}x{mask.shape[0]} but the image is {size[0]}x{size[1]}; "
             "paint the mask on this image or resize it to match."
         )
-    return mask
+    return mask.astype(np.float32)
 
 
-def load_image_raw(source: ImageSource) -> Image.Image:
-    try:
-        image = Image.open(source)
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise EditError("The mask file is not an image; save the mask as a PNG.") from e
-    return image
+def _full_range(array: np.ndarray) -> float:
+    if array.dtype == np.uint8:
+        return 255.0
+    if array.dtype == np.uint16:
+        return 65535.0
+    return 1.0 if float(np.nanmax(array, initial=0)) <= 1 else 255.0
+
+
+def _threshold(array: np.ndarray, full: float) -> np.ndarray:
+    return np.nan_to_num(array) >= full / 2
+
+
+def _image_mask(image: Image.Image) -> np.ndarray:
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+        if alpha.min() < alpha.max() or alpha.max() == 0:
+            return alpha >= 128
+        image = image.convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L"):
+        return _threshold(np.asarray(image, np.float64), 65535.0)
+    if image.mode in ("I", "F"):
+        array = np.asarray(image, np.float64)
+        full = 1.0 if image.mode == "F" and float(np.nanmax(array, initial=0)) <= 1 else _int_range(array)
+        return _threshold(array, full)
+    if image.mode in ("1", "L"):
+        return np.asarray(image.convert("L")) >= 128
+    return np.asarray(image.convert("RGB")).max(axis=2) >= 128
+
+
+def _int_range(array: np.ndarray) -> float:
+    top = float(np.nanmax(array, initial=0))
+    return 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
 
 
 @dataclass(frozen=True)

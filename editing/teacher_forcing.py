@@ -1,13 +1,14 @@
-"""The edit loop: VAR's sampler with the image's own tokens forced outside the mask.
+"""The keep hook: VAR's sampler with each row's own picture tokens forced outside its mask.
 
 Two ways to force the kept tokens:
-- consistent (default): at scale k the kept tokens are the nearest codes of the image's latent
-  minus the f_hat actually accumulated so far, i.e. the image re-quantized against the history
+- consistent (default): at scale k the kept tokens are the nearest codes of the picture's latent
+  minus the f_hat actually accumulated so far, i.e. the picture re-quantized against the history
   the sampler really produced, so kept areas reconstruct as well as a plain VQ round trip even
   next to generated content;
-- replay (the original authors' way): the image's precomputed tokens, which were computed for
-  the image's own history and drift wherever generated content bled into the residual.
-Generation is the case with no source and nothing kept.
+- replay (the original authors' way): the picture's precomputed tokens, which were computed for
+  the picture's own history and drift wherever generated content bled into the residual.
+Rows of one batch may come from different pictures, masks and modes; a row with nothing to keep
+(generation) has an all-True regenerate map.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from dataclasses import dataclass
 import torch
 
 from var_core import VAR, VQVAE, SamplingOptions, sample_fhat
-from var_core.sampling import ScaleCallback
+from var_core.quantizer import MultiScaleQuantizer
 
 
 @dataclass
 class EncodedImage:
-    """An image as the edit loop needs it: latent (1, Cvae, P, P) and its plain token maps [(1, pn_k^2)]."""
+    """A picture as the edit loop needs it: latent (1, Cvae, P, P) and its plain token maps [(1, pn_k^2)]."""
 
     latent: torch.Tensor
     tokens: list[torch.Tensor]
@@ -30,10 +31,67 @@ class EncodedImage:
 
 @torch.no_grad()
 def encode_source(vqvae: VQVAE, x: torch.Tensor) -> EncodedImage:
-    """Image (B, 3, H, W) in [-1, 1] -> its latent and token maps."""
+    """Picture (1, 3, H, W) in [-1, 1] -> its latent and token maps."""
     latent = vqvae.encode_latent(x)
     tokens, _ = vqvae.quantize.quantize(latent)
     return EncodedImage(latent, tokens)
+
+
+@dataclass
+class TeacherForcing:
+    """The keep hook of a batch: rows' latents (B, Cvae, P, P), replay tokens [(B, pn_k^2)], keep
+    maps [(B, pn_k^2)] (True = keep the picture's token) and replay flags (B,), all on the device."""
+
+    quantizer: MultiScaleQuantizer
+    latent: torch.Tensor
+    tokens: list[torch.Tensor]
+    kept: list[torch.Tensor]
+    replay: torch.Tensor
+    any_kept: list[bool]
+
+    @classmethod
+    def for_rows(
+        cls,
+        vqvae: VQVAE,
+        sources: list[EncodedImage | None],
+        regenerate: list[list[torch.Tensor] | None],
+        replay: list[bool],
+        device: torch.device | str,
+    ) -> TeacherForcing:
+        """One entry per row: its source (None = nothing kept), per-scale regenerate maps [(pn_k^2,)]."""
+        quant = vqvae.quantize
+        P = quant.patch_nums[-1]
+        zero = torch.zeros(1, quant.Cvae, P, P, device=device)
+        latent = torch.cat([s.latent.to(device) if s is not None else zero for s in sources])
+        tokens, kept, any_kept = [], [], []
+        for k, pn in enumerate(quant.patch_nums):
+            rows_tokens, rows_kept = [], []
+            for source, regen in zip(sources, regenerate, strict=True):
+                if source is None or regen is None:
+                    rows_tokens.append(torch.zeros(1, pn * pn, dtype=torch.long, device=device))
+                    rows_kept.append(torch.zeros(1, pn * pn, dtype=torch.bool, device=device))
+                else:
+                    rows_tokens.append(source.tokens[k].to(device))
+                    rows_kept.append(~regen[k].to(device).view(1, -1))
+            tokens.append(torch.cat(rows_tokens))
+            kept.append(torch.cat(rows_kept))
+            # Known on the host when the masks are built, so the loop never waits on the device.
+            any_kept.append(
+                any(
+                    s is not None and r is not None and not bool(r[k].all())
+                    for s, r in zip(sources, regenerate, strict=True)
+                )
+            )
+        replay_rows = torch.tensor(replay, dtype=torch.bool, device=device)
+        return cls(quant, latent, tokens, kept, replay_rows, any_kept)
+
+    def __call__(self, k: int, f_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if not self.any_kept[k]:
+            return None
+        quant = self.quantizer
+        consistent = quant.nearest_code(quant.downsample(self.latent - f_hat, k))
+        tokens = torch.where(self.replay.view(-1, 1), self.tokens[k], consistent)
+        return self.kept[k], tokens
 
 
 @torch.no_grad()
@@ -46,25 +104,14 @@ def run_edit(
     regenerate: list[torch.Tensor] | None = None,
     replay: bool = False,
     generator: torch.Generator | None = None,
-    on_scale: ScaleCallback | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Sample labels.shape[0] candidates, keeping `source`'s tokens where `regenerate[k]` is False.
+    """Sample labels.shape[0] rows keeping `source`'s tokens where `regenerate[k]` (pn_k^2,) is False.
 
-    regenerate: per-scale bool maps [(pn_k^2,) or (B, pn_k^2)], True = sample. Returns (f_hat, tokens).
-    """
-    if source is None:
-        return sample_fhat(var, vqvae, labels, options, generator, on_scale=on_scale)
+    source: one picture for every row, or one per row (batch B). Returns (f_hat, tokens); without
+    a source it is plain generation."""
     B = labels.shape[0]
-    quant = vqvae.quantize
-
-    def keep(k: int, f_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        kept = ~regenerate[k].to(labels.device).expand(B, -1)
-        if not bool(kept.any()):
-            return None
-        if replay:
-            tokens = source.tokens[k].expand(B, -1)
-        else:
-            tokens = quant.nearest_code(quant.downsample(source.latent - f_hat, k))
-        return kept, tokens
-
-    return sample_fhat(var, vqvae, labels, options, generator, keep=keep, on_scale=on_scale)
+    rows = [source] * B
+    if source is not None and source.latent.shape[0] == B > 1:
+        rows = [EncodedImage(source.latent[i : i + 1], [t[i : i + 1] for t in source.tokens]) for i in range(B)]
+    keep = TeacherForcing.for_rows(vqvae, rows, [regenerate] * B, [replay] * B, labels.device)
+    return sample_fhat(var, vqvae, labels, options, generator, keep=keep if source is not None else None)

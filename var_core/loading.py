@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .schedule import Schedule
 from .transformer import VAR
 from .vqvae import PATCH_NUMS_256, PATCH_NUMS_512, VQVAE
 
@@ -49,14 +50,14 @@ def read_checkpoint(source: Source) -> tuple[dict[str, torch.Tensor], dict[str, 
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" not in str(e):
-            raise CheckpointError(f"{name} is not a readable PyTorch checkpoint ({e}); re-download it.") from e
+        if "unsupported global" not in str(e).lower():
+            raise CheckpointError(f"{name} is not a readable PyTorch checkpoint; re-download it.") from e
         raise CheckpointError(
             f"{name} holds pickled Python objects, not only tensors; re-save it as a plain state dict "
             "(torch.save(model.state_dict(), ...)) or as .safetensors."
         ) from e
     except (RuntimeError, EOFError, OSError) as e:
-        raise CheckpointError(f"{name} is not a readable PyTorch checkpoint ({e}); re-download it.") from e
+        raise CheckpointError(f"{name} is not a readable PyTorch checkpoint; re-download it.") from e
     if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
         for wrapper in ("state_dict", "model", "var_wo_ddp", "vae_wo_ddp"):
             if isinstance(obj.get(wrapper), Mapping):
@@ -150,6 +151,40 @@ def var_config(state: StateDict) -> dict[str, Any]:
     )
 
 
+# Far above every published model (d36: 2240 positions, width 2304, 4096 codes), far below what
+# would make a damaged file allocate gigabytes: the attention mask alone is positions^2 floats.
+LIMITS = {"positions": 8192, "embed_dim": 16384, "vocab_size": 1 << 17, "depth": 256, "num_classes": 1 << 17}
+
+
+def check_sizes(cfg: Mapping[str, Any], name: str) -> None:
+    """Refuse a configuration whose sizes no real checkpoint has, before anything is allocated."""
+    sizes = {k: cfg[k] for k in LIMITS if k in cfg}
+    if "patch_nums" in cfg:
+        sizes["positions"] = sum(p * p for p in cfg["patch_nums"])
+    for key, value in sizes.items():
+        if value > LIMITS[key]:
+            raise CheckpointError(
+                f"{name} claims {value} {key.replace('_', ' ')}, more than any VAR checkpoint has "
+                f"({LIMITS[key]}); the file is damaged or not a VAR checkpoint."
+            )
+
+
+def _read_back(derived: dict[str, Any], meta: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The shapes' configuration, completed by the metadata `save_checkpoint` wrote; the two must agree."""
+    out = dict(derived)
+    for key, value in meta.items():
+        if key not in derived:
+            out[key] = value
+            continue
+        given = tuple(value) if isinstance(value, list) else value
+        if given != derived[key] and not (isinstance(given, float) and math.isclose(given, derived[key])):
+            raise CheckpointError(
+                f"{name} records {key}={value} in its metadata but its tensors say {derived[key]}; "
+                "the file is damaged or was edited, re-save it."
+            )
+    return out
+
+
 def describe(state: StateDict) -> dict[str, Any]:
     """What a checkpoint is: kind, configuration and parameter count (used by `inspect` and errors)."""
     kind = checkpoint_kind(state)
@@ -196,10 +231,21 @@ def load_vqvae(
     state, meta, name = read_checkpoint(source)
     if checkpoint_kind(state) != "vqvae":
         raise CheckpointError(f"{name} is {_summary(describe(state))}, but a VQVAE was expected.")
-    model = VQVAE(**{**vqvae_config(state, meta), **overrides})
+    cfg = {**_read_back(vqvae_config(state, meta), meta, name), **overrides}
+    check_sizes(cfg, name)
+    model = VQVAE(**cfg)
     _load_strict(model, state, name)
     model.compute_dtype = dtype
     return model.to(device).eval().requires_grad_(False)
+
+
+def _var_config(source: Source, **overrides: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
+    state, meta, name = read_checkpoint(source)
+    if checkpoint_kind(state) != "var":
+        raise CheckpointError(f"{name} is {_summary(describe(state))}, but a VAR transformer was expected.")
+    cfg = {**_read_back(var_config(state), meta, name), **overrides}
+    check_sizes(cfg, name)
+    return state, cfg, name
 
 
 def load_var(
@@ -209,24 +255,51 @@ def load_var(
     dtype: torch.dtype = torch.float32,
     **overrides: Any,
 ) -> VAR:
-    """Build a VAR transformer that works with `vqvae`; the VQVAE takes the transformer's scale schedule.
+    """Build a VAR transformer that samples with `vqvae`; both then hold the same `Schedule` object.
 
     dtype: the compute precision (bfloat16/float16 autocast on CUDA); weights stay float32.
+    A VAR whose schedule differs from the VQVAE's is refused (load both with `load_pair`).
     """
-    state, _, name = read_checkpoint(source)
-    if checkpoint_kind(state) != "var":
-        raise CheckpointError(f"{name} is {_summary(describe(state))}, but a VAR transformer was expected.")
-    cfg = {**var_config(state), **overrides}
+    state, cfg, name = _var_config(source, **overrides)
     if (cfg["vocab_size"], cfg["z_channels"]) != (vqvae.vocab_size, vqvae.Cvae):
         raise CheckpointError(
             f"{name} predicts {cfg['vocab_size']} codes of width {cfg['z_channels']}, but the VQVAE has "
             f"{vqvae.vocab_size} codes of width {vqvae.Cvae}: the two files do not belong together."
         )
-    model = VAR(**cfg)
+    if tuple(cfg["patch_nums"]) != vqvae.patch_nums:
+        raise CheckpointError(
+            f"{name} samples the scales {Schedule(tuple(cfg['patch_nums']))} but the VQVAE was set up for "
+            f"{vqvae.schedule}: load the two files together with load_pair, or give load_vqvae patch_nums=."
+        )
+    model = VAR(**{**cfg, "patch_nums": vqvae.schedule})
     _load_strict(model, state, name)
     model.compute_dtype = dtype
-    vqvae.quantize.patch_nums = model.patch_nums
     return model.to(device).eval().requires_grad_(False)
+
+
+def load_pair(
+    vae_source: Source,
+    var_source: Source,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[VQVAE, VAR]:
+    """Load a VQVAE and the VAR that samples with it around one `Schedule`.
+
+    The schedule is the VAR's (its position table fixes it); a VQVAE file that records another
+    one (project .safetensors do) is refused, since its quantizer was trained for other scales.
+    """
+    var_state, var_cfg, var_name = _var_config(var_source)
+    vae_state, vae_meta, vae_name = read_checkpoint(vae_source)
+    if checkpoint_kind(vae_state) == "vqvae":
+        recorded = vae_meta.get("patch_nums")
+        if recorded is not None and tuple(recorded) != tuple(var_cfg["patch_nums"]):
+            raise CheckpointError(
+                f"{var_name} samples the scales {Schedule(tuple(var_cfg['patch_nums']))} but {vae_name} was "
+                f"trained for {Schedule(tuple(recorded))}: the two files do not belong together."
+            )
+    vqvae = load_vqvae(vae_state, device=device, patch_nums=tuple(var_cfg["patch_nums"]))
+    var = load_var(var_state, vqvae, device=device, dtype=dtype)
+    return vqvae, var
 
 
 def save_checkpoint(model: VQVAE | VAR, path: str | Path, dtype: torch.dtype | None = None) -> None:

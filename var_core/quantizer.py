@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .schedule import Schedule, as_schedule
+
 
 class QuantResidual(nn.Module):
     """The phi convs after each scale: phi(h) = (1 - r) h + r conv(h), r = 0.5.
@@ -46,20 +48,24 @@ class MultiScaleQuantizer(nn.Module):
         self,
         vocab_size: int,
         channels: int,
-        patch_nums: tuple[int, ...],
+        schedule: Schedule | tuple[int, ...],
         share_quant_resi: int = 4,
         num_ema_scales: int = 10,
     ):
         super().__init__()
         self.vocab_size, self.Cvae = vocab_size, channels
-        self.patch_nums = tuple(patch_nums)
+        self.schedule = as_schedule(schedule)
         self.embedding = nn.Embedding(vocab_size, channels)
-        self.quant_resi = QuantResidual(channels, share_quant_resi, len(self.patch_nums))
+        self.quant_resi = QuantResidual(channels, share_quant_resi, self.schedule.num_scales)
         self.register_buffer("ema_vocab_hit_SV", torch.zeros(num_ema_scales, vocab_size))
 
     @property
+    def patch_nums(self) -> tuple[int, ...]:
+        return self.schedule.patch_nums
+
+    @property
     def num_scales(self) -> int:
-        return len(self.patch_nums)
+        return self.schedule.num_scales
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A training statistic whose first dimension varies between files; never used here.

@@ -3,11 +3,16 @@
 At each scale k the transformer predicts logits for the pn_k^2 tokens, guided by CFG, filtered
 by top-k/top-p and sampled; an optional `keep` hook then replaces tokens with given ones (this is
 how editing teacher-forces the image outside the mask), and f_hat grows by the scale's residual.
+
+`sample_scales` yields after every scale, so a caller can show previews or stop early by
+leaving the loop; `sample_fhat` runs it to the end. Rows of one batch may differ in class,
+sampling options and random generator: each row's draws come from its own generator, so a row
+gives the same tokens alone or beside others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,7 +37,16 @@ class KeepHook(Protocol):
         """Scale k, f_hat (B, Cvae, P, P) accumulated before k -> (keep, tokens), both (B, pn_k^2), or None."""
 
 
-ScaleCallback = Callable[[int, torch.Tensor, torch.Tensor], None]
+@dataclass
+class ScaleStep:
+    """The state after scale k: f_hat (B, Cvae, P, P) float32 and the scale's tokens (B, pn_k^2)."""
+
+    k: int
+    f_hat: torch.Tensor
+    tokens: torch.Tensor
+
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
 def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -55,52 +69,94 @@ def gumbel_soft(logits: torch.Tensor, tau: float, generator: torch.Generator | N
     return ((logits + noise) / tau).softmax(dim=-1)
 
 
+def _groups(options: Sequence[SamplingOptions]) -> dict[SamplingOptions, list[int]]:
+    """Rows that share sampling options, so their logits are filtered in one call."""
+    groups: dict[SamplingOptions, list[int]] = {}
+    for row, opt in enumerate(options):
+        groups.setdefault(opt, []).append(row)
+    return groups
+
+
+def _draw(
+    logits: torch.Tensor,
+    opt: SamplingOptions,
+    ratio: float,
+    codebook: torch.Tensor,
+    generators: Sequence[torch.Generator] | torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Filtered logits (n, l, V) -> sampled tokens (n, l) and their code vectors (n, l, Cvae).
+
+    One generator for all n rows draws them in one call (the original's way); a sequence draws
+    each row from its own generator.
+    """
+    n, length, V = logits.shape
+    probs = logits.softmax(-1)
+    if isinstance(generators, Sequence):
+        idx = torch.stack([torch.multinomial(probs[i], 1, generator=g).view(length) for i, g in enumerate(generators)])
+    else:
+        idx = torch.multinomial(probs.view(-1, V), 1, generator=generators).view(n, length)
+    if not opt.more_smooth:
+        return idx, codebook[idx]
+    tau = max(0.27 * (1 - ratio * 0.95), 0.005)
+    scaled = logits * (1 + ratio)
+    if isinstance(generators, Sequence):
+        soft = torch.stack([gumbel_soft(scaled[i], tau, g) for i, g in enumerate(generators)])
+    else:
+        soft = gumbel_soft(scaled, tau, generators)
+    return idx, soft @ codebook
+
+
 @torch.no_grad()
-def sample_fhat(
+def sample_scales(
     var: VAR,
     vqvae: VQVAE,
     labels: torch.Tensor,
-    options: SamplingOptions = SamplingOptions(),
-    generator: torch.Generator | None = None,
+    options: SamplingOptions | Sequence[SamplingOptions] = SamplingOptions(),
+    generator: Generators = None,
     keep: KeepHook | None = None,
-    on_scale: ScaleCallback | None = None,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Sample one image per label.
+) -> Iterator[ScaleStep]:
+    """Sample one image per label, yielding after every scale.
 
     labels: (B,) class ids, `var.num_classes` for the unconditional class.
+    options: one for all rows, or one per row. generator: one for all rows, or one per row.
     keep: called before each scale's update; tokens it marks kept replace the sampled ones.
-    on_scale: called after each scale with (k, f_hat (B, Cvae, P, P), tokens of scale k (B, pn_k^2)).
-    Returns f_hat (B, Cvae, P, P) float32 and the token maps [(B, pn_k^2)] actually used.
+    Rows that are unconditional or have cfg 0 run one CFG branch; the others two.
     """
     quant = vqvae.quantize
     B, K = labels.shape[0], var.num_scales
-    uncond = labels.new_full((B,), var.num_classes)
-    # When every row is unconditional both CFG halves are equal and guidance is a no-op.
-    two_branch = options.cfg != 0 and not bool((labels == var.num_classes).all())
-    cond = var.class_emb(torch.cat((labels, uncond)) if two_branch else labels)
-    rows = cond.shape[0]
+    per_row = [options] * B if isinstance(options, SamplingOptions) else list(options)
+    if len(per_row) != B or (isinstance(generator, Sequence) and len(generator) != B):
+        raise ValueError("Give one SamplingOptions and one generator per row, or one for all rows.")
+    uncond = var.num_classes
+    guided = [o.cfg != 0 and int(c) != uncond for o, c in zip(per_row, labels.tolist(), strict=True)]
+    guided_rows = torch.tensor([i for i, g in enumerate(guided) if g], dtype=torch.long, device=labels.device)
+    G = len(guided_rows)
+    # The unconditional branch runs only for guided rows; for the others both branches are equal.
+    cond = var.class_emb(torch.cat((labels, labels.new_full((G,), var.num_classes))))
     with var.autocast():
         block_cond = var.block_cond(cond)
     x = var.first_input(cond)
-    caches = var.new_cache(rows, labels.device, var.compute_dtype)
+    caches = var.new_cache(B + G, labels.device, var.compute_dtype)
     P = var.patch_nums[-1]
     f_hat = torch.zeros(B, quant.Cvae, P, P, device=labels.device)
     codebook = quant.embedding.weight.float()
-    tokens = []
+    groups = _groups(per_row)
     for k, pn in enumerate(var.patch_nums):
         ratio = k / (K - 1)
         with var.autocast():
             logits = var.step(x, cond, block_cond, caches)
-        if two_branch:
-            t = options.cfg * ratio
-            logits = (1 + t) * logits[:B] - t * logits[B:]
-        logits = filter_top_k_top_p(logits, options.top_k, options.top_p)
-        idx = torch.multinomial(logits.softmax(-1).view(-1, logits.shape[-1]), 1, generator=generator).view(B, -1)
-        if options.more_smooth:
-            tau = max(0.27 * (1 - ratio * 0.95), 0.005)
-            h = gumbel_soft(logits * (1 + ratio), tau, generator) @ codebook
-        else:
-            h = codebook[idx]
+        if G:
+            guidance = torch.tensor([opt.cfg * ratio for opt in per_row], device=logits.device)[guided_rows]
+            t = guidance.view(G, 1, 1)
+            logits[guided_rows] = (1 + t) * logits[guided_rows] - t * logits[B:]
+        logits = logits[:B]
+        idx = torch.empty(B, pn * pn, dtype=torch.long, device=labels.device)
+        h = torch.empty(B, pn * pn, quant.Cvae, device=labels.device)
+        for opt, rows in groups.items():
+            group = logits if len(rows) == B else logits[rows]
+            filtered = filter_top_k_top_p(group, opt.top_k, opt.top_p)
+            gens = [generator[i] for i in rows] if isinstance(generator, Sequence) else generator
+            idx[rows], h[rows] = _draw(filtered, opt, ratio, codebook, gens)
         kept = keep(k, f_hat) if keep is not None else None
         if kept is not None:
             mask, kept_tokens = kept
@@ -108,13 +164,27 @@ def sample_fhat(
             h = torch.where(mask.unsqueeze(-1), codebook[kept_tokens], h)
         h = h.transpose(1, 2).reshape(B, quant.Cvae, pn, pn)
         f_hat = f_hat + quant.scale_contribution(h, k)
-        tokens.append(idx)
-        if on_scale is not None:
-            on_scale(k, f_hat, idx)
+        yield ScaleStep(k, f_hat, idx)
         if k + 1 < K:
             x = var.next_input(quant.downsample(f_hat, k + 1), k + 1)
-            if two_branch:
-                x = x.repeat(2, 1, 1)
+            if G:
+                x = torch.cat((x, x[guided_rows]))
+
+
+@torch.no_grad()
+def sample_fhat(
+    var: VAR,
+    vqvae: VQVAE,
+    labels: torch.Tensor,
+    options: SamplingOptions | Sequence[SamplingOptions] = SamplingOptions(),
+    generator: Generators = None,
+    keep: KeepHook | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run `sample_scales` to the end: f_hat (B, Cvae, P, P) float32 and the token maps [(B, pn_k^2)] used."""
+    tokens, f_hat = [], None
+    for step in sample_scales(var, vqvae, labels, options, generator, keep):
+        tokens.append(step.tokens)
+        f_hat = step.f_hat
     return f_hat, tokens
 
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .schedule import Schedule, as_schedule
+
 MAX_SCALE_MUL = math.log(100)
 
 
@@ -116,7 +118,7 @@ class VAR(nn.Module):
         embed_dim: int | None = None,
         num_heads: int | None = None,
         num_classes: int = 1000,
-        patch_nums: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16),
+        patch_nums: Schedule | tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16),
         shared_aln: bool = False,
         mlp_ratio: float = 4.0,
         norm_eps: float = 1e-6,
@@ -124,6 +126,7 @@ class VAR(nn.Module):
         super().__init__()
         C = embed_dim or 64 * depth
         heads = num_heads or depth
+        self.schedule = as_schedule(patch_nums)
         self.config = dict(
             vocab_size=vocab_size,
             z_channels=z_channels,
@@ -131,19 +134,13 @@ class VAR(nn.Module):
             embed_dim=C,
             num_heads=heads,
             num_classes=num_classes,
-            patch_nums=tuple(patch_nums),
+            patch_nums=self.schedule.patch_nums,
             shared_aln=shared_aln,
             mlp_ratio=mlp_ratio,
+            norm_eps=norm_eps,
         )
         self.C, self.heads, self.num_classes, self.vocab_size = C, heads, num_classes, vocab_size
         self.compute_dtype = torch.float32
-        self.patch_nums = tuple(patch_nums)
-        self.L = sum(pn * pn for pn in self.patch_nums)
-        self.begin_ends = []
-        start = 0
-        for pn in self.patch_nums:
-            self.begin_ends.append((start, start + pn * pn))
-            start += pn * pn
 
         self.word_embed = nn.Linear(z_channels, C)
         self.class_emb = nn.Embedding(num_classes + 1, C)
@@ -180,8 +177,20 @@ class VAR(nn.Module):
         self.head.weight.data.mul_(0.02)
 
     @property
+    def patch_nums(self) -> tuple[int, ...]:
+        return self.schedule.patch_nums
+
+    @property
+    def L(self) -> int:
+        return self.schedule.length
+
+    @property
+    def begin_ends(self) -> tuple[tuple[int, int], ...]:
+        return self.schedule.begin_ends
+
+    @property
     def num_scales(self) -> int:
-        return len(self.patch_nums)
+        return self.schedule.num_scales
 
     def autocast(self) -> torch.autocast:
         """Mixed precision in `compute_dtype` (bf16/fp16 on CUDA); a no-op in float32."""

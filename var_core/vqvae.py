@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .quantizer import MultiScaleQuantizer
+from .schedule import Schedule, as_schedule
 
 PATCH_NUMS_256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
 PATCH_NUMS_512 = (1, 2, 3, 4, 6, 9, 13, 18, 24, 32)
@@ -169,7 +170,7 @@ class VQVAE(nn.Module):
         ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4),
         num_res_blocks: int = 2,
         share_quant_resi: int = 4,
-        patch_nums: tuple[int, ...] = PATCH_NUMS_256,
+        patch_nums: Schedule | tuple[int, ...] = PATCH_NUMS_256,
         dropout: float = 0.0,
         num_ema_scales: int | None = None,
     ):
@@ -189,17 +190,23 @@ class VQVAE(nn.Module):
         self.decoder = Decoder(ch, tuple(ch_mult), num_res_blocks, z_channels, dropout)
         self.quant_conv = nn.Conv2d(z_channels, z_channels, 3, padding=1)
         self.post_quant_conv = nn.Conv2d(z_channels, z_channels, 3, padding=1)
+        schedule = as_schedule(patch_nums)
         self.quantize = MultiScaleQuantizer(
-            vocab_size, z_channels, patch_nums, share_quant_resi, num_ema_scales or len(patch_nums)
+            vocab_size, z_channels, schedule, share_quant_resi, num_ema_scales or schedule.num_scales
         )
 
     @property
+    def schedule(self) -> Schedule:
+        """The scale schedule, the same object as the paired VAR's."""
+        return self.quantize.schedule
+
+    @property
     def patch_nums(self) -> tuple[int, ...]:
-        return self.quantize.patch_nums
+        return self.schedule.patch_nums
 
     @property
     def config(self) -> dict:
-        """Constructor arguments, with the scale schedule currently in use."""
+        """Constructor arguments (what `save_checkpoint` records and the loader reads back)."""
         return {**self._arch, "patch_nums": self.patch_nums}
 
     @property

@@ -1,0 +1,81 @@
+"""Compose: model-resolution candidates -> full pictures with their parameters (the last stage).
+
+The region is resized back to its size in the picture, pasted in, and blended with a feathered
+edge inside the mask, so every pixel outside the mask is the original's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from . import canvas
+from .canvas import Region
+from .plan import Plan
+
+
+@dataclass
+class EditResult:
+    """images: full-resolution RGB candidates; seed: the request's seed; params: what made them (PNG
+    metadata); mask: 'L', 255 = regenerated; regenerated: the finest scale's sampled cells (P, P)
+    bool and region: where they lie in picture pixels (both None for generation)."""
+
+    images: list[Image.Image]
+    seed: int
+    params: dict[str, Any]
+    mask: Image.Image
+    regenerated: np.ndarray | None
+    region: Region | None
+
+
+def params_of(plan: Plan, model_name: str, class_names: list[str]) -> dict[str, Any]:
+    """The parameters recorded with every result: mode, model, class, every option (seed included)
+    and, for out-painting, the margins."""
+    request = plan.request
+    name = class_names[plan.label] if plan.label < len(class_names) else "none"
+    params: dict[str, Any] = {"mode": request.mode, "model": model_name, "class_id": plan.label, "class_name": name}
+    params.update(plan.options.to_dict())
+    if request.mode == "outpaint":
+        params.update(request.margins, zoom_out=request.zoom_out)
+    if request.name is not None:
+        params["name"] = request.name
+    return params
+
+
+def compose(plan: Plan, generated: np.ndarray, model_name: str, class_names: list[str]) -> EditResult:
+    """generated: uint8 (n, R, R, 3) candidates of the plan's region -> EditResult."""
+    params = params_of(plan, model_name, class_names)
+    picture, mask = plan.inputs.picture, plan.inputs.mask
+    if picture is None or mask is None:
+        full = np.ones(generated.shape[1:3], np.uint8) * 255
+        images = [Image.fromarray(g) for g in generated]
+        return EditResult(images, plan.seed, params, Image.fromarray(full, "L"), None, None)
+    images = [_paste(picture, mask, plan.region, g, plan.options.feather, plan.options.paste_back) for g in generated]
+    binary = Image.fromarray((mask >= 0.5).astype(np.uint8) * 255, "L")
+    finest = None
+    if plan.regenerate is not None:
+        P = int(round(plan.regenerate[-1].numel() ** 0.5))
+        finest = plan.regenerate[-1].view(P, P).cpu().numpy().astype(bool)
+    return EditResult(images, plan.seed, params, binary, finest, plan.region)
+
+
+def _paste(
+    picture: np.ndarray, mask: np.ndarray, region: Region, generated_R: np.ndarray, feather: int, paste_back: bool
+) -> Image.Image:
+    H, W = mask.shape
+    side, R = region.side, generated_R.shape[0]
+    generated = (
+        generated_R
+        if side == R
+        else cv2.resize(generated_R, (side, side), interpolation=cv2.INTER_CUBIC if side > R else cv2.INTER_AREA)
+    )
+    full = picture.copy()
+    inside, local = region.overlap(W, H)
+    full[inside] = generated[local]
+    if not paste_back:
+        return Image.fromarray(full)
+    return Image.fromarray(canvas.paste_back(picture, full, canvas.feather_alpha(mask, feather)))

@@ -1,0 +1,93 @@
+"""`EditJob`: the one handle through which a caller follows, stops and collects a running edit.
+
+The pipeline reports each finished scale to the job; the caller iterates `updates()` for
+previews (or polls `latest`), calls `cancel()` to stop at the next scale, and `result()` to get
+the results or the error. Nothing else travels between the caller and the sampling loop.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from .errors import EditCancelled
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .compose import EditResult
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Scale `step` of `total` is done; previews[i]: the candidates so far of request i (its index in
+    the list given to `Editor.run`), for the requests of the pass that is running."""
+
+    step: int
+    total: int
+    previews: dict[int, list[Image.Image]]
+
+
+_DONE = object()
+
+
+class EditJob:
+    """A running (or finished) `Editor.run`. previews: whether the pipeline renders previews for it."""
+
+    def __init__(self, previews: bool = False) -> None:
+        self.previews = previews
+        self.latest: Progress | None = None
+        self._cancel = threading.Event()
+        self._finished = threading.Event()
+        self._updates: queue.Queue[object] = queue.Queue()
+        self._results: list[EditResult] | None = None
+        self._error: BaseException | None = None
+
+    # ---- for the caller ---------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop at the next scale; `result()` then raises EditCancelled."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def updates(self, timeout: float | None = None) -> Iterator[Progress]:
+        """Every progress report in order, ending when the job ends (then call `result()`)."""
+        while True:
+            item = self._updates.get(timeout=timeout)
+            if item is _DONE:
+                return
+            yield item  # type: ignore[misc]
+
+    def result(self, timeout: float | None = None) -> list[EditResult]:
+        """One EditResult per request, in order; raises the edit's error (EditError, EditCancelled, ...)."""
+        if not self._finished.wait(timeout):
+            raise TimeoutError("The edit is still running.")
+        if self._error is not None:
+            raise self._error
+        assert self._results is not None
+        return self._results
+
+    # ---- for the pipeline -------------------------------------------------------------
+    def check(self) -> None:
+        """Raise EditCancelled if the caller asked to stop."""
+        if self._cancel.is_set():
+            raise EditCancelled("Stopped.")
+
+    def report(self, progress: Progress) -> None:
+        self.latest = progress
+        self._updates.put(progress)
+
+    def finish(self, results: list[EditResult] | None = None, error: BaseException | None = None) -> None:
+        self._results, self._error = results, error
+        self._finished.set()
+        self._updates.put(_DONE)

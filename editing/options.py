@@ -1,0 +1,255 @@
+"""The option table: every setting of an edit, declared once.
+
+Each field of `EditOptions` carries its `OptionSpec` (label, help, type, range or choices), and
+everything else is generated from it: the studio's settings widgets, the CLI flags, the API's
+options dict, validation and the PNG metadata. A new option is one line here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from var_core import SamplingOptions
+
+from .errors import EditError
+
+POLICIES = ("touch", "compat", "strength", "touch-all")
+FILLS = ("original", "neutral")
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """How one option is shown and checked. kind: int, float, bool or str (with choices)."""
+
+    kind: type
+    label: str
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    step: float | None = None
+    nullable: bool = False
+    advanced: bool = False
+    studio_default: Any = None
+
+
+def option(default: Any, kind: type, label: str, help: str, **spec: Any) -> Any:
+    """A dataclass field carrying its OptionSpec."""
+    return dataclasses.field(default=default, metadata={"spec": OptionSpec(kind, label, help, **spec)})
+
+
+_SAMPLING = SamplingOptions()
+
+
+@dataclass(frozen=True)
+class EditOptions:
+    """Everything that shapes an edit besides the picture, the mask and the mode.
+
+    Defaults are the original VAR sampler's; a model folder may bring its own (defaults.json).
+    Every value is checked on construction; a mistake is an `EditError` of one sentence.
+    """
+
+    seed: int | None = option(
+        None,
+        int,
+        "Seed",
+        "Same seed, same settings, same picture: every run with it gives the same result. "
+        "Empty = a new random seed each run (the seed used is reported).",
+        low=0,
+        high=MAX_SEED,
+        nullable=True,
+    )
+    num_samples: int = option(
+        1,
+        int,
+        "Candidates",
+        "How many different results to draw at once to choose from.",
+        low=1,
+        high=64,
+        step=1,
+        studio_default=4,
+    )
+    cfg: float = option(
+        _SAMPLING.cfg,
+        float,
+        "Follow the class",
+        "How strongly a class edit pushes towards the chosen class; "
+        "higher is more typical of the class but less varied (classifier-free guidance, cfg).",
+        low=0.0,
+        high=50.0,
+        step=0.1,
+    )
+    top_k: int = option(
+        _SAMPLING.top_k,
+        int,
+        "Variety (top-k)",
+        "Only the k most likely tokens may be drawn at each place; smaller is safer and plainer, 0 allows all.",
+        low=0,
+        high=1 << 17,
+        step=1,
+    )
+    top_p: float = option(
+        _SAMPLING.top_p,
+        float,
+        "Variety (top-p)",
+        "Only the most likely tokens that together hold this share of "
+        "the probability may be drawn; lower is safer and plainer, 0 allows all.",
+        low=0.0,
+        high=1.0,
+        step=0.01,
+    )
+    more_smooth: bool = option(
+        _SAMPLING.more_smooth,
+        bool,
+        "Smoother textures",
+        "Blends similar tokens instead of picking one "
+        "(Gumbel-softmax 'more smooth' sampling): softer, less noisy detail.",
+    )
+    policy: str = option(
+        "touch",
+        str,
+        "Which cells to redraw",
+        "touch: every fine cell the mask touches and the coarse cells it "
+        "mostly covers (best fit); compat: the original authors' rule; strength: keep the coarse layout and colours, "
+        "redraw only detail from the 'Keep the layout' scale on; touch-all: every touched cell at every scale.",
+        choices=POLICIES,
+        advanced=True,
+    )
+    strength: int = option(
+        0,
+        int,
+        "Keep the layout up to scale",
+        "With the 'strength' policy: the scales before this one keep the "
+        "picture's layout and colours, only finer detail is redrawn (0 redraws everything).",
+        low=0,
+        high=64,
+        step=1,
+        advanced=True,
+    )
+    dilation: int = option(
+        0,
+        int,
+        "Grow the mask (cells)",
+        "Grows the redrawn area by this many token cells of the finest scale, "
+        "so the new content blends over a wider border (mask dilation).",
+        low=0,
+        high=16,
+        step=1,
+    )
+    feather: int = option(
+        8,
+        int,
+        "Soft edge (px)",
+        "Width in pixels of the blend between new and original pixels inside the "
+        "mask's edge (feather); pixels outside the mask are never changed.",
+        low=0,
+        high=256,
+        step=1,
+    )
+    fill: str = option(
+        "original",
+        str,
+        "Under the mask, start from",
+        "original: the model sees what is painted over (keeps "
+        "its colours); neutral: the area is first filled from its surroundings, to remove an object.",
+        choices=FILLS,
+    )
+    replay: bool = option(
+        False,
+        bool,
+        "Original authors' teacher forcing",
+        "Keep the picture's precomputed tokens outside the "
+        "mask (replay) instead of re-quantizing them against what was drawn; for comparisons.",
+        advanced=True,
+    )
+    context: float = option(
+        0.5,
+        float,
+        "Context around the mask",
+        "How much of the surroundings the model sees, as a share of the "
+        "mask's size on each side; more context fits better, less gives more detail.",
+        low=0.0,
+        high=4.0,
+        step=0.05,
+        advanced=True,
+    )
+    paste_back: bool = option(
+        True,
+        bool,
+        "Keep every unmasked pixel",
+        "Paste the original back outside the mask, so only the painted area changes.",
+        advanced=True,
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, check_value(f.name, spec_of(f), getattr(self, f.name)))
+
+    @classmethod
+    def from_dict(cls, given: Any, defaults: EditOptions | None = None) -> EditOptions:
+        """Options from a JSON-like dict; keys not given keep `defaults` (the model's). Strict: unknown
+        keys, wrong types, NaN and out-of-range values are refused."""
+        if not isinstance(given, dict):
+            raise EditError('Options must be a JSON object such as {"seed": 1}.')
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in given:
+            if key not in names:
+                raise EditError(f"Unknown option '{key}'; the options are {', '.join(names)}.")
+        base = defaults if defaults is not None else cls()
+        return dataclasses.replace(base, **given)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of every option (what PNG metadata and the API carry)."""
+        return dataclasses.asdict(self)
+
+    def sampling(self) -> SamplingOptions:
+        """The sampler's share of the options."""
+        return SamplingOptions(self.cfg, self.top_k, self.top_p, self.more_smooth)
+
+
+def spec_of(f: dataclasses.Field) -> OptionSpec:
+    return f.metadata["spec"]
+
+
+def option_fields(cls: type = EditOptions) -> list[tuple[str, Any, OptionSpec]]:
+    """(name, default, spec) of every option of `cls`, in declaration order."""
+    return [(f.name, f.default, spec_of(f)) for f in dataclasses.fields(cls) if "spec" in f.metadata]
+
+
+def _range_text(spec: OptionSpec) -> str:
+    if spec.low is not None and spec.high is not None:
+        return f" from {spec.low:g} to {spec.high:g}"
+    return ""
+
+
+def check_value(name: str, spec: OptionSpec, value: Any) -> Any:
+    """The value converted to the option's type, or an EditError of one sentence."""
+    if value is None and spec.nullable:
+        return None
+    if spec.kind is bool:
+        if not isinstance(value, bool):
+            raise EditError(f"Option '{name}' must be true or false, not {value!r}.")
+        return value
+    if spec.kind is str:
+        if value not in (spec.choices or ()):
+            raise EditError(f"Option '{name}' must be one of {', '.join(spec.choices or ())}, not {value!r}.")
+        return value
+    whole = spec.kind is int
+    wanted = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EditError(f"Option '{name}' must be {wanted}{_range_text(spec)}, not {value!r}.")
+    if not math.isfinite(value):
+        raise EditError(f"Option '{name}' must be a finite number{_range_text(spec)}, not {value!r}.")
+    if whole:
+        if value != int(value):
+            raise EditError(f"Option '{name}' must be {wanted}{_range_text(spec)}, not {value!r}.")
+        value = int(value)
+    else:
+        value = float(value)
+    if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
+        raise EditError(f"Option '{name}' must be {wanted}{_range_text(spec)}, not {value!r}.")
+    return value

@@ -1,0 +1,99 @@
+"""Sample: one batched pass over the plans of several requests (the second stage of `Editor.run`).
+
+Requests that share a model are sampled together whatever their modes, classes, masks and
+options: each candidate is one row with its own class, options, keep map and random generator.
+Row i of a request with seed s draws from a generator seeded with `row_seed(s, i)` (s itself for
+the first candidate), and every row is decoded on its own, so a seeded request gives the same
+picture alone, in any batch, in another process and on a rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from PIL import Image
+
+from var_core import VAR, VQVAE, sample_scales
+
+from .job import EditJob, Progress
+from .plan import Plan
+from .teacher_forcing import TeacherForcing
+
+
+def row_seed(seed: int, candidate: int) -> int:
+    """The generator seed of candidate `candidate` of a request seeded with `seed`."""
+    if candidate == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}/{candidate}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Images (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
+    return x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def sample(
+    plans: list[Plan],
+    var: VAR,
+    vqvae: VQVAE,
+    device: str,
+    job: EditJob | None = None,
+    slots: list[int] | None = None,
+) -> list[np.ndarray]:
+    """Sample every candidate of every plan in one pass -> per plan uint8 (n, R, R, 3).
+
+    job: checked for cancellation after every scale and given previews if it wants them, keyed
+    by `slots[p]` (the request's index in the caller's list; default p)."""
+    slots = slots if slots is not None else list(range(len(plans)))
+    labels, options, generators, sources, regenerate, replay, owner = [], [], [], [], [], [], []
+    for p, plan in enumerate(plans):
+        for i in range(plan.options.num_samples):
+            labels.append(plan.label)
+            options.append(plan.options.sampling())
+            generators.append(torch.Generator(device).manual_seed(row_seed(plan.seed, i)))
+            sources.append(plan.source)
+            regenerate.append(plan.regenerate)
+            replay.append(plan.options.replay)
+            owner.append(p)
+    label_rows = torch.tensor(labels, device=device)
+    keep = None
+    if any(s is not None for s in sources):
+        keep = TeacherForcing.for_rows(vqvae, sources, regenerate, replay, device)
+    K = var.num_scales
+    f_hat = None
+    for step in sample_scales(var, vqvae, label_rows, options, generators, keep):
+        f_hat = step.f_hat
+        if job is not None:
+            job.check()
+            if job.previews and step.k < K - 1:
+                job.report(Progress(step.k + 1, K, _split(_preview(vqvae, f_hat, step.k), owner, slots)))
+    assert f_hat is not None
+    if job is not None:
+        job.check()
+    # Row by row: a row's pixels must not depend on which other rows share its batch.
+    rows = np.concatenate([to_uint8(vqvae.decode_fhat(f_hat[r : r + 1])) for r in range(f_hat.shape[0])])
+    if job is not None and job.previews:
+        job.report(Progress(K, K, _split([Image.fromarray(a) for a in rows], owner, slots)))
+    owners = np.array(owner)
+    return [rows[owners == p] for p in range(len(plans))]
+
+
+@torch.no_grad()
+def _preview(vqvae: VQVAE, f_hat: torch.Tensor, k: int) -> list[Image.Image]:
+    """Decode the picture so far at scale k's own latent size (cheap), shown at model size."""
+    quant = vqvae.quantize
+    pn = quant.patch_nums[k]
+    small = to_uint8(vqvae.decode_fhat(quant.downsample(f_hat, k)))
+    R = vqvae.image_size
+    return [Image.fromarray(a).resize((R, R), Image.NEAREST if pn <= 4 else Image.BICUBIC) for a in small]
+
+
+def _split(images: list[Image.Image], owner: list[int], slots: list[int]) -> dict[int, list[Image.Image]]:
+    out: dict[int, list[Image.Image]] = {slot: [] for slot in slots}
+    for image, p in zip(images, owner, strict=True):
+        out[slots[p]].append(image)
+    return out
