@@ -1,125 +1,305 @@
-"""`python -m editing`: edit one image, or a folder of jobs, from the command line.
+"""`var-edit` / `python -m editing`: edit one picture, a folder of jobs or a JSON list of jobs.
 
-A folder job is an image `NAME.png|jpg|...` with its mask `NAME.mask.png` beside it and, optionally,
-`NAME.json` holding the mode, class and any EditOptions field, e.g. {"mode": "edit_class", "class_id": 3}.
-Results are PNGs with every parameter in their metadata; existing files are kept unless --overwrite.
+INPUT is a picture, a folder, a .json job list, or nothing (generate). A folder job is a picture
+NAME.png|jpg|... with its mask NAME.mask.png beside it and, optionally, NAME.json holding any
+request field or option, e.g. {"mode": "edit_class", "class_id": 3, "cfg": 4}. `--mask` gives one
+mask for every picture of a folder (scaled to each). A .json job list is a list of such objects
+with "image" (and "mask") paths relative to the list's folder and an optional "name".
+
+Results are PNGs (OUT/NAME.MODE.png, -1, -2 ... for several candidates) with every parameter in
+their metadata. A job without a seed gets one derived from its name, so a rerun gives the same
+pictures: outputs that exist with the same parameters are skipped, others are never overwritten
+without --overwrite. A bad job fails alone, by name; the exit code is 1 if any failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
-from dataclasses import fields, replace
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
-from .editor import EditOptions, Editor
+from .canvas import load_mask, open_guarded
+from .compose import EditResult
+from .editor import Editor
 from .errors import EditError
-from .metadata import save_png
+from .metadata import read_params, save_png
+from .options import EditOptions, OptionSpec, option_fields, range_text
+from .request import MODES, SIDES, EditRequest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-MODES = ("inpaint", "edit_class", "outpaint", "generate")
+REPORT = "var-edit-report.json"
 
 
-def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
-    source = Path(args.input) if args.input else None
-    base = {
-        "mode": args.mode,
-        "class_id": args.class_id,
-        "left": args.left,
-        "right": args.right,
-        "top": args.top,
-        "bottom": args.bottom,
-        "zoom_out": args.zoom_out,
-    }
-    if source is None:
-        return [{**base, "name": "generated"}]
+@dataclass
+class Job:
+    """A named request, or the reason it could not be made."""
+
+    name: str
+    request: EditRequest | None = None
+    error: str | None = None
+
+
+def name_seed(name: str) -> int:
+    """The seed of a job that gives none: stable across runs and machines."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "little") >> 1
+
+
+def _option_flag(parser: argparse.ArgumentParser, name: str, default: Any, spec: OptionSpec) -> None:
+    flag = f"--{name.replace('_', '-')}"
+    detail = f"{spec.label}: {spec.help}"
+    if spec.kind in (int, float) and spec.low is not None:
+        detail += f" A number{range_text(spec)}."
+    detail += f" Default: {default!r} (or the model's)."
+    if spec.kind is bool:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=detail)
+    elif spec.choices:
+        parser.add_argument(flag, default=None, choices=spec.choices, help=detail)
+    else:
+        parser.add_argument(flag, default=None, metavar=spec.kind.__name__.upper(), help=detail)
+
+
+def _parse_number(text: str, kind: type) -> Any:
+    try:
+        return int(text) if kind is int else float(text)
+    except ValueError:
+        return text  # EditOptions refuses it with a sentence that names the option
+
+
+def build_parser(options_cls: type = EditOptions) -> argparse.ArgumentParser:
+    """The CLI's flags: request fields, model and output, and one flag per option of the table."""
+    p = argparse.ArgumentParser(
+        prog="var-edit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("input", nargs="?", help="a picture, a folder of jobs, a .json job list (omit to generate)")
+    p.add_argument("--mask", help="mask picture, white or any colour = regenerate (a folder: the same mask for all)")
+    p.add_argument("--mode", choices=MODES, help="default: inpaint, or generate without INPUT")
+    p.add_argument("--class-id", type=int, help="class for edit_class and generate")
+    for side in SIDES:
+        p.add_argument(f"--{side}", type=int, default=0, help=f"out-paint pixels on the {side}")
+    p.add_argument("--zoom-out", type=float, help="out-paint by shrinking the picture into the middle (> 1)")
+    p.add_argument("--model", default="demo", help="demo, d16..d36, or a folder with a checkpoint pair")
+    p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    p.add_argument("--dtype", help="float32, bfloat16 or float16 (default: bfloat16 on CUDA)")
+    p.add_argument("--out-dir", default="edits", help="folder for the results (default ./edits)")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs made with other parameters")
+    p.add_argument("--batch", type=int, default=8, help="requests sampled together in one pass (default 8)")
+    options = p.add_argument_group("options (default: the model's)")
+    for name, default, spec in option_fields(options_cls):
+        _option_flag(options, name, default, spec)
+    return p
+
+
+def _given_options(args: argparse.Namespace, options_cls: type) -> dict[str, Any]:
+    given = {}
+    for name, _, spec in option_fields(options_cls):
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if spec.kind in (int, float):
+            value = None if name == "seed" and value.lower() in ("none", "random") else _parse_number(value, spec.kind)
+        given[name] = value
+    return given
+
+
+def _base(args: argparse.Namespace) -> dict[str, Any]:
+    base: dict[str, Any] = {"mode": args.mode or ("inpaint" if args.input else "generate")}
+    base.update({side: getattr(args, side) for side in SIDES if getattr(args, side)})
+    if args.zoom_out is not None:
+        base["zoom_out"] = args.zoom_out
+    if args.class_id is not None:
+        base["class_id"] = args.class_id
+    return base
+
+
+def _merge(base: dict[str, Any], given: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """A job's own fields over the command line's; its options over the command line's options."""
+    data = {**base, **{k: v for k, v in job.items() if k != "options"}}
+    own = job.get("options", {})
+    data["options"] = {**given, **own} if isinstance(own, dict) else own
+    return data
+
+
+def _make(name: str, data: dict[str, Any], defaults: EditOptions, base_dir: Path | None = None) -> Job:
+    try:
+        request = EditRequest.from_dict(data, defaults, base_dir)
+        if request.options.seed is None:
+            request = request.with_options(seed=name_seed(name))
+        return Job(name, request)
+    except EditError as e:
+        return Job(name, error=str(e))
+
+
+def _scaled_mask(mask_path: Path, image_path: Path) -> np.ndarray:
+    """One mask for a folder: thresholded by the mask rule, scaled to the picture (nearest)."""
+    with open_guarded(image_path) as image:
+        size = image.size
+    with open_guarded(mask_path, "mask") as raw:
+        mask = load_mask(raw, raw.size)
+    scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)
+    return np.asarray(scaled) >= 128
+
+
+def collect_jobs(args: argparse.Namespace, defaults: EditOptions, given: dict[str, Any]) -> list[Job]:
+    """Every job the command line asks for, each checked on its own."""
+    base = {**_base(args), "options": given}
+    if not args.input:
+        return [_make("generated", base, defaults)]
+    source = Path(args.input)
+    if source.suffix.lower() == ".json" and source.is_file():
+        try:
+            items = json.loads(source.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise EditError(f"{source.name} is not a readable JSON job list ({e.__class__.__name__}).") from e
+        if not isinstance(items, list):
+            raise EditError(f"{source.name} must hold a JSON list of jobs.")
+        jobs = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                jobs.append(Job(f"job{i}", error=f"job {i} is not a JSON object"))
+                continue
+            name = item["name"] if isinstance(item.get("name"), str) and item["name"].strip() else f"job{i}"
+            jobs.append(_make(name, _merge(_base(args), given, item), defaults, source.parent))
+        return jobs
     if source.is_file():
-        return [{**base, "name": source.stem, "image": source, "mask": Path(args.mask) if args.mask else None}]
+        data = {**base, "image": str(source)}
+        if args.mask:
+            data["mask"] = args.mask
+        return [_make(source.stem, data, defaults)]
     if not source.is_dir():
-        raise EditError(f"{source} is neither an image nor a folder of jobs.")
+        raise EditError(f"{source} is neither a picture, a folder of jobs nor a .json job list.")
+    pictures = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and ".mask." not in p.name)
+    if not pictures:
+        raise EditError(f"No pictures in {source}; put NAME.png with NAME.mask.png there.")
     jobs = []
-    for image in sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and ".mask" not in p.name):
-        job = {**base, "name": image.stem, "image": image, "mask": next(source.glob(f"{image.stem}.mask.*"), None)}
-        spec = image.with_suffix(".json")
-        if spec.is_file():
-            job.update(json.loads(spec.read_text()))
-        jobs.append(job)
-    if not jobs:
-        raise EditError(f"No images in {source}; put NAME.png with NAME.mask.png there.")
+    for picture in pictures:
+        name = picture.stem
+        data: dict[str, Any] = {**base, "image": str(picture)}
+        own = [m for m in source.iterdir() if m.name.startswith(f"{name}.mask.") and m.suffix.lower() in IMAGE_SUFFIXES]
+        try:
+            if own:
+                data["mask"] = str(own[0])
+            elif args.mask:
+                data["mask"] = _scaled_mask(Path(args.mask), picture)
+            spec = picture.with_suffix(".json")
+            if spec.is_file():
+                extra = json.loads(spec.read_text())
+                if not isinstance(extra, dict):
+                    raise EditError(f"{spec.name} must hold a JSON object of request fields and options.")
+                data = _merge(data, given, extra)
+        except json.JSONDecodeError:
+            jobs.append(Job(name, error=f"{name}.json is not valid JSON"))
+            continue
+        except EditError as e:
+            jobs.append(Job(name, error=str(e)))
+            continue
+        jobs.append(_make(name, data, defaults))
     return jobs
 
 
-def _run(editor: Editor, job: dict[str, Any], options: EditOptions):
-    option_names = {f.name for f in fields(EditOptions)}
-    options = replace(options, **{k: v for k, v in job.items() if k in option_names})
-    mode = job["mode"]
-    if mode == "generate":
-        return editor.generate(job["class_id"] if job["class_id"] is not None else editor.var.num_classes, options)
-    if mode == "outpaint":
-        return editor.outpaint(
-            job["image"], job["left"], job["right"], job["top"], job["bottom"], job["zoom_out"], options
-        )
-    if job.get("mask") is None:
-        raise EditError(f"{job['name']} has no mask: pass --mask or put {job['name']}.mask.png beside it.")
-    if mode == "edit_class":
-        if job["class_id"] is None:
-            raise EditError("A class edit needs --class-id.")
-        return editor.edit_class(job["image"], job["mask"], job["class_id"], options)
-    return editor.inpaint(job["image"], job["mask"], options)
+def output_paths(out_dir: Path, job: Job) -> list[Path]:
+    assert job.request is not None
+    n = job.request.options.num_samples
+    stem = f"{job.name}.{job.request.mode}"
+    return [out_dir / f"{stem}.png"] if n == 1 else [out_dir / f"{stem}-{i + 1}.png" for i in range(n)]
+
+
+def _expected_params(job: Job) -> dict[str, Any]:
+    """What an existing output's metadata must say for the job to count as done."""
+    request = job.request
+    assert request is not None
+    wanted = {"name": job.name, "mode": request.mode, **request.options.to_dict()}
+    if request.class_id is not None:
+        wanted["class_id"] = request.class_id
+    if request.mode == "outpaint":
+        wanted.update(request.margins, zoom_out=request.zoom_out)
+    return wanted
+
+
+def _already_done(out_dir: Path, job: Job) -> bool:
+    """Whether every output exists and was made with this job's parameters."""
+    paths = output_paths(out_dir, job)
+    if not all(p.is_file() for p in paths):
+        return False
+    wanted = _expected_params(job)
+    for path in paths:
+        params = read_params(path)
+        if any(params.get(k) != v for k, v in wanted.items()):
+            return False
+    return True
+
+
+def write_outputs(out_dir: Path, job: Job, result: EditResult, overwrite: bool) -> list[Path]:
+    written = []
+    for i, (path, image) in enumerate(zip(output_paths(out_dir, job), result.images, strict=True)):
+        params = {**result.params, "name": job.name, "candidate": i + 1}
+        written.append(save_png(image, path, params, overwrite=overwrite))
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m editing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("input", nargs="?", help="an image, or a folder of jobs (omit to generate)")
-    p.add_argument("--mask", help="mask image, white = regenerate (single image)")
-    p.add_argument("--mode", choices=MODES, default="inpaint")
-    p.add_argument("--class-id", type=int)
-    for side in ("left", "right", "top", "bottom"):
-        p.add_argument(f"--{side}", type=int, default=0, help="out-paint pixels")
-    p.add_argument("--zoom-out", type=float)
-    p.add_argument("--model", default="demo", help="demo, d16..d36, or a folder with a checkpoint pair")
-    p.add_argument("--device")
-    p.add_argument("--dtype")
-    p.add_argument("--out-dir", default="edits")
-    p.add_argument("--overwrite", action="store_true")
-    defaults = EditOptions()
-    for f in fields(EditOptions):
-        kind = type(getattr(defaults, f.name)) if getattr(defaults, f.name) is not None else int
-        if kind is bool:
-            p.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None)
-        else:
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
-    args = p.parse_args(argv)
+    """Run the command line; returns the exit code (0 all done, 1 some jobs failed, 2 could not start)."""
+    args = build_parser().parse_args(argv)
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"error: --out-dir {out_dir} is a file; name a folder.", file=sys.stderr)
+        return 2
+    if args.batch < 1:
+        print("error: --batch must be at least 1.", file=sys.stderr)
+        return 2
     try:
         editor = Editor.from_pretrained(args.model, device=args.device, dtype=args.dtype)
-        given = {f.name: getattr(args, f.name) for f in fields(EditOptions) if getattr(args, f.name) is not None}
-        options = replace(editor.default_options(), **given)
-        jobs = _jobs(args)
-    except (EditError, ValueError) as e:
+        jobs = collect_jobs(args, editor.defaults, _given_options(args, EditOptions))
+    except (EditError, ValueError) as e:  # CheckpointError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    for job in tqdm(jobs, desc="editing", unit="job", disable=len(jobs) == 1):
-        try:
-            result = _run(editor, job, options)
-            for i, image in enumerate(result.images):
-                suffix = f"-{i}" if len(result.images) > 1 else ""
-                path = save_png(
-                    image, out_dir / f"{job['name']}.{job['mode']}{suffix}.png", result.params, overwrite=args.overwrite
-                )
-                tqdm.write(f"{path}  (seed {result.seed})")
-        except (EditError, ValueError, FileExistsError) as e:
-            failures += 1
-            tqdm.write(f"error: {job['name']}: {e}")
-    return 1 if failures else 0
+    report: dict[str, Any] = {"done": [], "skipped": [], "failed": {}}
+    for job in jobs:
+        if job.error is not None:
+            report["failed"][job.name] = job.error
+    todo = []
+    for job in jobs:
+        if job.request is None:
+            continue
+        if _already_done(out_dir, job):
+            report["skipped"].append(job.name)
+        else:
+            todo.append(job)
+    started = time.monotonic()
+    bar = tqdm(total=len(todo), desc="editing", unit="job", disable=len(todo) <= 1)
+    for start in range(0, len(todo), args.batch):
+        batch = todo[start : start + args.batch]
+        results = editor.run([job.request for job in batch], return_errors=True)
+        for job, result in zip(batch, results, strict=True):
+            try:
+                if isinstance(result, EditError):
+                    raise result
+                for path in write_outputs(out_dir, job, result, args.overwrite):
+                    tqdm.write(f"{path}  (seed {result.seed})")
+                report["done"].append(job.name)
+            except (EditError, FileExistsError) as e:
+                report["failed"][job.name] = str(e)
+        bar.update(len(batch))
+        bar.set_postfix(done=len(report["done"]), failed=len(report["failed"]), skipped=len(report["skipped"]))
+    bar.close()
+    seconds = time.monotonic() - started
+    for name, reason in report["failed"].items():
+        print(f"failed: {name}: {reason}", file=sys.stderr)
+    print(
+        f"{len(report['done'])} done, {len(report['skipped'])} skipped (already there with the same parameters), "
+        f"{len(report['failed'])} failed, in {seconds:.1f} s."
+    )
+    (out_dir / REPORT).write_text(json.dumps({**report, "seconds": round(seconds, 2)}, indent=2))
+    return 1 if report["failed"] else 0
 
 
 if __name__ == "__main__":

@@ -220,10 +220,12 @@ def option_fields(cls: type = EditOptions) -> list[tuple[str, Any, OptionSpec]]:
     return [(f.name, f.default, spec_of(f)) for f in dataclasses.fields(cls) if "spec" in f.metadata]
 
 
-def _range_text(spec: OptionSpec) -> str:
-    if spec.low is not None and spec.high is not None:
-        return f" from {spec.low:g} to {spec.high:g}"
-    return ""
+def range_text(spec: OptionSpec) -> str:
+    """' from LOW to HIGH' for numbers with a range, else ''."""
+    if spec.low is None or spec.high is None:
+        return ""
+    show = (lambda v: str(int(v))) if spec.kind is int else (lambda v: f"{v:g}")
+    return f" from {show(spec.low)} to {show(spec.high)}"
 
 
 def check_value(name: str, spec: OptionSpec, value: Any) -> Any:
@@ -241,15 +243,15 @@ def check_value(name: str, spec: OptionSpec, value: Any) -> Any:
     whole = spec.kind is int
     wanted = "a whole number" if whole else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EditError(f"Option '{name}' must be {wanted}{_range_text(spec)}, not {value!r}.")
+        raise EditError(f"Option '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
     if not math.isfinite(value):
-        raise EditError(f"Option '{name}' must be a finite number{_range_text(spec)}, not {value!r}.")
+        raise EditError(f"Option '{name}' must be a finite number{range_text(spec)}, not {value!r}.")
     if whole:
         if value != int(value):
-            raise EditError(f"Option '{name}' must be {wanted}{_range_text(spec)}, not {value!r}.")
+            raise EditError(f"Option '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
         value = int(value)
     else:
         value = float(value)
     if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
-        raise EditError(f"Option '{name}' must be {wanted}{_range_text(spec)}, not {value!r}.")
+        raise EditError(f"Option '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
     return value

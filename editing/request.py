@@ -177,9 +177,13 @@ def _array_image(value: Any) -> Image.Image:
     return Image.open(value)
 
 
-def _picture_from_json(key: str, value: Any, base_dir: str | Path | None) -> bytes | Path:
-    if not isinstance(value, str):
-        raise EditError(f"'{key}' must be a file path or a PNG data URL, not {value!r}.")
+def _picture_from_json(key: str, value: Any, base_dir: str | Path | None) -> Picture:
+    """A path (relative ones from base_dir) or a data URL; pictures already in memory pass through."""
+    if isinstance(value, Image.Image | np.ndarray | bytes):
+        return value
+    if not isinstance(value, str | Path):
+        raise EditError(f"'{key}' must be a file path or a PNG data URL, not a {type(value).__name__}.")
+    value = str(value)
     if value.startswith("data:"):
         try:
             return base64.b64decode(value.split(",", 1)[1], validate=True)

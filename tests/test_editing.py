@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-import editing.editor as editor_module
-from editing import EditError, EditOptions, Editor, read_params, save_png
+import editing.plan as plan_module
+from editing import EditCancelled, EditError, EditOptions, Editor, EditRequest, read_params, save_png
 from editing.masks import scale_masks
 from editing.teacher_forcing import encode_source, run_edit
 from var_core import CheckpointError, SamplingOptions
@@ -70,12 +70,14 @@ def test_consistent_teacher_forcing_quantizes_against_the_real_history(editor):
     quant = editor.vqvae.quantize
     f_before, seen = [], []
 
-    def record(k, f_hat, tokens):
-        seen.append(tokens.clone())
-        f_before.append(f_hat.clone())
+    from editing.teacher_forcing import TeacherForcing
+    from var_core import sample_scales
 
+    keep = TeacherForcing.for_rows(editor.vqvae, [source], [masks], [False], "cpu")
     g = torch.Generator().manual_seed(1)
-    run_edit(editor.var, editor.vqvae, torch.tensor([10]), SamplingOptions(), source, masks, False, g, record)
+    for step in sample_scales(editor.var, editor.vqvae, torch.tensor([10]), SamplingOptions(), g, keep):
+        seen.append(step.tokens.clone())
+        f_before.append(step.f_hat.clone())
     history = [torch.zeros_like(f_before[0])] + f_before[:-1]
     for k, regen in enumerate(masks):
         expected = quant.nearest_code(quant.downsample(source.latent - history[k], k))
@@ -159,8 +161,8 @@ def test_unconditional_inpaint_runs_one_cfg_branch(editor, monkeypatch):
 
 def test_an_image_is_encoded_once_across_edits(editor, monkeypatch):
     calls = []
-    real = editor_module.encode_source
-    monkeypatch.setattr(editor_module, "encode_source", lambda *a: calls.append(1) or real(*a))
+    real = plan_module.encode_source
+    monkeypatch.setattr(plan_module, "encode_source", lambda *a: calls.append(1) or real(*a))
     picture, mask = _picture(seed=7), Image.fromarray(_stroke())
     editor.inpaint(picture, mask, EditOptions(seed=1))
     editor.inpaint(picture, mask, EditOptions(seed=2, num_samples=3))
@@ -283,26 +285,33 @@ def test_png_carries_parameters_and_is_not_overwritten(editor, tmp_path):
 
 
 def test_cancel_stops_the_edit(editor):
-    import threading
-
-    from editing import EditCancelled
-
-    stop = threading.Event()
-    stop.set()
+    job = editor.submit([EditRequest("inpaint", _picture(), _stroke(), options=EditOptions(seed=0))], previews=True)
+    job.cancel()
     with pytest.raises(EditCancelled):
-        editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=0), cancel=stop)
+        job.result(timeout=60)
+
+
+def test_cancel_after_the_last_scale_still_stops_before_decoding(editor):
+    from editing import EditJob
+
+    class StopAtLast(EditJob):
+        def report(self, progress):
+            super().report(progress)
+            if progress.step == progress.total - 1:
+                self.cancel()
+
+    job = StopAtLast(previews=True)
+    with pytest.raises(EditCancelled):
+        editor.run([EditRequest("inpaint", _picture(), _stroke(), options=EditOptions(seed=0))], job)
 
 
 def test_previews_stream_every_scale(editor):
-    steps = []
-    editor.inpaint(
-        _picture(),
-        Image.fromarray(_stroke()),
-        EditOptions(seed=0),
-        on_preview=lambda k, total, images: steps.append((k, total, images[0].size)),
-    )
+    request = EditRequest("inpaint", _picture(), _stroke(), options=EditOptions(seed=0, num_samples=2))
+    job = editor.submit([request], previews=True)
+    steps = [(p.step, p.total, len(p.previews[0]), p.previews[0][0].size) for p in job.updates(timeout=60)]
+    job.result()
     K = editor.num_scales
-    assert [s[0] for s in steps] == list(range(1, K + 1)) and all(s[1] == K for s in steps)
+    assert [s[0] for s in steps] == list(range(1, K + 1)) and all(s[1] == K and s[2] == 2 for s in steps)
 
 
 def test_region_past_the_border_is_free_and_the_rest_is_not():
@@ -314,3 +323,50 @@ def test_region_past_the_border_is_free_and_the_rest_is_not():
     assert not outside[:16, 8:].any()
     inside, local = region.overlap(24, 16)
     assert inside == (slice(0, 16), slice(0, 24)) and local == (slice(0, 16), slice(8, 32))
+
+
+def test_masks_as_people_save_them(tmp_path):
+    from editing.canvas import load_mask
+
+    painted = np.zeros((16, 16, 3), np.uint8)
+    painted[4:8, 4:8] = (255, 0, 255)  # the studio's brush colour, saved as plain RGB
+    painted[10:12, 10:12] = (0, 200, 90)  # any other colour counts too
+    Image.fromarray(painted).save(tmp_path / "rgb.png")
+    mask = load_mask(tmp_path / "rgb.png", (16, 16))
+    assert mask[4:8, 4:8].all() and mask[10:12, 10:12].all() and mask.sum() == 20
+
+    values = np.zeros((16, 16), np.float32)
+    values[2:6, 2:6] = 1.0
+    values[8:10, 8:10] = 0.4  # below one half of the 0-1 range: kept
+    Image.fromarray(values, "F").save(tmp_path / "float.tiff")
+    mask = load_mask(tmp_path / "float.tiff", (16, 16))
+    assert mask[2:6, 2:6].all() and mask.sum() == 16
+
+    grey = np.full((16, 16), 100, np.uint8)
+    grey[:, 8:] = 200
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    assert (load_mask(tmp_path / "grey.png", (16, 16)) == (grey >= 128)).all()
+
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[0:4, 0:4, 3] = 255  # opaque strokes on a transparent layer
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "layer.png")
+    assert load_mask(tmp_path / "layer.png", (16, 16)).sum() == 16
+
+
+def test_a_mask_bomb_is_refused_before_decoding(tmp_path):
+    from editing.canvas import load_mask
+
+    Image.new("1", (9000, 9000)).save(tmp_path / "bomb.png")
+    with pytest.raises(EditError, match="mask is 9000x9000 pixels"):
+        load_mask(tmp_path / "bomb.png", (64, 64))
+
+
+def test_brush_colour_rgb_mask_edits_the_painted_area(editor, tmp_path):
+    painted = np.zeros((64, 64, 3), np.uint8)
+    painted[20:40, 20:40] = (255, 0, 255)
+    Image.fromarray(painted).save(tmp_path / "mask.png")
+    result = editor.inpaint(_picture(), tmp_path / "mask.png", EditOptions(seed=0))
+    out, original = np.asarray(result.images[0]), np.asarray(_picture())
+    assert (out[20:40, 20:40] != original[20:40, 20:40]).any()
+    assert np.array_equal(out[:20], original[:20])
