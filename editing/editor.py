@@ -107,8 +107,11 @@ class Editor:
         defaults: EditOptions | None = None,
         limits: Limits | None = None,
     ):
-        if var.schedule is not vqvae.schedule:
-            raise CheckpointError("The VAR and the VQVAE do not share one scale schedule; load them with load_pair.")
+        if var.schedule != vqvae.schedule:
+            raise CheckpointError(
+                f"The VAR samples the scales {var.schedule} but the VQVAE quantizes {vqvae.schedule}; "
+                "load the two with var_core.load_pair."
+            )
         self.device = device or default_device()
         self.vqvae, self.var = vqvae.to(self.device), var.to(self.device)
         self.name = name
