@@ -3,8 +3,9 @@
 Requests that share a model are sampled together whatever their modes, classes, masks and
 options: each candidate is one row with its own class, options, keep map and random generator.
 Row i of a request with seed s draws from a generator seeded with `row_seed(s, i)` (s itself for
-the first candidate), and every row is decoded on its own, so a seeded request gives the same
-picture alone, in any batch, in another process and on a rerun.
+the first candidate), and every row's picture is rebuilt from its own tokens and decoded on its
+own, so a seeded request gives the same picture alone, in any batch, in another process and on a
+rerun ('more smooth' rows, which blend codes instead of picking tokens, only up to float noise).
 """
 
 from __future__ import annotations
@@ -64,9 +65,10 @@ def sample(
     if any(s is not None for s in sources):
         keep = TeacherForcing.for_rows(vqvae, sources, regenerate, replay, device)
     K = var.num_scales
-    f_hat = None
+    f_hat, tokens = None, []
     for step in sample_scales(var, vqvae, label_rows, options, generators, keep):
         f_hat = step.f_hat
+        tokens.append(step.tokens)
         if job is not None:
             job.check()
             if job.previews and step.k < K - 1:
@@ -74,12 +76,22 @@ def sample(
     assert f_hat is not None
     if job is not None:
         job.check()
-    # Row by row: a row's pixels must not depend on which other rows share its batch.
-    rows = np.concatenate([to_uint8(vqvae.decode_fhat(f_hat[r : r + 1])) for r in range(f_hat.shape[0])])
+    rows = np.concatenate([_final(vqvae, f_hat, tokens, r, options[r].more_smooth) for r in range(len(owner))])
     if job is not None and job.previews:
         job.report(Progress(K, K, _split([Image.fromarray(a) for a in rows], owner, slots)))
     owners = np.array(owner)
     return [rows[owners == p] for p in range(len(plans))]
+
+
+def _final(vqvae: VQVAE, f_hat: torch.Tensor, tokens: list[torch.Tensor], row: int, soft: bool) -> np.ndarray:
+    """Row `row`'s picture, uint8 (1, R, R, 3), computed from that row alone.
+
+    Matrix products give last-bit differences with the batch size, so the batched f_hat is not
+    used: the picture is rebuilt from the row's tokens, which those differences do not change.
+    Soft ('more smooth') rows have no tokens to rebuild from and keep the batched f_hat."""
+    if soft:
+        return to_uint8(vqvae.decode_fhat(f_hat[row : row + 1]))
+    return to_uint8(vqvae.decode_fhat(vqvae.quantize.tokens_to_fhat([t[row : row + 1] for t in tokens])))
 
 
 @torch.no_grad()

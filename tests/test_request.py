@@ -275,3 +275,21 @@ def test_a_new_option_is_one_line_in_the_table():
     assert extended.from_dict({"sharpen": 0.5, "cfg": 2.0}).sharpen == 0.5
     with pytest.raises(EditError, match="'sharpen' must be a number from 0 to 1"):
         extended.from_dict({"sharpen": 3})
+
+
+def test_batch_invariance_where_matrix_products_are_not():
+    """At width 1024 a row's matrix products differ in the last bits with the batch size; the
+    pictures must not (they are rebuilt from each row's tokens)."""
+    torch.manual_seed(0)
+    vqvae = var_core.VQVAE(vocab_size=512, z_channels=16, ch=32, ch_mult=(1, 1, 2, 2, 2), num_res_blocks=1,
+                           patch_nums=(1, 2, 4, 8, 16))  # fmt: skip
+    var = var_core.VAR(vocab_size=512, z_channels=16, depth=1, embed_dim=1024, num_heads=8, num_classes=10,
+                       patch_nums=vqvae.schedule)  # fmt: skip
+    editor = Editor(vqvae.eval(), var.eval(), "cpu")
+    x = torch.randn(8, 9, 1024)
+    assert not torch.equal(var.head(x[:1]), var.head(x)[:1]), "this machine's products are batch-invariant"
+    box = _box(256, 256, 40, 60, 200, 180)
+    seeded = EditRequest("inpaint", _picture(256, 256, 3), box, options=EditOptions(seed=77, top_k=0, top_p=0))
+    alone = editor.run([seeded])[0]
+    batch = editor.run(_mixed(seeded))[3]
+    assert np.array_equal(np.asarray(alone.images[0]), np.asarray(batch.images[0]))
