@@ -247,9 +247,12 @@ class Editor:
                 out[i] = e
         return out  # type: ignore[return-value]
 
-    def submit(self, requests: Sequence[EditRequest], previews: bool = False) -> EditJob:
-        """Start `run` in the background; follow, stop and collect it through the returned job."""
-        job = EditJob(previews=previews)
+    def submit(
+        self, requests: Sequence[EditRequest], previews: bool = False, time_limit: float | None = None
+    ) -> EditJob:
+        """Start `run` in the background; follow, stop and collect it through the returned job.
+        time_limit: seconds, after which the run ends at its next scale with an EditError."""
+        job = EditJob(previews=previews, time_limit=time_limit)
 
         def work() -> None:
             try:

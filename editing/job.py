@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from .errors import EditCancelled
+from .errors import EditCancelled, EditError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,10 +37,13 @@ _DONE = object()
 
 
 class EditJob:
-    """A running (or finished) `Editor.run`. previews: whether the pipeline renders previews for it."""
+    """A running (or finished) `Editor.run`. previews: whether the pipeline renders previews for it;
+    time_limit: seconds after which the edit ends at its next scale with an EditError."""
 
-    def __init__(self, previews: bool = False) -> None:
+    def __init__(self, previews: bool = False, time_limit: float | None = None) -> None:
         self.previews = previews
+        self.time_limit = time_limit
+        self._deadline = None if time_limit is None else time.monotonic() + time_limit
         self.latest: Progress | None = None
         self._cancel = threading.Event()
         self._finished = threading.Event()
@@ -79,9 +83,14 @@ class EditJob:
 
     # ---- for the pipeline -------------------------------------------------------------
     def check(self) -> None:
-        """Raise EditCancelled if the caller asked to stop."""
+        """Raise EditCancelled if the caller asked to stop, EditError past the time limit."""
         if self._cancel.is_set():
             raise EditCancelled("Stopped.")
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise EditError(
+                f"The edit took longer than the {self.time_limit:g} s allowed per edit (--max-edit-seconds); "
+                "ask for fewer candidates or a smaller picture."
+            )
 
     def report(self, progress: Progress) -> None:
         self.latest = progress

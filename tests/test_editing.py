@@ -370,3 +370,10 @@ def test_brush_colour_rgb_mask_edits_the_painted_area(editor, tmp_path):
     out, original = np.asarray(result.images[0]), np.asarray(_picture())
     assert (out[20:40, 20:40] != original[20:40, 20:40]).any()
     assert np.array_equal(out[:20], original[:20])
+
+
+def test_time_limit_ends_an_edit_cleanly(editor):
+    job = editor.submit([EditRequest("inpaint", _picture(), _stroke(), options=EditOptions(seed=0))], time_limit=0)
+    with pytest.raises(EditError, match="--max-edit-seconds"):
+        job.result(timeout=60)
+    assert editor.inpaint(_picture(), _stroke(), EditOptions(seed=0)).images  # the editor still works
