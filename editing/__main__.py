@@ -15,42 +15,25 @@ without --overwrite. A bad job fails alone, by name; the exit code is 1 if any f
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
 from .canvas import load_mask, open_guarded
-from .compose import EditResult
-from .editor import Editor
+from .editor import Editor, model_defaults
 from .errors import EditError
-from .metadata import read_params, save_png
+from .jobs import REPORT, Job, Report, name_seed, run_batch
 from .options import EditOptions, OptionSpec, option_fields, range_text
 from .request import MODES, SIDES, EditRequest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-REPORT = "var-edit-report.json"
-
-
-@dataclass
-class Job:
-    """A named request, or the reason it could not be made."""
-
-    name: str
-    request: EditRequest | None = None
-    error: str | None = None
-
-
-def name_seed(name: str) -> int:
-    """The seed of a job that gives none: stable across runs and machines."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "little") >> 1
 
 
 def _option_flag(parser: argparse.ArgumentParser, name: str, default: Any, spec: OptionSpec) -> None:
@@ -92,6 +75,17 @@ def build_parser(options_cls: type = EditOptions) -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="edits", help="folder for the results (default ./edits)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs made with other parameters")
     p.add_argument("--batch", type=int, default=8, help="requests sampled together in one pass (default 8)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per model (default: torch's, one per core); a seeded job gives the bit-identical "
+        "picture wherever it runs with the same device type and thread count",
+    )
+    cluster = p.add_argument_group("Ray (pip install .[ray]): spread the jobs over a pool of model workers")
+    cluster.add_argument("--ray", metavar="ADDRESS", help="'local' starts Ray on this machine; else a cluster address")
+    cluster.add_argument("--workers", type=int, default=1, help="model workers, each loads the model once (default 1)")
+    cluster.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (default 0: CPU)")
+    cluster.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per worker (default 1)")
     options = p.add_argument_group("options (default: the model's)")
     for name, default, spec in option_fields(options_cls):
         _option_flag(options, name, default, spec)
@@ -205,46 +199,6 @@ def collect_jobs(args: argparse.Namespace, defaults: EditOptions, given: dict[st
     return jobs
 
 
-def output_paths(out_dir: Path, job: Job) -> list[Path]:
-    assert job.request is not None
-    n = job.request.options.num_samples
-    stem = f"{job.name}.{job.request.mode}"
-    return [out_dir / f"{stem}.png"] if n == 1 else [out_dir / f"{stem}-{i + 1}.png" for i in range(n)]
-
-
-def _expected_params(job: Job) -> dict[str, Any]:
-    """What an existing output's metadata must say for the job to count as done."""
-    request = job.request
-    assert request is not None
-    wanted = {"name": job.name, "mode": request.mode, **request.options.to_dict()}
-    if request.class_id is not None:
-        wanted["class_id"] = request.class_id
-    if request.mode == "outpaint":
-        wanted.update(request.margins, zoom_out=request.zoom_out)
-    return wanted
-
-
-def _already_done(out_dir: Path, job: Job) -> bool:
-    """Whether every output exists and was made with this job's parameters."""
-    paths = output_paths(out_dir, job)
-    if not all(p.is_file() for p in paths):
-        return False
-    wanted = _expected_params(job)
-    for path in paths:
-        params = read_params(path)
-        if any(params.get(k) != v for k, v in wanted.items()):
-            return False
-    return True
-
-
-def write_outputs(out_dir: Path, job: Job, result: EditResult, overwrite: bool) -> list[Path]:
-    written = []
-    for i, (path, image) in enumerate(zip(output_paths(out_dir, job), result.images, strict=True)):
-        params = {**result.params, "name": job.name, "candidate": i + 1}
-        written.append(save_png(image, path, params, overwrite=overwrite))
-    return written
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 all done, 1 some jobs failed, 2 could not start)."""
     args = build_parser().parse_args(argv)
@@ -255,51 +209,62 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch < 1:
         print("error: --batch must be at least 1.", file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print("error: --workers must be at least 1.", file=sys.stderr)
+        return 2
+    if args.threads is not None and args.threads < 1:
+        print("error: --threads must be at least 1.", file=sys.stderr)
+        return 2
+    args.threads = args.threads or torch.get_num_threads()
     try:
-        editor = Editor.from_pretrained(args.model, device=args.device, dtype=args.dtype)
-        jobs = collect_jobs(args, editor.defaults, _given_options(args, EditOptions))
+        torch.set_num_threads(args.threads)
+        editor = None if args.ray else Editor.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+        defaults = editor.defaults if editor is not None else model_defaults(args.model)
+        jobs = collect_jobs(args, defaults, _given_options(args, EditOptions))
     except (EditError, ValueError) as e:  # CheckpointError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"done": [], "skipped": [], "failed": {}}
-    for job in jobs:
-        if job.error is not None:
-            report["failed"][job.name] = job.error
-    todo = []
-    for job in jobs:
-        if job.request is None:
-            continue
-        if _already_done(out_dir, job):
-            report["skipped"].append(job.name)
-        else:
-            todo.append(job)
-    started = time.monotonic()
-    bar = tqdm(total=len(todo), desc="editing", unit="job", disable=len(todo) <= 1)
-    for start in range(0, len(todo), args.batch):
-        batch = todo[start : start + args.batch]
-        results = editor.run([job.request for job in batch], return_errors=True)
-        for job, result in zip(batch, results, strict=True):
-            try:
-                if isinstance(result, EditError):
-                    raise result
-                for path in write_outputs(out_dir, job, result, args.overwrite):
-                    tqdm.write(f"{path}  (seed {result.seed})")
-                report["done"].append(job.name)
-            except (EditError, FileExistsError) as e:
-                report["failed"][job.name] = str(e)
-        bar.update(len(batch))
-        bar.set_postfix(done=len(report["done"]), failed=len(report["failed"]), skipped=len(report["skipped"]))
-    bar.close()
-    seconds = time.monotonic() - started
-    for name, reason in report["failed"].items():
+    if args.ray:
+        from .ray_batch import run_on_ray
+
+        report, seconds = run_on_ray(jobs, out_dir, args)
+    else:
+        report, seconds = _run_here(editor, jobs, out_dir, args)
+    for name, reason in report.failed.items():
         print(f"failed: {name}: {reason}", file=sys.stderr)
     print(
-        f"{len(report['done'])} done, {len(report['skipped'])} skipped (already there with the same parameters), "
-        f"{len(report['failed'])} failed, in {seconds:.1f} s."
+        f"{len(report.done)} done, {len(report.skipped)} skipped (already there with the same parameters), "
+        f"{len(report.failed)} failed, in {seconds:.1f} s."
     )
-    (out_dir / REPORT).write_text(json.dumps({**report, "seconds": round(seconds, 2)}, indent=2))
-    return 1 if report["failed"] else 0
+    (out_dir / REPORT).write_text(json.dumps(report.as_dict(seconds), indent=2))
+    return 1 if report.failed else 0
+
+
+def _run_here(editor: Editor, jobs: list[Job], out_dir: Path, args: argparse.Namespace) -> tuple[Report, float]:
+    """Run the jobs in this process, `--batch` to a pass."""
+    report, started = Report(), time.monotonic()
+    bar = progress_bar(len(jobs))
+    for start in range(0, len(jobs), args.batch):
+        for outcome in run_batch(editor, jobs[start : start + args.batch], out_dir, args.overwrite):
+            for path in outcome.get("written") or []:
+                tqdm.write(path)
+            report.add(outcome)
+            update_bar(bar, report, started)
+    bar.close()
+    return report, time.monotonic() - started
+
+
+def progress_bar(total: int) -> tqdm:
+    """One bar for the whole run."""
+    return tqdm(total=total, desc="editing", unit="job", disable=total <= 1)
+
+
+def update_bar(bar: tqdm, report: Report, started: float) -> None:
+    done = len(report.done)
+    bar.update(1)
+    rate = done / max(time.monotonic() - started, 1e-9)
+    bar.set_postfix(done=done, failed=len(report.failed), skipped=len(report.skipped), pictures_per_s=f"{rate:.2f}")
 
 
 if __name__ == "__main__":

@@ -89,6 +89,31 @@ def _find_pair(folder: Path) -> tuple[Path, Path]:
     return pick("vae"), pick("var")
 
 
+def model_folder(name_or_folder: str | Path) -> Path | None:
+    """The folder of 'demo' or of a model folder; None for a published name."""
+    key = str(name_or_folder)
+    if key in ZOO:
+        return None
+    folder = demo_dir() if key == "demo" else Path(key)
+    if not folder.is_dir():
+        raise CheckpointError(
+            f"No model named {key!r}: use demo, {', '.join(ZOO)}, or a folder with a checkpoint pair."
+        )
+    return folder
+
+
+def model_defaults(name_or_folder: str | Path) -> EditOptions:
+    """A model's default options without loading it: its folder's defaults.json, else the table's."""
+    folder = model_folder(name_or_folder)
+    defaults_file = folder / "defaults.json" if folder is not None else None
+    if defaults_file is None or not defaults_file.is_file():
+        return EditOptions()
+    try:
+        return EditOptions.from_dict(json.loads(defaults_file.read_text()))
+    except (EditError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"defaults.json of {folder.name} is not valid: {e}") from e
+
+
 def available_models() -> list[str]:
     """'demo' first, then the published models whose files are on this machine."""
     return ["demo", *[name for name in ZOO if available(name)]]
@@ -152,24 +177,14 @@ class Editor:
         """'demo' (bundled), a published name ('d16' ... 'd36'), or a folder with vae*/var* checkpoints
         (and optionally classes.json and defaults.json)."""
         key = str(name_or_folder)
-        if key in ZOO:
+        folder = model_folder(key)
+        if folder is None:
             vae_path, var_path = zoo_files(key, download)
             return cls.from_files(vae_path, var_path, device, dtype, name=f"VAR-{key}")
-        folder = demo_dir() if key == "demo" else Path(key)
-        if not folder.is_dir():
-            raise CheckpointError(
-                f"No model named {key!r}: use demo, {', '.join(ZOO)}, or a folder with a checkpoint pair."
-            )
         vae_path, var_path = _find_pair(folder)
         classes = folder / "classes.json"
         class_names = json.loads(classes.read_text()) if classes.is_file() else None
-        defaults_file = folder / "defaults.json"
-        defaults = None
-        if defaults_file.is_file():
-            try:
-                defaults = EditOptions.from_dict(json.loads(defaults_file.read_text()))
-            except (EditError, json.JSONDecodeError) as e:
-                raise CheckpointError(f"defaults.json of {folder.name} is not valid: {e}") from e
+        defaults = model_defaults(folder)
         return cls.from_files(
             vae_path, var_path, device, dtype, class_names, "demo" if key == "demo" else folder.name, defaults
         )
