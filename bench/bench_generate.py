@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import torch
-
-from bench.common import (
+from common import (
     Series,
     Worker,
     fmt,

@@ -23,6 +23,19 @@ ROOT = Path(__file__).resolve().parent.parent
 MARK = "@@BENCH@@ "
 
 
+def original_helpers(original: str | Path) -> Any:
+    """`<original>/tools/orig_bench.py` (the original code's model builders), loaded from its file."""
+    import importlib.util
+
+    path = Path(original) / "tools" / "orig_bench.py"
+    spec = importlib.util.spec_from_file_location("orig_bench", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"{path} is missing; see bench/README.md for how to set up the original.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # ---- memory and timing probes (used inside the workers) --------------------------------------
 def _status_kb(field_name: str) -> float:
     try:

@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from editing import Editor  # noqa: E402
 from editing.canvas import outpaint_canvas  # noqa: E402

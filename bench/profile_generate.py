@@ -22,9 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import torch
+from common import original_helpers
 from torch.profiler import ProfilerActivity, profile, record_function
 
 PHASES = ("transformer", "logits_head", "sample", "fhat_update", "decode")
@@ -69,13 +68,10 @@ def ours_runner(device: str, batch: int, uncond: bool) -> Callable[[], Any]:
 def original_runner(device: str, batch: int, uncond: bool, original: str) -> Callable[[], Any]:
     """The original's generation with its phases labelled."""
     os.environ.setdefault("VAR_ORIG_DIR", str(Path(original) / "VAR"))
-    sys.path.insert(0, str(Path(original) / "tools"))
     with contextlib.redirect_stdout(io.StringIO()):
-        from orig_bench import build_original_d16  # puts the original's VAR/ on sys.path
-
+        helpers = original_helpers(original)  # it makes the original's VAR/ importable
         ovar = importlib.import_module("models.var")
-
-        vae, var = build_original_d16(0)
+        vae, var = helpers.build_original_d16(0)
     vae, var = vae.to(device), var.to(device)
     if device != "cpu":
         var.rng = torch.Generator(device=device)

@@ -20,11 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import torch
-
-from bench.common import MARK, peak_mb, reset_peak, rss_mb, sync
+from common import MARK, original_helpers, peak_mb, reset_peak, rss_mb, sync
 
 EDIT_CLASS = 207  # any class id works with random weights
 
@@ -155,11 +152,8 @@ class Original:
     def __init__(self, device: str, original: str, seed: int):
         root = Path(original)
         os.environ.setdefault("VAR_ORIG_DIR", str(root / "VAR"))
-        sys.path.insert(0, str(root / "tools"))
         with contextlib.redirect_stdout(io.StringIO()):
-            from orig_bench import build_original_d16
-
-            vae, var = build_original_d16(seed)
+            vae, var = original_helpers(original).build_original_d16(seed)
         self.device = device
         self.vae, self.var = vae.to(device), var.to(device)
         if device != "cpu":

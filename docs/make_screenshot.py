@@ -9,6 +9,7 @@ for 8 candidates and takes the screenshot while the status line still says "Scal
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shlex
 import socket
 import subprocess
@@ -16,13 +17,23 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from tests.test_app import CHROMIUM, CHROMIUM_ARGS, picture  # noqa: E402  (the browser tests' picture)
+
+def _browser_tests() -> Any:
+    """tests/test_app.py, loaded from its file: its Chromium settings and test picture."""
+    spec = importlib.util.spec_from_file_location("test_app", ROOT / "tests" / "test_app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_tests = _browser_tests()
+CHROMIUM, CHROMIUM_ARGS, picture = _tests.CHROMIUM, _tests.CHROMIUM_ARGS, _tests.picture
 
 
 def main() -> None:

@@ -12,9 +12,11 @@ from PIL import Image, PngImagePlugin
 PARAMS_KEY = "var-edit"
 
 
-def save_png(image: Image.Image, path: str | Path, params: dict[str, Any], overwrite: bool = False) -> Path:
+def save_png(
+    image: Image.Image, path: str | Path, params: dict[str, Any], overwrite: bool = False, compress_level: int = 6
+) -> Path:
     """Write `image` as PNG with `params` as JSON in a text chunk; never half-written, never clobbering
-    an existing file unless `overwrite`."""
+    an existing file unless `overwrite`. compress_level: 0 (fast, big) to 9 (slow, small)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
@@ -22,7 +24,7 @@ def save_png(image: Image.Image, path: str | Path, params: dict[str, Any], overw
     info.add_text(PARAMS_KEY, json.dumps(params, sort_keys=True))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        image.save(tmp, format="PNG", pnginfo=info)
+        image.save(tmp, format="PNG", pnginfo=info, compress_level=compress_level)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

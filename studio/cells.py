@@ -1,0 +1,30 @@
+"""The regenerated token cells drawn over a result (numpy and PIL only)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from editing.canvas import Region
+
+TINT = np.array([255, 64, 160], np.float32)
+
+
+def cells_overlay(picture: Image.Image, regenerated: np.ndarray | None, region: Region | None) -> Image.Image:
+    """Tint the finest-scale cells that were sampled (regenerated: (P, P) bool over `region`) and
+    draw their grid; a generated picture (no region) is returned as it is."""
+    if regenerated is None or region is None:
+        return picture.copy()
+    base = np.asarray(picture.convert("RGB")).astype(np.float32)
+    P, side = regenerated.shape[0], region.side
+    cell = np.asarray(Image.fromarray(regenerated.astype(np.uint8) * 255).resize((side, side), Image.NEAREST)) > 0
+    grid = np.zeros((side, side), bool)
+    ticks = (np.arange(1, P) * side / P).astype(int)
+    grid[ticks, :] = True
+    grid[:, ticks] = True
+    inside, local = region.overlap(base.shape[1], base.shape[0])
+    view = base[inside]
+    tint = cell[local]
+    view[tint] = view[tint] * 0.55 + TINT * 0.45
+    view[grid[local] & tint] = (255, 255, 255)
+    return Image.fromarray(base.clip(0, 255).astype(np.uint8))

@@ -1,0 +1,130 @@
+"""`python app.py` / `var-edit-studio`: load a model and serve the studio."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from editing import Limits
+
+MB = 1024 * 1024
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    limits = Limits()
+    p = argparse.ArgumentParser(prog="var-edit-studio", description="VAR editing studio (Gradio).")
+    p.add_argument("--model", default="demo", help="'demo', a published name (d16..d36) or a folder with vae/var files")
+    p.add_argument("--vae", help="VQVAE checkpoint file (use with --var instead of --model)")
+    p.add_argument("--var", help="VAR transformer checkpoint file (use with --vae)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps … (default: cuda, then mps, then cpu)")
+    p.add_argument("--dtype", help="float32, float16 or bfloat16 (default: bfloat16 on CUDA, else float32)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 = any free port)")
+    p.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
+    p.add_argument("--auth", help="require a login, given as user:password")
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (default 50)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="visitors' edits accepted at once (default 1); the rest wait in the queue and see their position. "
+        "Accepted edits take turns on the device, one pass at a time.",
+    )
+    p.add_argument("--max-edit-seconds", type=float, default=300.0, help="an edit ends after this long (default 300)")
+    p.add_argument("--max-picture-mp", type=float, default=limits.picture_pixels / 1e6,
+                   help="largest picture or mask file read, in megapixels")  # fmt: skip
+    p.add_argument("--max-canvas-mp", type=float, default=limits.canvas_pixels / 1e6,
+                   help="largest result (out-painting grows it), in megapixels")  # fmt: skip
+    p.add_argument("--max-canvas-side", type=int, default=limits.canvas_side, help="longest side of a result, px")
+    p.add_argument("--max-candidates", type=int, default=limits.candidates, help="most candidates per edit")
+    p.add_argument("--max-candidate-mp", type=float, default=limits.candidate_pixels / 1e6,
+                   help="candidates x result pixels per edit, in megapixels")  # fmt: skip
+    args = p.parse_args(argv)
+    if bool(args.vae) != bool(args.var):
+        p.error("--vae and --var must be given together")
+    if args.auth is not None and ":" not in args.auth:
+        p.error("--auth must look like user:password")
+    if args.concurrency < 1:
+        p.error("--concurrency must be at least 1")
+    return args
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether `port` can be listened on at `host` right now."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def free_port(host: str) -> int:
+    """A TCP port that is free right now on `host`."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Load the model and serve the studio until stopped (Ctrl-C or SIGTERM remove its files)."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # The studio is offline: no analytics, no telemetry, no downloads unless a model is fetched on purpose.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    port = args.port or free_port(args.host)
+    if not port_free(args.host, port):
+        sys.exit(
+            f"error: port {port} on {args.host} is taken; pass another with --port N, or --port 0 for any free one."
+        )
+
+    from editing import Editor
+
+    from .layout import CSS, build_app
+
+    def loader(name: str) -> Editor:
+        return Editor.from_pretrained(name, device=args.device, dtype=args.dtype)
+
+    try:
+        editor = (
+            Editor.from_files(args.vae, args.var, device=args.device, dtype=args.dtype)
+            if args.vae
+            else loader(args.model)
+        )
+    except (ValueError, OSError) as e:  # EditError, CheckpointError, missing files
+        sys.exit(f"error: {e}")
+    editor.limits = Limits(
+        picture_pixels=int(args.max_picture_mp * 1e6),
+        canvas_pixels=int(args.max_canvas_mp * 1e6),
+        canvas_side=args.max_canvas_side,
+        candidates=args.max_candidates,
+        candidate_pixels=int(args.max_candidate_mp * 1e6),
+    )
+    demo = build_app(editor, loader, args.concurrency, time_limit=args.max_edit_seconds)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the temp files are removed (atexit)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    demo.launch(
+        server_name=args.host,
+        server_port=port,
+        share=args.share,
+        auth=auth,
+        max_file_size=int(args.max_upload_mb * MB),
+        ssr_mode=False,
+        css=CSS,
+        footer_links=["api"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""The page: picture canvas and mode tabs on the left, live preview and candidates on the right."""
+
+from __future__ import annotations
+
+import atexit
+from typing import Any
+
+import gradio as gr
+
+from editing import EditOptions, Editor, available_models
+
+from .session import BRUSH_COLOURS, Loader, Outputs, Session, user_error
+from .settings import build_settings
+from .tabs import Run, class_edit, inpaint, outpaint
+
+CSS = "#live-preview img, #candidates img {image-rendering: pixelated;}"
+PICTURE_MAX_MB = 50
+
+
+def build_app(
+    editor: Editor,
+    loader: Loader | None = None,
+    concurrency: int = 1,
+    options_cls: type = EditOptions,
+    time_limit: float | None = None,
+) -> gr.Blocks:
+    """The editing studio around `editor` (for embedding: `build_app(editor).launch()`).
+
+    loader: turns a model name or folder into an Editor (the Model panel); concurrency: how many
+    visitors' edits are accepted at once (their passes take turns on the device); options_cls: the
+    option table the settings are generated from; time_limit: seconds an edit may run.
+    """
+    session = Session(editor, loader, time_limit)
+    with gr.Blocks(title="VAR editing studio", delete_cache=(3600, 86400)) as demo:
+        gr.Markdown(
+            "# VAR editing studio\nPaint over what should change, pick a mode, press run. "
+            "Each result streams coarse-to-fine, one scale at a time."
+        )
+        original = gr.State(None)  # the full-resolution input picture (PIL RGB), kept on the server
+        shown = gr.State(None)  # the copy shown on the canvas
+        history = gr.State([])  # earlier inputs, for "Back"
+        paths = gr.State([])  # PNG files of the last run's candidates
+        selected = gr.State(0)
+        last_seed = gr.State(None)
+        slot = gr.State(None)  # this page's JobSlot (made on page load), for Stop
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                canvas = gr.ImageEditor(
+                    label="Picture: paint over the area to change",
+                    type="pil",
+                    image_mode="RGBA",
+                    sources=("upload", "clipboard", "webcam"),
+                    brush=gr.Brush(default_size="auto", colors=BRUSH_COLOURS, color_mode="defaults"),
+                    eraser=gr.Eraser(default_size="auto"),
+                    layers=gr.LayerOptions(allow_additional_layers=True, layers=["Mask"]),
+                    transforms=(),
+                    format="png",
+                    canvas_size=(512, 512),
+                    elem_id="canvas",
+                )
+                with gr.Row():
+                    open_btn = gr.UploadButton("Open image file…", file_types=["image"], size="sm", elem_id="open-file")
+                    clear_btn = gr.Button("Clear mask", size="sm", elem_id="clear-mask")
+                    back_btn = gr.Button("Back", size="sm", elem_id="back")
+                history_md = gr.Markdown("No earlier versions.", elem_id="history")
+                with gr.Tabs():
+                    runs: list[Run] = inpaint.build()
+                    out_runs, margins, preview_btn, canvas_preview, canvas_note = outpaint.build()
+                    class_runs, class_dd = class_edit.build(session.class_choices())
+                    runs += out_runs + class_runs
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+                with gr.Row():
+                    reuse_btn = gr.Button("Reuse last seed", size="sm", elem_id="reuse-seed")
+                settings = build_settings(editor.defaults, editor.num_scales, options_cls)
+
+            with gr.Column(scale=1):
+                live = gr.Image(
+                    label="Live preview (coarse to fine)",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    elem_id="live-preview",
+                )
+                status = gr.Textbox(label="Status", interactive=False, elem_id="status")
+                gallery = gr.Gallery(
+                    label="Candidates",
+                    columns=4,
+                    height="auto",
+                    format="png",
+                    allow_preview=False,
+                    object_fit="contain",
+                    elem_id="candidates",
+                )
+                seed_md = gr.Markdown(elem_id="seed-used")
+                with gr.Row():
+                    continue_btn = gr.Button("Continue from this", elem_id="continue")
+                    download = gr.DownloadButton("Download PNG", interactive=False, elem_id="download")
+                show_cells = gr.Checkbox(False, label="Show the regenerated token cells")
+                cells = gr.Image(
+                    label="Regenerated cells",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    visible=False,
+                    elem_id="cells",
+                )
+
+        with gr.Accordion("Model", open=False, elem_id="model"):
+            names = available_models()
+            with gr.Row():
+                model_dd = gr.Dropdown(
+                    names,
+                    value=editor.info.name if editor.info.name in names else None,
+                    label="Model",
+                    allow_custom_value=True,
+                )
+                model_path = gr.Textbox(
+                    label="…or a model folder",
+                    placeholder="/path/to/folder with vae + var checkpoints",
+                    elem_id="model-path",
+                )
+                load_btn = gr.Button("Load model", elem_id="load-model")
+            model_md = gr.Markdown(session.model_summary(), elem_id="model-info")
+
+        with gr.Row(visible=False):  # the named API endpoint ("/inpaint") for gradio_client and scripts
+            api_image = gr.File(label="image")
+            api_mask = gr.File(label="mask")
+            api_options = gr.JSON(label="options")
+            api_result = gr.Image(label="result", type="filepath", format="png")
+            api_params = gr.JSON(label="params")
+            api_btn = gr.Button("api")
+
+        out = Outputs(live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown)
+        # Progress, queue position and error marks go on the status line only, not on every output.
+        run_kw: dict[str, Any] = {"concurrency_id": "edit", "show_progress_on": [status], "api_visibility": "private"}
+        quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
+        picture = [canvas, original, shown, slot]
+        for run in runs:
+            inputs = {*picture, *run.components, *settings.components}
+            run.button.click(session.run_handler(run, settings, canvas, slot, out), inputs, out.all(), **run_kw)
+        stop_btn.click(session.stop, [slot], [status], concurrency_limit=None, **quick)
+
+        new_picture = [canvas, original, shown, history, history_md]
+        open_btn.upload(session.open_file, [open_btn], new_picture, **quick)
+        canvas.upload(session.canvas_uploaded, [canvas, shown], new_picture, **quick)
+        clear_btn.click(session.clear_mask, [shown], [canvas], **quick)
+        back_btn.click(session.back, [history], new_picture, **quick)
+        continue_btn.click(session.continue_from, [paths, selected, original, history], new_picture, **quick)
+        gallery.select(session.select, [paths], [selected, download], **quick)
+        show_cells.change(lambda on: gr.update(visible=on), [show_cells], [cells], **quick)
+        seed_widget = settings.widgets.get("seed")
+        if seed_widget is not None:
+            reuse_btn.click(
+                lambda s: (False, s) if s is not None else (gr.skip(), gr.skip()),
+                [last_seed],
+                [settings.random_seed, seed_widget],
+                **quick,
+            )
+
+        def preview_outpaint(values: dict[Any, Any]) -> tuple[Any, str]:
+            image, _, _ = session.current_input(values[canvas], values[original], values[shown])
+            try:
+                return outpaint.describe(image, outpaint.margins(values, margins))
+            except ValueError as e:  # EditError: one sentence
+                raise user_error(str(e)) from e
+
+        preview_btn.click(
+            preview_outpaint,
+            {canvas, original, shown, *margins.values()},
+            [canvas_preview, canvas_note],
+            show_progress_on=[canvas_note],
+            api_visibility="private",
+        )
+
+        def load_model(name: str | None, path: str | None) -> dict[Any, Any]:
+            loaded = session.load_model(name, path)
+            return {
+                model_md: session.model_summary(),
+                class_dd: gr.update(choices=session.class_choices(), value=0),
+                **settings.show(loaded.defaults, loaded.num_scales),
+            }
+
+        load_btn.click(
+            load_model,
+            [model_dd, model_path],
+            [model_md, class_dd, *settings.components],
+            concurrency_limit=1,
+            concurrency_id="load",
+            show_progress_on=[model_md],
+            api_visibility="private",
+        )
+        demo.load(session.page_loaded, None, [model_md, class_dd, slot], **quick)
+        api_btn.click(
+            session.api_inpaint,
+            [api_image, api_mask, api_options],
+            [api_result, api_params],
+            api_name="inpaint",
+            concurrency_id="edit",
+        )
+    demo.queue(default_concurrency_limit=concurrency)
+    atexit.register(session.close)
+    return demo

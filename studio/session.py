@@ -1,0 +1,314 @@
+"""The studio's handlers: every run turns widget values into one `EditRequest` for `Editor.submit`.
+
+The page keeps the full-resolution picture server-side (gr.State) from the moment it is opened;
+the canvas only carries the display copy and the strokes. A user's mistake ends in one sentence
+in the page and one line in the log; only real faults log a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from editing import EditCancelled, EditError, EditJob, Editor, EditRequest, EditResult, load_image, save_png
+
+from .cells import cells_overlay
+from .pictures import PREVIEW_MAX, brush_size, display_copy, mask_from_layers, same_picture, tile
+from .settings import Settings
+from .tabs import Run, Values
+
+log = logging.getLogger("var-edit-studio")
+Loader = Callable[[str], Editor]
+
+
+def user_error(text: str) -> gr.Error:
+    """A mistake the user can fix: one sentence in the page, one line in the log, no traceback."""
+    text = " ".join(str(text).split()) or "Something went wrong."
+    text = text if text[-1] in ".!?" else text + "."
+    log.info("refused: %s", text)
+    return gr.Error(text, print_exception=False)
+
+
+def open_picture(source: Any) -> Image.Image:
+    """A file or PIL image as upright RGB, or the user's one-sentence error."""
+    try:
+        return load_image(source)
+    except EditError as e:
+        raise user_error(str(e)) from e
+
+
+class JobSlot:
+    """The page's running edit (one per browser page, made when the page loads), for Stop."""
+
+    def __init__(self) -> None:
+        self.job: EditJob | None = None
+
+
+@dataclass
+class Outputs:
+    """The result widgets every run fills."""
+
+    live: gr.Image
+    status: gr.Textbox
+    gallery: gr.Gallery
+    seed: gr.Markdown
+    last_seed: gr.State
+    download: gr.DownloadButton
+    cells: gr.Image
+    paths: gr.State
+    selected: gr.State
+    original: gr.State
+    shown: gr.State
+
+    def all(self) -> list[gr.components.Component]:
+        return list(vars(self).values())
+
+
+class Session:
+    """The shared model and the handlers of the studio."""
+
+    def __init__(self, editor: Editor, loader: Loader | None = None, time_limit: float | None = None) -> None:
+        self.editor = editor
+        self.loader = loader or (lambda name: Editor.from_pretrained(name))
+        self.time_limit = time_limit
+        self._load_lock = threading.Lock()
+        self.workdir = Path(tempfile.mkdtemp(prefix="var-edit-app-"))
+
+    def close(self) -> None:
+        """Remove the per-edit files."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ---- model -------------------------------------------------------------------------
+    def model_summary(self) -> str:
+        info = self.editor.info
+        return (
+            f"**{info.name}** · {info.image_size}×{info.image_size} px · {info.num_classes} classes · "
+            f"device `{info.device}` · precision `{info.dtype}` · {info.parameters / 1e6:.1f} M parameters · "
+            f"{self.editor.num_scales} scales"
+        )
+
+    def class_choices(self) -> list[tuple[str, int]]:
+        return [(f"{i}: {name}", i) for i, name in enumerate(self.editor.info.class_names)]
+
+    def page_loaded(self) -> tuple[str, dict[str, Any], JobSlot]:
+        """Model line and class list for a freshly opened page, and the page's own job slot."""
+        return self.model_summary(), gr.update(choices=self.class_choices()), JobSlot()
+
+    def load_model(self, name: str | None, path: str | None) -> Editor:
+        """Switch model (returns it); on failure say why and keep the previous one."""
+        target = (path or "").strip() or (name or "").strip()
+        if not target:
+            raise user_error("Choose a model or type the path of a model folder.")
+        with self._load_lock:
+            try:
+                editor = self.loader(target)
+            except ValueError as e:  # EditError / CheckpointError: one sentence for the user
+                raise user_error(str(e)) from e
+            except Exception as e:
+                log.exception("loading model %s failed", target)
+                raise user_error(f"Could not load the model '{target}'; the server log has the details.") from e
+            self.editor = editor
+        gr.Info(f"Loaded model {editor.info.name}.")
+        return editor
+
+    # ---- the input picture -------------------------------------------------------------
+    @staticmethod
+    def _history_text(image: Image.Image, history: list[Image.Image]) -> str:
+        versions = f"Earlier versions: {len(history)}" if history else "No earlier versions."
+        return f"Picture: {image.width}×{image.height} px · {versions}"
+
+    def _new_picture(self, image: Image.Image, history: list[Image.Image]) -> tuple[Any, ...]:
+        shown = display_copy(image)
+        return gr.update(value=shown, **brushes(shown)), image, shown, history, self._history_text(image, history)
+
+    def open_file(self, path: str | None) -> tuple[Any, ...]:
+        """A picture file becomes the new full-resolution input."""
+        if not path:
+            raise user_error("No file was received.")
+        return self._new_picture(open_picture(path), [])
+
+    def canvas_uploaded(self, value: dict[str, Any] | None, shown: Image.Image | None) -> tuple[Any, ...]:
+        """A picture dropped or pasted on the canvas becomes the input. The canvas also reports the
+        pictures the server put there itself (Continue, Back), a while later: those change nothing."""
+        background = (value or {}).get("background")
+        if background is None:
+            raise user_error("The canvas could not read that picture; try another file.")
+        if same_picture(background, shown):
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        image = open_picture(background)
+        return gr.update(**brushes(image)), image, image, [], self._history_text(image, [])
+
+    @staticmethod
+    def current_input(
+        value: dict[str, Any] | None, original: Image.Image | None, shown: Image.Image | None
+    ) -> tuple[Image.Image, Image.Image, Image.Image]:
+        """The full-resolution input, its display copy and the mask painted on the canvas."""
+        background = (value or {}).get("background")
+        if background is None and original is None:
+            raise user_error("Upload or paste a picture first.")
+        if background is not None and (original is None or not same_picture(background, shown)):
+            original = shown = open_picture(background)  # pasted / webcam picture: the canvas is the original
+        assert original is not None
+        mask = mask_from_layers((value or {}).get("layers") or [], original.size)
+        return original, shown if shown is not None else original, mask
+
+    def continue_from(
+        self, paths: list[str] | None, index: int, original: Image.Image | None, history: list[Image.Image]
+    ) -> tuple[Any, ...]:
+        """The selected candidate becomes the input; the previous input goes on the history."""
+        if not paths:
+            raise user_error("Run an edit first, then pick a candidate to continue from.")
+        image = open_picture(paths[min(max(index, 0), len(paths) - 1)])
+        return self._new_picture(image, [*history, original] if original is not None else list(history))
+
+    def back(self, history: list[Image.Image]) -> tuple[Any, ...]:
+        """Step back to the previous input."""
+        if not history:
+            raise user_error("There is no earlier version to go back to.")
+        *history, image = history
+        return self._new_picture(image, history)
+
+    @staticmethod
+    def clear_mask(shown: Image.Image | None) -> Image.Image | None:
+        """Remove every painted stroke, keeping the picture."""
+        return shown
+
+    # ---- runs --------------------------------------------------------------------------
+    def run_handler(
+        self, run: Run, settings: Settings, canvas: gr.ImageEditor, slot: gr.State, out: Outputs
+    ) -> Callable[[Values], Iterator[dict[Any, Any]]]:
+        """The one handler behind every run button: widget values -> EditRequest -> streamed result."""
+
+        def handler(values: Values) -> Iterator[dict[Any, Any]]:
+            editor = self.editor
+            extra: dict[Any, Any] = {}
+            try:
+                fields = run.fields(values)
+                options = settings.options(values, editor.defaults)
+                picture = mask = None
+                if run.uses_picture:
+                    picture, shown, mask = self.current_input(values[canvas], values[out.original], values[out.shown])
+                    extra = {out.original: picture, out.shown: shown}
+                    if run.uses_mask and not mask.getbbox():
+                        raise EditError("Paint over the area to change first.")
+                request = EditRequest(run.mode, picture, mask if run.uses_mask else None, options=options, **fields)
+            except EditError as e:
+                raise user_error(str(e)) from e
+            yield from self._stream(editor, request, values[slot], extra, out)
+
+        return handler
+
+    def _stream(
+        self, editor: Editor, request: EditRequest, slot: JobSlot | None, extra: dict[Any, Any], out: Outputs
+    ) -> Iterator[dict[Any, Any]]:
+        started = time.monotonic()
+        job = editor.submit([request], previews=True, time_limit=self.time_limit)
+        if isinstance(slot, JobSlot):
+            slot.job = job
+        yield {**extra, out.status: "Starting…"}
+        step = total = 0
+        try:
+            for progress in job.updates():
+                step, total = progress.step, progress.total
+                images = progress.previews.get(0) or []
+                if images:
+                    yield {out.live: tile(images), out.status: f"Scale {step}/{total}"}
+            result = job.result()[0]
+        except EditCancelled:
+            where = f" after scale {step}/{total}" if total else ""
+            gr.Warning(f"Stopped{where}; the input is unchanged.")
+            yield {out.status: f"Stopped{where}."}
+            return
+        except EditError as e:
+            yield {out.status: f"Failed: {e}"}
+            raise user_error(str(e)) from e
+        except Exception as e:
+            log.exception("edit failed")
+            yield {out.status: "Failed: the edit failed unexpectedly."}
+            raise gr.Error("The edit failed unexpectedly; the server log has the details.") from e
+        finally:
+            if not job.done:
+                job.cancel()  # the page went away: stop the edit at its next scale
+        yield self._finish(result, time.monotonic() - started, out)
+
+    def _finish(self, result: EditResult, seconds: float, out: Outputs) -> dict[Any, Any]:
+        """Save the candidates as PNGs (with parameters) and fill the result widgets."""
+        run_dir = Path(tempfile.mkdtemp(dir=self.workdir))
+        paths = [
+            str(
+                save_png(im, run_dir / f"var-edit-seed{result.seed}-{i + 1}.png", {**result.params, "candidate": i + 1})
+            )
+            for i, im in enumerate(result.images)
+        ]
+        n = len(paths)
+        return {
+            out.live: tile([display_copy(im, PREVIEW_MAX) for im in result.images]),
+            out.status: f"Done: {n} candidate(s), seed {result.seed}, {seconds:.1f} s.",
+            out.gallery: gr.update(
+                value=[(p, f"#{i + 1} · seed {result.seed}") for i, p in enumerate(paths)],
+                selected_index=0,
+                columns=min(n, 4),
+            ),
+            out.seed: f"Seed used: **{result.seed}**",
+            out.last_seed: result.seed,
+            out.download: gr.update(value=paths[0], interactive=True),
+            out.cells: display_copy(cells_overlay(result.images[0], result.regenerated, result.region)),
+            out.paths: paths,
+            out.selected: 0,
+        }
+
+    @staticmethod
+    def stop(slot: JobSlot | None) -> str:
+        """Ask this page's running edit to stop at its next scale; says so at once."""
+        if isinstance(slot, JobSlot) and slot.job is not None and not slot.job.done:
+            slot.job.cancel()
+            return "Stopping…"
+        return gr.skip()
+
+    @staticmethod
+    def select(paths: list[str] | None, evt: gr.SelectData) -> tuple[int, Any]:
+        """Remember the clicked candidate and point the download button at it."""
+        index = int(evt.index) if paths else 0
+        return index, gr.update(value=paths[index] if paths else None, interactive=bool(paths))
+
+    # ---- API ----------------------------------------------------------------------------
+    def api_inpaint(
+        self, image_file: str | None, mask_file: str | None, options: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any]]:
+        """In-paint an image file where the mask file is painted (white, any colour, or opaque); returns
+        the picture as a PNG carrying its parameters, and the parameters. One picture: num_samples 1."""
+        if not image_file or not mask_file:
+            raise user_error("Send both an image file and a mask file.")
+        editor = self.editor
+        try:
+            data = {"mode": "inpaint", "image": image_file, "mask": mask_file, "options": options or {}}
+            request = EditRequest.from_dict(data, editor.defaults)
+            if request.options.num_samples != 1:
+                raise EditError("The /inpaint endpoint returns one picture: leave num_samples out or set it to 1.")
+            job = editor.submit([request], time_limit=self.time_limit)
+            result = job.result()[0]
+        except EditError as e:
+            raise user_error(str(e)) from e
+        run_dir = Path(tempfile.mkdtemp(dir=self.workdir))
+        path = save_png(result.images[0], run_dir / f"var-edit-seed{result.seed}.png", result.params)
+        return str(path), result.params
+
+
+BRUSH_COLOURS = ["#ff00ff", "#00e0ff", "#ffe600"]
+
+
+def brushes(shown: Image.Image) -> dict[str, Any]:
+    """Brush and eraser sized to the picture on the canvas."""
+    size = brush_size(shown)
+    return {"brush": gr.Brush(default_size=size, colors=BRUSH_COLOURS, color_mode="defaults"),
+            "eraser": gr.Eraser(default_size=size)}  # fmt: skip

@@ -1,0 +1,104 @@
+"""The settings panel, generated from the option table (`editing.option_fields`).
+
+Numbers become sliders with the table's range and step, booleans checkboxes, choices radios, the
+seed a number box with a "random" checkbox; advanced options sit in their own accordion. Widget
+values go back through `EditOptions.from_dict`, so the table's checks apply here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from editing import EditOptions, option_fields
+from editing.options import OptionSpec
+
+# Sliders for options whose table range is far wider than anyone drags (e.g. top_k up to 2^17).
+SLIDER_MAX = {"top_k": 4096, "num_samples": 8, "dilation": 8, "feather": 32, "cfg": 20.0}
+
+
+@dataclass
+class Settings:
+    """The widgets by option name (plus the seed's 'random' box) and the options class they make."""
+
+    widgets: dict[str, gr.components.Component]
+    random_seed: gr.Checkbox
+    options_cls: type
+
+    @property
+    def components(self) -> list[gr.components.Component]:
+        return [*self.widgets.values(), self.random_seed]
+
+    def options(self, values: dict[gr.components.Component, Any], defaults: EditOptions) -> EditOptions:
+        """The widget values as options of `options_cls` (checked by the table)."""
+        given = {name: values[w] for name, w in self.widgets.items()}
+        if values[self.random_seed] or given.get("seed") in (None, ""):
+            given["seed"] = None
+        return self.options_cls.from_dict(given, _defaults_of(self.options_cls, defaults))
+
+    def show(self, defaults: EditOptions, num_scales: int) -> dict[gr.components.Component, Any]:
+        """Updates that put the widgets back to a (new) model's defaults."""
+        out: dict[gr.components.Component, Any] = {}
+        for name, default, spec in option_fields(self.options_cls):
+            value = _studio_value(getattr(defaults, name, default), default, spec)
+            if name == "strength":
+                out[self.widgets[name]] = gr.update(value=value, maximum=max(0, num_scales - 1))
+            elif name == "seed":
+                out[self.widgets[name]] = value if value is not None else 0
+            else:
+                out[self.widgets[name]] = value
+        out[self.random_seed] = getattr(defaults, "seed", None) is None
+        return out
+
+
+def _defaults_of(options_cls: type, defaults: EditOptions) -> Any:
+    """The model's defaults as an instance of `options_cls` (a subclass may add fields)."""
+    if isinstance(defaults, options_cls):
+        return defaults
+    return options_cls.from_dict({k: v for k, v in defaults.to_dict().items()})
+
+
+def _studio_value(value: Any, default: Any, spec: OptionSpec) -> Any:
+    """What the page starts with: the table's studio default where it has one and the model keeps the table's."""
+    return spec.studio_default if spec.studio_default is not None and value == default else value
+
+
+def _widget(name: str, value: Any, spec: OptionSpec, num_scales: int) -> gr.components.Component:
+    info = spec.help
+    elem_id = f"opt-{name.replace('_', '-')}"
+    if spec.kind is bool:
+        return gr.Checkbox(value, label=spec.label, info=info, elem_id=elem_id)
+    if spec.choices:
+        return gr.Radio(list(spec.choices), value=value, label=spec.label, info=info, elem_id=elem_id)
+    if name == "seed":
+        return gr.Number(value if value is not None else 0, label=spec.label, info=info, precision=0, elem_id=elem_id)
+    high = SLIDER_MAX.get(name, spec.high)
+    if name == "strength":
+        high = max(0, num_scales - 1)
+    step = spec.step or (1 if spec.kind is int else 0.01)
+    return gr.Slider(spec.low, high, value=value, step=step, label=spec.label, info=info, elem_id=elem_id)
+
+
+def build_settings(defaults: EditOptions, num_scales: int, options_cls: type = EditOptions) -> Settings:
+    """Create the settings widgets (inside the current gr.Blocks), basic ones first."""
+    widgets: dict[str, gr.components.Component] = {}
+    fields = option_fields(options_cls)
+    basic = [f for f in fields if not f[2].advanced]
+    advanced = [f for f in fields if f[2].advanced]
+    with gr.Accordion("Settings", open=False, elem_id="settings"):
+        random_seed = gr.Checkbox(
+            getattr(defaults, "seed", None) is None,
+            label="Random seed",
+            info="A new seed every run.",
+            elem_id="random-seed",
+        )
+        for name, default, spec in basic:
+            value = _studio_value(getattr(defaults, name, default), default, spec)
+            widgets[name] = _widget(name, value, spec, num_scales)
+        with gr.Accordion("Advanced", open=False, elem_id="settings-advanced"):
+            for name, default, spec in advanced:
+                value = _studio_value(getattr(defaults, name, default), default, spec)
+                widgets[name] = _widget(name, value, spec, num_scales)
+    return Settings(widgets, random_seed, options_cls)

@@ -1,0 +1,83 @@
+"""The studio without a browser: settings generated from the option table, the launcher's errors,
+and what importing and stopping it leave behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import gradio as gr
+
+from editing import EditOptions
+from editing.options import option
+from studio.settings import build_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_new_option_shows_up_in_the_settings():
+    extended = dataclasses.make_dataclass(
+        "Extended",
+        [("sharpen", float, option(0.0, float, "Sharpen", "Sharpens edges.", low=0.0, high=1.0, step=0.1))],
+        bases=(EditOptions,),
+        frozen=True,
+    )
+    with gr.Blocks():
+        settings = build_settings(EditOptions(cfg=4.0), 8, extended)
+    widget = settings.widgets["sharpen"]
+    assert isinstance(widget, gr.Slider) and widget.label == "Sharpen" and widget.info == "Sharpens edges."
+    values = {w: w.value for w in settings.components}
+    values[widget] = 0.3
+    options = settings.options(values, EditOptions(cfg=4.0))
+    assert isinstance(options, extended) and options.sharpen == 0.3 and options.cfg == 4.0
+    assert settings.widgets["num_samples"].value == 4  # the table's studio default
+
+
+def test_importing_the_studio_changes_no_environment():
+    # OpenCV itself sets LD_LIBRARY_PATH when imported: compare after the libraries are in.
+    code = (
+        "import os, cv2, gradio, torch; before = dict(os.environ); import studio, studio.layout, app; "
+        "print(dict(os.environ) == before)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+def test_a_taken_port_is_one_sentence():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+    assert run.returncode != 0
+    assert f"port {port} on 127.0.0.1 is taken; pass another with --port N, or --port 0" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_sigterm_removes_the_studio_files(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    assert list(tmp_path.glob("var-edit-app-*")), "the studio made no folder for its files"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert not list(tmp_path.glob("var-edit-app-*"))
