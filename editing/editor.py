@@ -33,6 +33,7 @@ from .plan import EncodingCache, ModelGeometry, Plan, load_inputs, plan, resolve
 from .request import EditRequest, Picture
 from .resources import demo_dir, imagenet_classes_file
 from .sample import sample
+from .turns import Turns
 
 MAX_BATCH_ROWS = 64  # candidates sampled in one pass; longer lists are split into several passes
 
@@ -145,7 +146,7 @@ class Editor:
         self.limits = limits or Limits()
         self.geometry = ModelGeometry(vqvae.image_size, var.patch_nums, var.num_classes)
         self._cache = EncodingCache()
-        self._lock = threading.Lock()
+        self._turns = Turns()
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
@@ -279,19 +280,20 @@ class Editor:
         return job
 
     def _sample(self, plans: list[Plan], job: EditJob | None, slots: list[int]) -> list[np.ndarray]:
-        """Encode (cached) and sample plans on the device, one pass at a time."""
-        with self._guard():
-            if job is not None:
-                job.check()
+        """Encode (cached) and sample plans on the device. Passes running at the same time (several
+        visitors of a studio) take turns on the device scale by scale."""
+        if job is not None:
+            job.check()
+        with self._turn():
             for p in plans:
                 if p.x is not None and p.source is None:
                     p.source = self._cache.encode(self.vqvae, p.x, self.device)
-            return sample(plans, self.var, self.vqvae, self.device, job, slots)
+        return sample(plans, self.var, self.vqvae, self.device, job, slots, self._turn)
 
     @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        """One pass at a time on this editor's device; running out of memory becomes an EditError."""
-        with self._lock:
+    def _turn(self) -> Iterator[None]:
+        """The device for one step (a scale, a decode, an encoding); out of memory becomes an EditError."""
+        with self._turns():
             try:
                 yield
             except torch.OutOfMemoryError as e:

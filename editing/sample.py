@@ -11,6 +11,8 @@ rerun ('more smooth' rows, which blend codes instead of picking tokens, only up 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
@@ -44,11 +46,14 @@ def sample(
     device: str,
     job: EditJob | None = None,
     slots: list[int] | None = None,
+    turn: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> list[np.ndarray]:
     """Sample every candidate of every plan in one pass -> per plan uint8 (n, R, R, 3).
 
     job: checked for cancellation after every scale and given previews if it wants them, keyed
-    by `slots[p]` (the request's index in the caller's list; default p)."""
+    by `slots[p]` (the request's index in the caller's list; default p). turn: held around each
+    scale and each decode, so passes that share a device take turns scale by scale and a short
+    edit never waits for the whole of a long one."""
     slots = slots if slots is not None else list(range(len(plans)))
     labels, options, generators, sources, regenerate, replay, owner = [], [], [], [], [], [], []
     for p, plan in enumerate(plans):
@@ -66,7 +71,12 @@ def sample(
         keep = TeacherForcing.for_rows(vqvae, sources, regenerate, replay, device)
     K = var.num_scales
     f_hat, tokens = None, []
-    for step in sample_scales(var, vqvae, label_rows, options, generators, keep):
+    steps = sample_scales(var, vqvae, label_rows, options, generators, keep)
+    while True:
+        with turn():
+            step = next(steps, None)
+        if step is None:
+            break
         f_hat = step.f_hat
         tokens.append(step.tokens)
         if job is not None:
@@ -76,7 +86,11 @@ def sample(
     assert f_hat is not None
     if job is not None:
         job.check()
-    rows = np.concatenate([_final(vqvae, f_hat, tokens, r, options[r].more_smooth) for r in range(len(owner))])
+    finals = []
+    for r in range(len(owner)):
+        with turn():
+            finals.append(_final(vqvae, f_hat, tokens, r, options[r].more_smooth))
+    rows = np.concatenate(finals)
     if job is not None and job.previews:
         job.report(Progress(K, K, _split([Image.fromarray(a) for a in rows], owner, slots)))
     owners = np.array(owner)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -377,3 +378,15 @@ def test_time_limit_ends_an_edit_cleanly(editor):
     with pytest.raises(EditError, match="--max-edit-seconds"):
         job.result(timeout=60)
     assert editor.inpaint(_picture(), _stroke(), EditOptions(seed=0)).images  # the editor still works
+
+
+def test_a_small_edit_does_not_wait_for_a_big_one(editor):
+    """Two edits in flight share the device scale by scale: the small one, started second, ends first."""
+    big = EditRequest("inpaint", _picture(), _stroke(), options=EditOptions(seed=0, num_samples=64))
+    small = EditRequest("inpaint", _picture(seed=1), _stroke(), options=EditOptions(seed=1))
+    big_job = editor.submit([big])
+    time.sleep(0.3)  # the big one has the device
+    small_job = editor.submit([small])
+    small_job.result(timeout=120)
+    assert not big_job.done, "the small edit waited for the whole big one"
+    assert len(big_job.result(timeout=300)[0].images) == 64
