@@ -38,6 +38,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "Accepted edits take turns on the device, one pass at a time.",
     )
     p.add_argument("--max-edit-seconds", type=float, default=300.0, help="an edit ends after this long (default 300)")
+    p.add_argument("--keep-files-minutes", type=float, default=60.0,
+                   help="served result files are deleted after this long (default 60)")  # fmt: skip
     p.add_argument("--max-picture-mp", type=float, default=limits.picture_pixels / 1e6,
                    help="largest picture or mask file read, in megapixels")  # fmt: skip
     p.add_argument("--max-canvas-mp", type=float, default=limits.canvas_pixels / 1e6,
@@ -111,8 +113,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         candidates=args.max_candidates,
         candidate_pixels=int(args.max_candidate_mp * 1e6),
     )
-    demo = build_app(editor, loader, args.concurrency, time_limit=args.max_edit_seconds)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the temp files are removed (atexit)
+    demo = build_app(
+        editor, loader, args.concurrency, time_limit=args.max_edit_seconds, keep_files=args.keep_files_minutes * 60
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the files are removed (atexit), as on Ctrl-C
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     demo.launch(
         server_name=args.host,

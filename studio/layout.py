@@ -23,15 +23,18 @@ def build_app(
     concurrency: int = 1,
     options_cls: type = EditOptions,
     time_limit: float | None = None,
+    keep_files: float = 3600,
 ) -> gr.Blocks:
     """The editing studio around `editor` (for embedding: `build_app(editor).launch()`).
 
     loader: turns a model name or folder into an Editor (the Model panel); concurrency: how many
     visitors' edits are accepted at once (their passes take turns on the device); options_cls: the
-    option table the settings are generated from; time_limit: seconds an edit may run.
+    option table the settings are generated from; time_limit: seconds an edit may run; keep_files:
+    seconds after which served result files are deleted (a page keeps only its latest results).
     """
     session = Session(editor, loader, time_limit)
-    with gr.Blocks(title="VAR editing studio", delete_cache=(3600, 86400)) as demo:
+    # Gradio's copies of served files: swept every 10 minutes, removed after keep_files seconds.
+    with gr.Blocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
         gr.Markdown(
             "# VAR editing studio\nPaint over what should change, pick a mode, press run. "
             "Each result streams coarse-to-fine, one scale at a time."
@@ -42,7 +45,9 @@ def build_app(
         paths = gr.State([])  # PNG files of the last run's candidates
         selected = gr.State(0)
         last_seed = gr.State(None)
-        slot = gr.State(None)  # this page's JobSlot (made on page load), for Stop
+        # This page's JobSlot (made on page load): its running edit, for Stop, and its result files,
+        # removed when the page closes (Gradio deletes a closed page's state with this callback).
+        slot = gr.State(None, delete_callback=session.page_closed)
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):

@@ -8,6 +8,7 @@ in the page and one line in the log; only real faults log a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -28,6 +29,39 @@ from .settings import Settings
 from .tabs import Run, Values
 
 log = logging.getLogger("var-edit-studio")
+WORKDIR_PREFIX = "var-edit-app-"
+STALE_LEGACY_SECONDS = 24 * 3600
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
+    """Remove the files folders of studios that are no longer running (a killed server leaves them);
+    folders named without a process id (older versions) once they are a day old."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for folder in root.glob(f"{WORKDIR_PREFIX}*"):
+        pid_text = folder.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
+        if pid_text.isdigit():
+            stale = not _alive(int(pid_text))
+        else:
+            stale = time.time() - folder.stat().st_mtime > STALE_LEGACY_SECONDS
+        if stale and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        log.info("removed %d folder(s) left by studios that are no longer running", len(removed))
+    return removed
+
+
 Loader = Callable[[str], Editor]
 
 
@@ -48,10 +82,22 @@ def open_picture(source: Any) -> Image.Image:
 
 
 class JobSlot:
-    """The page's running edit (one per browser page, made when the page loads), for Stop."""
+    """A page's running edit (for Stop) and the folder of its last results (one per browser page,
+    made when the page loads)."""
 
     def __init__(self) -> None:
         self.job: EditJob | None = None
+        self.run_dir: Path | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None and not self.job.done
+
+    def keep_only(self, run_dir: Path | None) -> None:
+        """Make `run_dir` the page's results folder, removing the one before: the page no longer shows it."""
+        if self.run_dir is not None and self.run_dir != run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.run_dir = run_dir
 
 
 @dataclass
@@ -82,11 +128,20 @@ class Session:
         self.loader = loader or (lambda name: Editor.from_pretrained(name))
         self.time_limit = time_limit
         self._load_lock = threading.Lock()
-        self.workdir = Path(tempfile.mkdtemp(prefix="var-edit-app-"))
+        remove_stale_workdirs()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
 
     def close(self) -> None:
         """Remove the per-edit files."""
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @staticmethod
+    def page_closed(slot: JobSlot | None) -> None:
+        """A page went away: stop its edit and remove its results."""
+        if isinstance(slot, JobSlot):
+            if slot.busy:
+                slot.job.cancel()
+            slot.keep_only(None)
 
     # ---- model -------------------------------------------------------------------------
     def model_summary(self) -> str:
@@ -204,7 +259,10 @@ class Session:
                 request = EditRequest(run.mode, picture, mask if run.uses_mask else None, options=options, **fields)
             except EditError as e:
                 raise user_error(str(e)) from e
-            yield from self._stream(editor, request, values[slot], extra, out)
+            page = values[slot]
+            if isinstance(page, JobSlot) and page.busy:
+                raise user_error("Your previous edit is still running: wait for it, or press Stop first.")
+            yield from self._stream(editor, request, page, extra, out)
 
         return handler
 
@@ -239,11 +297,13 @@ class Session:
         finally:
             if not job.done:
                 job.cancel()  # the page went away: stop the edit at its next scale
-        yield self._finish(result, time.monotonic() - started, out)
-
-    def _finish(self, result: EditResult, seconds: float, out: Outputs) -> dict[Any, Any]:
-        """Save the candidates as PNGs (with parameters) and fill the result widgets."""
         run_dir = Path(tempfile.mkdtemp(dir=self.workdir))
+        if isinstance(slot, JobSlot):
+            slot.keep_only(run_dir)
+        yield self._finish(result, time.monotonic() - started, run_dir, out)
+
+    def _finish(self, result: EditResult, seconds: float, run_dir: Path, out: Outputs) -> dict[Any, Any]:
+        """Save the candidates as PNGs (with parameters) into `run_dir` and fill the result widgets."""
         paths = [
             str(
                 save_png(im, run_dir / f"var-edit-seed{result.seed}-{i + 1}.png", {**result.params, "candidate": i + 1})

@@ -81,3 +81,17 @@ def test_sigterm_removes_the_studio_files(tmp_path):
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert not list(tmp_path.glob("var-edit-app-*"))
+
+
+def test_a_killed_studio_leaves_nothing_after_the_next_start(tmp_path):
+    from studio.session import remove_stale_workdirs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"var-edit-app-{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "result.png").write_bytes(b"x" * 1000)
+    alive = tmp_path / f"var-edit-app-{os.getpid()}-def"
+    alive.mkdir()
+    assert remove_stale_workdirs(tmp_path) == [stale]
+    assert not stale.exists() and alive.exists()
