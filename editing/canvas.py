@@ -16,8 +16,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import EditError
+from .limits import Limits
 
-MAX_PIXELS = 64_000_000  # larger files are refused (decompression-bomb guard)
+MAX_PIXELS = Limits().picture_pixels  # larger files are refused before decoding (decompression-bomb guard)
 ImageSource = str | Path | IO[bytes] | bytes | Image.Image | np.ndarray
 
 
@@ -37,7 +38,7 @@ def open_guarded(source: ImageSource, what: str = "image", max_pixels: int = MAX
             if image.width * image.height > max_pixels:
                 raise EditError(
                     f"The {what} is {image.width}x{image.height} pixels, more than the "
-                    f"{max_pixels / 1_000_000:g} megapixels this app edits; downscale it first."
+                    f"{max_pixels / 1_000_000:g} megapixels allowed (--max-picture-mp); downscale it first."
                 )
             image.load()
     except EditError:

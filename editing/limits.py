@@ -15,11 +15,11 @@ class Limits:
     """picture_pixels: a picture or mask read from a file; canvas_pixels / canvas_side: the picture
     an edit produces (out-painting grows it); candidates; candidate_pixels: candidates x canvas pixels."""
 
-    picture_pixels: int = 64_000_000
-    canvas_pixels: int = 64_000_000
+    picture_pixels: int = 50_000_000  # a 48 MP phone photo fits; an 8000x8000 one does not
+    canvas_pixels: int = 50_000_000
     canvas_side: int = 16384
     candidates: int = 64
-    candidate_pixels: int = 256_000_000
+    candidate_pixels: int = 200_000_000
 
     def check_picture(self, width: int, height: int, what: str = "picture") -> None:
         if width * height > self.picture_pixels:

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from .tabs import Run, Values
 log = logging.getLogger("var-edit-studio")
 WORKDIR_PREFIX = "var-edit-app-"
 STALE_LEGACY_SECONDS = 24 * 3600
+API_FILES_KEPT = 64  # results of the /inpaint endpoint kept on disk (Gradio serves its own copies)
 
 
 def _alive(pid: int) -> bool:
@@ -129,6 +131,7 @@ class Session:
         self.time_limit = time_limit
         self._load_lock = threading.Lock()
         remove_stale_workdirs()
+        self._api_dirs: deque[Path] = deque(maxlen=API_FILES_KEPT)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
 
     def close(self) -> None:
@@ -360,6 +363,10 @@ class Session:
         except EditError as e:
             raise user_error(str(e)) from e
         run_dir = Path(tempfile.mkdtemp(dir=self.workdir))
+        with self._load_lock:
+            if len(self._api_dirs) == self._api_dirs.maxlen:  # Gradio has long copied the oldest one
+                shutil.rmtree(self._api_dirs[0], ignore_errors=True)
+            self._api_dirs.append(run_dir)
         path = save_png(result.images[0], run_dir / f"var-edit-seed{result.seed}.png", result.params)
         return str(path), result.params
 

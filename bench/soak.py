@@ -1,0 +1,194 @@
+"""A bounded load test of a running studio: several clients, valid edits mixed with hostile ones.
+
+    python bench/soak.py --start --clients 8 --seconds 300          # starts `app.py` itself
+    python bench/soak.py --url http://127.0.0.1:7860/ --clients 8 --seconds 300
+
+Each client loops over: a small valid in-paint through the /inpaint endpoint (64 px picture, seeded)
+and, in turn, one hostile request: an 8000x8000 picture, a decompression-bomb mask, 64 candidates,
+malformed options (unknown key, text for a number, NaN). It reports requests served, p50/p95 latency
+of the small valid edits, errors by kind, the server's peak RSS (itself and its children) and the
+size of its temp dir at the end. `--json PATH` writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+HOSTILE = ("huge-picture", "bomb-mask", "many-candidates", "unknown-option", "text-number", "nan-option")
+
+
+def make_files(folder: Path) -> dict[str, Path]:
+    """The pictures the clients send."""
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).save(folder / "small.png")
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:40, 20:44] = 255
+    Image.fromarray(mask).save(folder / "small-mask.png")
+    Image.new("RGB", (8000, 8000), (200, 30, 30)).save(folder / "huge.png")  # ~60 KB, 64 megapixels
+    Image.new("1", (20000, 20000)).save(folder / "bomb-mask.png")  # ~400 KB, 400 megapixels
+    return {p.stem: p for p in folder.iterdir()}
+
+
+def hostile_call(kind: str, files: dict[str, Path]) -> tuple[Path, Path, dict[str, Any]]:
+    if kind == "huge-picture":
+        return files["huge"], files["small-mask"], {"seed": 1}
+    if kind == "bomb-mask":
+        return files["small"], files["bomb-mask"], {"seed": 1}
+    if kind == "many-candidates":
+        return files["small"], files["small-mask"], {"num_samples": 64}
+    if kind == "unknown-option":
+        return files["small"], files["small-mask"], {"sed": 1}
+    if kind == "text-number":
+        return files["small"], files["small-mask"], {"cfg": "high"}
+    return files["small"], files["small-mask"], {"top_p": math.nan}
+
+
+def client_loop(url: str, files: dict[str, Path], until: float, index: int, out: dict[str, Any]) -> None:
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    turn = index
+    while time.monotonic() < until:
+        started = time.monotonic()
+        try:
+            client.predict(
+                handle_file(str(files["small"])),
+                handle_file(str(files["small-mask"])),
+                {"seed": turn},
+                api_name="/inpaint",
+            )
+            with out["lock"]:
+                out["latency"].append(time.monotonic() - started)
+                out["kinds"]["valid: served"] += 1
+        except Exception as e:  # a valid edit that failed is what this test looks for
+            with out["lock"]:
+                out["kinds"][f"valid: FAILED {type(e).__name__}: {str(e)[:80]}"] += 1
+        kind = HOSTILE[turn % len(HOSTILE)]
+        image, mask, options = hostile_call(kind, files)
+        try:
+            client.predict(handle_file(str(image)), handle_file(str(mask)), options, api_name="/inpaint")
+            outcome = "served"
+        except Exception as e:
+            text = str(e)
+            outcome = "refused in one sentence" if text.count(". ") == 0 and "Traceback" not in text else "refused"
+        with out["lock"]:
+            out["kinds"][f"{kind}: {outcome}"] += 1
+        turn += 1
+
+
+def rss_peak_mb(pid: int) -> float:
+    """Peak RSS of a process plus the current RSS of its children, MiB."""
+    total = 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += float(line.split()[1]) / 1024
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return total
+
+
+def folder_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20 if folder.exists() else 0.0
+
+
+def start_app(tmp: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio")}
+    log = open(tmp / "app.log", "wb")  # noqa: SIM115 (lives as long as the server)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *extra], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    raise SystemExit(f"the studio did not start:\n{(tmp / 'app.log').read_text()[-2000:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", help="a running studio (its peak RSS and temp dir are then not measured)")
+    p.add_argument("--start", action="store_true", help="start app.py on a free port with its own temp dir")
+    p.add_argument("--app-args", default="--concurrency 2", help="flags for the started app")
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--seconds", type=float, default=300)
+    p.add_argument("--json", help="write the figures here")
+    args = p.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="var-edit-soak-"))
+    files = make_files(Path(tempfile.mkdtemp(prefix="var-edit-soak-files-")))
+    proc = None
+    try:
+        if args.start:
+            proc, url = start_app(tmp, args.app_args.split())
+        elif args.url:
+            url = args.url
+        else:
+            p.error("give --url or --start")
+        out: dict[str, Any] = {"latency": [], "kinds": Counter(), "lock": threading.Lock()}
+        until = time.monotonic() + args.seconds
+        peak = 0.0
+        threads = [threading.Thread(target=client_loop, args=(url, files, until, i, out)) for i in range(args.clients)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            if proc is not None:
+                peak = max(peak, rss_peak_mb(proc.pid))
+            time.sleep(0.5)
+        latency = sorted(out["latency"])
+        figures = {
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "requests": sum(out["kinds"].values()),
+            "valid_served": len(latency),
+            "valid_p50_s": round(statistics.median(latency), 3) if latency else None,
+            "valid_p95_s": round(latency[int(0.95 * (len(latency) - 1))], 3) if latency else None,
+            "peak_server_rss_mb": round(peak, 1) if proc is not None else None,
+            "temp_dir_mb_at_end": round(folder_mb(tmp), 2) if proc is not None else None,
+            "outcomes": dict(sorted(out["kinds"].items())),
+        }
+        print(json.dumps(figures, indent=2))
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2))
+        failed = [k for k in out["kinds"] if "FAILED" in k]
+        return 1 if failed else 0
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(files["small"].parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The soak test's short form: 4 clients for 30 s against a fresh studio, valid small edits mixed with
+hostile ones (huge picture, decompression-bomb mask, 64 candidates, malformed options)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEAK_RSS_MB = 2000  # the demo model's studio under this load stays far below (about 0.5 GB measured)
+TEMP_DIR_MB = 50
+
+
+def test_soak_short_form(tmp_path):
+    figures_file = tmp_path / "soak.json"
+    command = [sys.executable, "bench/soak.py", "--start", "--clients", "4", "--seconds", "30", "--json", figures_file]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    figures = json.loads(figures_file.read_text())
+    print(json.dumps(figures, indent=2))
+    assert figures["valid_served"] > 0 and not [k for k in figures["outcomes"] if "FAILED" in k]
+    hostile = {k: v for k, v in figures["outcomes"].items() if not k.startswith("valid")}
+    assert hostile and all(k.endswith("refused in one sentence") for k in hostile), hostile
+    assert figures["peak_server_rss_mb"] < PEAK_RSS_MB
+    assert figures["temp_dir_mb_at_end"] < TEMP_DIR_MB
