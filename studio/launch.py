@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from editing import Limits
 
@@ -37,6 +38,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="visitors' edits accepted at once (default 1); the rest wait in the queue and see their position. "
         "Accepted edits take turns on the device, one pass at a time.",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="model workers on Ray Serve (pip install .[ray]); 1 (default) runs the model in this process",
+    )
+    p.add_argument("--ray", metavar="ADDRESS", help="a Ray cluster for the workers (default: start Ray here)")
+    p.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per worker (default 1 if CUDA, else 0)")
     p.add_argument("--max-edit-seconds", type=float, default=300.0, help="an edit ends after this long (default 300)")
     p.add_argument("--keep-files-minutes", type=float, default=60.0,
                    help="served result files are deleted after this long (default 60)")  # fmt: skip
@@ -55,6 +64,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--auth must look like user:password")
     if args.concurrency < 1:
         p.error("--concurrency must be at least 1")
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
+    if args.workers > 1 and args.vae:
+        p.error("--workers loads the model by --model (a name or a folder), not --vae/--var")
     return args
 
 
@@ -78,6 +91,20 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+def start_workers(args: argparse.Namespace, limits: Limits) -> Any:
+    """`--workers N` / `--ray ADDRESS`: the model on N Ray Serve replicas (one GPU each where there are GPUs)."""
+    try:
+        from editing.serving import RemoteEditor
+    except ImportError as e:
+        raise OSError("--workers needs Ray: pip install .[ray] (or 'ray[serve]')") from e
+    gpus = args.gpus_per_worker
+    if gpus is None:
+        import torch
+
+        gpus = 1.0 if torch.cuda.is_available() and args.device in (None, "cuda") else 0.0
+    return RemoteEditor(args.model, args.workers, args.ray, args.device, args.dtype, gpus, limits=limits)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Load the model and serve the studio until stopped (Ctrl-C or SIGTERM remove its files)."""
     args = parse_args(argv)
@@ -95,26 +122,30 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from .layout import CSS, build_app
 
-    def loader(name: str) -> Editor:
-        return Editor.from_pretrained(name, device=args.device, dtype=args.dtype)
-
-    try:
-        editor = (
-            Editor.from_files(args.vae, args.var, device=args.device, dtype=args.dtype)
-            if args.vae
-            else loader(args.model)
-        )
-    except (ValueError, OSError) as e:  # EditError, CheckpointError, missing files
-        sys.exit(f"error: {e}")
-    editor.limits = Limits(
+    limits = Limits(
         picture_pixels=int(args.max_picture_mp * 1e6),
         canvas_pixels=int(args.max_canvas_mp * 1e6),
         canvas_side=args.max_canvas_side,
         candidates=args.max_candidates,
         candidate_pixels=int(args.max_candidate_mp * 1e6),
     )
+
+    def loader(name: str) -> Editor:
+        loaded = Editor.from_pretrained(name, device=args.device, dtype=args.dtype)
+        loaded.limits = limits
+        return loaded
+
+    try:
+        if args.workers > 1 or args.ray:
+            editor, switch = start_workers(args, limits), None  # the workers' model is fixed
+        else:
+            editor = Editor.from_files(args.vae, args.var, args.device, args.dtype) if args.vae else loader(args.model)
+            editor.limits, switch = limits, loader
+    except (ValueError, OSError) as e:  # EditError, CheckpointError, missing files
+        sys.exit(f"error: {e}")
+    concurrency = max(args.concurrency, args.workers)  # every worker busy at once, the rest queue
     demo = build_app(
-        editor, loader, args.concurrency, time_limit=args.max_edit_seconds, keep_files=args.keep_files_minutes * 60
+        editor, switch, concurrency, time_limit=args.max_edit_seconds, keep_files=args.keep_files_minutes * 60
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the files are removed (atexit), as on Ctrl-C
     auth = tuple(args.auth.split(":", 1)) if args.auth else None

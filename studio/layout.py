@@ -27,7 +27,8 @@ def build_app(
 ) -> gr.Blocks:
     """The editing studio around `editor` (for embedding: `build_app(editor).launch()`).
 
-    loader: turns a model name or folder into an Editor (the Model panel); concurrency: how many
+    loader: turns a model name or folder into an Editor for the Model panel (None: the model is
+    fixed); concurrency: how many
     visitors' edits are accepted at once (their passes take turns on the device); options_cls: the
     option table the settings are generated from; time_limit: seconds an edit may run; keep_files:
     seconds after which served result files are deleted (a page keeps only its latest results).

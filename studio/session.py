@@ -127,7 +127,7 @@ class Session:
 
     def __init__(self, editor: Editor, loader: Loader | None = None, time_limit: float | None = None) -> None:
         self.editor = editor
-        self.loader = loader or (lambda name: Editor.from_pretrained(name))
+        self.loader = loader
         self.time_limit = time_limit
         self._load_lock = threading.Lock()
         remove_stale_workdirs()
@@ -164,6 +164,8 @@ class Session:
 
     def load_model(self, name: str | None, path: str | None) -> Editor:
         """Switch model (returns it); on failure say why and keep the previous one."""
+        if self.loader is None:
+            raise user_error("This studio's model is fixed; it can be changed where the studio is started (--model).")
         target = (path or "").strip() or (name or "").strip()
         if not target:
             raise user_error("Choose a model or type the path of a model folder.")

@@ -1,0 +1,187 @@
+"""Serving on Ray: model workers behind one studio, as Ray Serve replicas.
+
+`RemoteEditor` looks to the studio like an `Editor` (`submit`, `run`, `defaults`, `info`, ...) but
+runs every edit on a replica of `EditWorkerDeployment`, each holding the model once (one per GPU
+where there are GPUs). Ray Serve queues the requests, spreads them over the replicas and replaces a
+replica that dies. Previews stream back scale by scale; Stop cancels the stream, which cancels the
+edit on the worker at its next scale.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .canvas import Region
+from .compose import EditResult
+from .editor import Editor, ModelInfo
+from .errors import EditCancelled, EditError
+from .job import EditJob, Progress
+from .limits import Limits
+from .options import EditOptions
+from .request import EditRequest
+
+APP_NAME = "var-edit-workers"
+
+
+def _png(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=1)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _image(data: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+
+
+class EditWorkerDeployment:
+    """One model worker (a Ray Serve replica): runs edits and streams their progress as JSON-able dicts."""
+
+    def __init__(self, model: str, device: str | None, dtype: str | None, limits: dict[str, int]) -> None:
+        self.editor = Editor.from_pretrained(model, device=device, dtype=dtype)
+        self.editor.limits = Limits(**limits)
+
+    def describe(self) -> dict[str, Any]:
+        """What the studio shows of the model."""
+        return {"info": asdict(self.editor.info), "defaults": self.editor.defaults.to_dict(),
+                "num_scales": self.editor.num_scales}  # fmt: skip
+
+    def edit(self, request_json: str, time_limit: float | None = None) -> Iterator[dict[str, Any]]:
+        """Run one request: {"step", "total", "previews"} per scale, then {"result": ...} or {"error": ...}."""
+        try:
+            request = EditRequest.from_dict(json.loads(request_json))
+        except EditError as e:
+            yield {"error": str(e), "kind": "user"}
+            return
+        job = self.editor.submit([request], previews=True, time_limit=time_limit)
+        try:
+            for progress in job.updates():
+                previews = [_png(im) for im in progress.previews.get(0, [])]
+                yield {"step": progress.step, "total": progress.total, "previews": previews}
+            result = job.result()[0]
+        except EditCancelled:
+            yield {"error": "Stopped.", "kind": "cancelled"}
+            return
+        except EditError as e:
+            yield {"error": str(e), "kind": "user"}
+            return
+        finally:
+            if not job.done:  # the caller went away (Stop): end the edit at its next scale
+                job.cancel()
+        region = None if result.region is None else asdict(result.region)
+        yield {
+            "result": {
+                "images": [_png(im) for im in result.images],
+                "seed": result.seed,
+                "params": result.params,
+                "mask": _png(result.mask.convert("RGB")),
+                "regenerated": None if result.regenerated is None else result.regenerated.tolist(),
+                "region": region,
+            }
+        }
+
+
+def _result(data: dict[str, Any]) -> EditResult:
+    regenerated = None if data["regenerated"] is None else np.asarray(data["regenerated"], bool)
+    region = None if data["region"] is None else Region(**data["region"])
+    return EditResult([_image(im) for im in data["images"]], data["seed"], data["params"],
+                      _image(data["mask"]).convert("L"), regenerated, region)  # fmt: skip
+
+
+class RemoteEditor:
+    """The studio's view of N model workers on Ray Serve (see the module doc)."""
+
+    def __init__(
+        self,
+        model: str = "demo",
+        workers: int = 2,
+        address: str | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        gpus_per_worker: float = 0.0,
+        cpus_per_worker: float = 1.0,
+        limits: Limits | None = None,
+    ) -> None:
+        import ray
+        from ray import serve
+
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        self.limits = limits or Limits()
+        deployment = serve.deployment(
+            EditWorkerDeployment,
+            name="EditWorker",
+            num_replicas=workers,
+            max_ongoing_requests=1,  # one edit at a time per worker; Serve queues the rest
+            ray_actor_options={"num_cpus": cpus_per_worker, "num_gpus": gpus_per_worker},
+        )
+        self._handle = serve.run(
+            deployment.bind(model, device, dtype, asdict(self.limits)), name=APP_NAME, route_prefix=None
+        )
+        described = self._handle.describe.remote().result()
+        self._info = ModelInfo(**described["info"])
+        self.defaults = EditOptions.from_dict(described["defaults"])
+        self.num_scales = described["num_scales"]
+        self.name = self._info.name
+        self.workers = workers
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    @property
+    def resolution(self) -> int:
+        return self._info.image_size
+
+    def submit(
+        self, requests: Sequence[EditRequest], previews: bool = False, time_limit: float | None = None
+    ) -> EditJob:
+        """Run one request on a worker; the job streams its previews and stops the worker's edit on cancel."""
+        if len(requests) != 1:
+            raise EditError("The studio's workers take one request at a time.")
+        job = EditJob(previews=previews)
+        payload = json.dumps(requests[0].to_dict())
+        stream = self._handle.options(method_name="edit", stream=True).remote(payload, time_limit)
+
+        def follow() -> None:
+            try:
+                for message in stream:
+                    if job.cancelled:
+                        stream.cancel()
+                        raise EditCancelled("Stopped.")
+                    if "error" in message:
+                        error = EditCancelled if message["kind"] == "cancelled" else EditError
+                        raise error(message["error"])
+                    if "result" in message:
+                        job.finish([_result(message["result"])])
+                        return
+                    if previews:
+                        images = [_image(p) for p in message["previews"]]
+                        job.report(Progress(message["step"], message["total"], {0: images}))
+                raise EditError("The worker ended the edit without a result; try again.")
+            except (EditError, EditCancelled) as e:
+                job.finish(error=e)
+            except Exception as e:  # a worker that died: Ray Serve replaces it; this edit is lost
+                job.finish(
+                    error=EditError(f"The model worker running this edit stopped ({type(e).__name__}); run it again.")
+                )
+
+        threading.Thread(target=follow, name="var-edit-remote", daemon=True).start()
+        return job
+
+    def run(self, requests: Sequence[EditRequest]) -> list[EditResult]:
+        """Run requests one by one on the workers (synchronously)."""
+        return [self.submit([r]).result()[0] for r in requests]
+
+    def close(self) -> None:
+        from ray import serve
+
+        serve.delete(APP_NAME)

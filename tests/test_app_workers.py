@@ -1,0 +1,104 @@
+"""The studio with two model workers on Ray Serve (`app.py --workers 2`): two browser pages edit at the
+same time, each with live previews, and Stop reaches the worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from test_app import CHROMIUM, CHROMIUM_ARGS, SIZE, free_port, paint_line, picture, wait_picture
+
+pytest.importorskip("ray", reason="Ray is an optional extra: pip install .[ray]")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+ROOT = Path(__file__).resolve().parent.parent
+RECORD = (  # every status the page shows, sampled every 20 ms
+    "() => { window.seen = []; "
+    "setInterval(() => window.seen.push(document.querySelector('#status textarea').value), 20); }"
+)
+
+
+@pytest.fixture(scope="module")
+def workers_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("workers-log") / "app.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--workers", "2"], cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 240
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py --workers 2 exited:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py --workers 2 did not answer within 240 s:\n{log.read_text()[-3000:]}")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _page(browser: Browser, url: str, image: Path) -> Page:
+    pg = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    pg.set_default_timeout(120_000)
+    pg.goto(url)
+    pg.wait_for_selector("#canvas button[title='Upload']")
+    pg.set_input_files("#canvas input[type=file]", str(image))
+    wait_picture(pg, SIZE, SIZE)
+    paint_line(pg)
+    pg.evaluate(RECORD)
+    return pg
+
+
+def _ended(pg: Page) -> str:
+    pg.wait_for_function("() => /^(Done|Failed|Stopped)/.test(document.querySelector('#status textarea').value)")
+    return pg.input_value("#status textarea")
+
+
+def test_two_pages_edit_at_once_with_previews_and_stop(browser, workers_url, tmp_path):
+    picture().save(tmp_path / "emoji.png")
+    pages = [_page(browser, workers_url, tmp_path / "emoji.png") for _ in range(2)]
+    for pg in pages:
+        pg.click("#run-inpaint")
+    for pg in pages:
+        assert _ended(pg).startswith("Done"), pg.input_value("#status textarea")
+        seen = pg.evaluate("window.seen")
+        assert any(s.startswith("Scale") for s in seen), "no preview reached the page"
+        assert pg.locator("#candidates img").count() == 4
+    first = pages[0]
+    for _ in range(3):
+        first.evaluate("document.querySelector('#status textarea').value = ''")
+        first.click("#run-inpaint")
+        first.wait_for_function("() => /^(Scale|Done)/.test(document.querySelector('#status textarea').value)")
+        first.click("#stop")
+        if _ended(first).startswith("Stopped"):
+            break
+    assert first.input_value("#status textarea").startswith("Stopped")
+    pages[1].evaluate("document.querySelector('#status textarea').value = ''")
+    pages[1].click("#run-inpaint")
+    assert _ended(pages[1]).startswith("Done")  # the workers still serve after a stopped edit
