@@ -46,6 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--ray", metavar="ADDRESS", help="a Ray cluster for the workers (default: start Ray here)")
     p.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per worker (default 1 if CUDA, else 0)")
+    p.add_argument("--mcp", action="store_true", help="also serve the four edit endpoints as MCP tools (gradio[mcp])")
     p.add_argument("--max-edit-seconds", type=float, default=300.0, help="an edit ends after this long (default 300)")
     p.add_argument("--keep-files-minutes", type=float, default=60.0,
                    help="served result files are deleted after this long (default 60)")  # fmt: skip
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ssr_mode=False,
         css=CSS,
         footer_links=["api"],
+        mcp_server=args.mcp,
     )
 
 

@@ -9,6 +9,7 @@ import gradio as gr
 
 from editing import EditOptions, Editor, available_models
 
+from .api import add_endpoints
 from .session import BRUSH_COLOURS, Loader, Outputs, Session, user_error
 from .settings import build_settings
 from .tabs import Run, class_edit, inpaint, outpaint
@@ -129,14 +130,6 @@ def build_app(
                 load_btn = gr.Button("Load model", elem_id="load-model")
             model_md = gr.Markdown(session.model_summary(), elem_id="model-info")
 
-        with gr.Row(visible=False):  # the named API endpoint ("/inpaint") for gradio_client and scripts
-            api_image = gr.File(label="image")
-            api_mask = gr.File(label="mask")
-            api_options = gr.JSON(label="options")
-            api_result = gr.Image(label="result", type="filepath", format="png")
-            api_params = gr.JSON(label="params")
-            api_btn = gr.Button("api")
-
         out = Outputs(live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown)
         # Progress, queue position and error marks go on the status line only, not on every output.
         run_kw: dict[str, Any] = {"concurrency_id": "edit", "show_progress_on": [status], "api_visibility": "private"}
@@ -197,13 +190,7 @@ def build_app(
             api_visibility="private",
         )
         demo.load(session.page_loaded, None, [model_md, class_dd, slot], **quick)
-        api_btn.click(
-            session.api_inpaint,
-            [api_image, api_mask, api_options],
-            [api_result, api_params],
-            api_name="inpaint",
-            concurrency_id="edit",
-        )
+        add_endpoints(session)
     demo.queue(default_concurrency_limit=concurrency)
     atexit.register(session.close)
     return demo

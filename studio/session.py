@@ -347,21 +347,18 @@ class Session:
         return index, gr.update(value=paths[index] if paths else None, interactive=bool(paths))
 
     # ---- API ----------------------------------------------------------------------------
-    def api_inpaint(
-        self, image_file: str | None, mask_file: str | None, options: dict[str, Any] | None
-    ) -> tuple[str, dict[str, Any]]:
-        """In-paint an image file where the mask file is painted (white, any colour, or opaque); returns
-        the picture as a PNG carrying its parameters, and the parameters. One picture: num_samples 1."""
-        if not image_file or not mask_file:
-            raise user_error("Send both an image file and a mask file.")
+    def api_run(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """One request from an API caller (a JSON-like dict) -> (PNG path carrying its parameters, parameters).
+        The endpoints return one picture, so only one candidate is made."""
         editor = self.editor
         try:
-            data = {"mode": "inpaint", "image": image_file, "mask": mask_file, "options": options or {}}
-            request = EditRequest.from_dict(data, editor.defaults)
-            if request.options.num_samples != 1:
-                raise EditError("The /inpaint endpoint returns one picture: leave num_samples out or set it to 1.")
-            job = editor.submit([request], time_limit=self.time_limit)
-            result = job.result()[0]
+            options = data.pop("options", None) or {}
+            if not isinstance(options, dict):
+                raise EditError('Options must be a JSON object such as {"seed": 1}.')
+            if options.get("num_samples", 1) != 1:
+                raise EditError("The endpoints return one picture: leave num_samples out or set it to 1.")
+            request = EditRequest.from_dict({**data, "options": {**options, "num_samples": 1}}, editor.defaults)
+            result = editor.submit([request], time_limit=self.time_limit).result()[0]
         except EditError as e:
             raise user_error(str(e)) from e
         run_dir = Path(tempfile.mkdtemp(dir=self.workdir))
