@@ -263,6 +263,15 @@ class Editor:
                 out[i] = e
         return out  # type: ignore[return-value]
 
+    def preview_cells(self, request: EditRequest) -> EditResult:
+        """What an edit would redraw, without running it: the result's mask, `regenerated` (the finest
+        scale's cells) and `region`, and no images."""
+        options, label = resolve(request, self.geometry)
+        planned = plan(request, self.geometry, load_inputs(request, self.limits), options, label)
+        return compose(
+            planned, np.zeros((0, self.resolution, self.resolution, 3), np.uint8), self.name, self.class_names
+        )
+
     def submit(
         self, requests: Sequence[EditRequest], previews: bool = False, time_limit: float | None = None
     ) -> EditJob:

@@ -390,3 +390,33 @@ def test_a_small_edit_does_not_wait_for_a_big_one(editor):
     small_job.result(timeout=120)
     assert not big_job.done, "the small edit waited for the whole big one"
     assert len(big_job.result(timeout=300)[0].images) == 64
+
+
+def test_mask_tools_invert_grow_and_select_an_object():
+    from PIL import ImageDraw
+
+    from editing.mask_tools import grow, invert, select_object
+
+    mask = np.zeros((64, 64), bool)
+    mask[20:30, 20:30] = True
+    assert invert(mask).sum() == 64 * 64 - 100
+    assert grow(mask, 3).sum() > 100 and grow(mask, -3).sum() < 100 and grow(mask, -3).any()
+    picture = Image.fromarray(np.asarray(_picture(256, 256)))
+    ImageDraw.Draw(picture).ellipse((70, 60, 190, 170), fill=(250, 200, 40), outline=(90, 50, 0), width=4)
+    face = Image.new("L", (256, 256), 0)
+    ImageDraw.Draw(face).ellipse((70, 60, 190, 170), fill=255)
+    face = np.asarray(face) > 0
+    box = np.zeros((256, 256), bool)  # a rough box drawn around the object
+    box[50:54, 60:200] = box[176:180, 60:200] = box[50:180, 60:64] = box[50:180, 196:200] = True
+    selected = select_object(np.asarray(picture), box)
+    assert (selected & face).sum() / (selected | face).sum() >= 0.7
+    with pytest.raises(EditError, match="Draw a rough box"):
+        select_object(np.asarray(picture), np.zeros((256, 256), bool))
+
+
+def test_cells_shown_before_running_are_the_cells_the_edit_redraws(editor):
+    request = EditRequest("inpaint", _picture(), _stroke(), options=EditOptions(seed=0, dilation=1))
+    planned = editor.preview_cells(request)
+    done = editor.run([request])[0]
+    assert planned.images == [] and np.array_equal(planned.regenerated, done.regenerated)
+    assert planned.region == done.region
