@@ -23,17 +23,24 @@ ROOT = Path(__file__).resolve().parent.parent
 MARK = "@@BENCH@@ "
 
 
-def original_helpers(original: str | Path) -> Any:
-    """`<original>/tools/orig_bench.py` (the original code's model builders), loaded from its file."""
+def module_from_file(name: str, path: Path) -> Any:
+    """The Python file `path` loaded as the module `name` (for code that is not an installed package)."""
     import importlib.util
 
-    path = Path(original) / "tools" / "orig_bench.py"
-    spec = importlib.util.spec_from_file_location("orig_bench", path)
+    spec = importlib.util.spec_from_file_location(name, path) if path.is_file() else None
     if spec is None or spec.loader is None:
-        raise FileNotFoundError(f"{path} is missing; see bench/README.md for how to set up the original.")
+        raise FileNotFoundError(f"{path} is missing")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def original_helpers(original: str | Path) -> Any:
+    """`<original>/tools/orig_bench.py` (the original code's model builders), loaded from its file."""
+    path = Path(original) / "tools" / "orig_bench.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; see bench/README.md for how to set up the original.")
+    return module_from_file("orig_bench", path)
 
 
 # ---- memory and timing probes (used inside the workers) --------------------------------------

@@ -21,14 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import ROOT, module_from_file
 from PIL import Image
 
-from editing import Editor  # noqa: E402
-from editing.canvas import outpaint_canvas  # noqa: E402
-from editing.masks import scale_masks  # noqa: E402
-from editing.teacher_forcing import encode_source, run_edit  # noqa: E402
-from training.image_folder import load_image_folder  # noqa: E402
-from var_core import SamplingOptions  # noqa: E402
+from editing import Editor
+from editing.canvas import outpaint_canvas
+from editing.masks import scale_masks
+from editing.teacher_forcing import encode_source, run_edit
+from var_core import SamplingOptions
+
+# training/ is the checkout's training code, not part of the installed package: loaded from its file.
+load_image_folder = module_from_file("image_folder", ROOT / "training" / "image_folder.py").load_image_folder
 
 WAYS = {
     "compat (replay)": ("compat", True),
