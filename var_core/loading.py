@@ -2,20 +2,33 @@
 
 Published VAR files are plain state dicts (`.pth`); the project also reads and writes
 `.safetensors`, whose metadata may carry the configuration (`var_core.config`, JSON).
+
+Loading fits the machine: a file is memory-mapped (`torch.load(weights_only=True, mmap=True)`,
+safetensors through the same kind of mapping), its sizes are checked, the model is built on the
+`meta` device (nothing allocated), and each tensor is copied straight to the target device and
+precision and then dropped from memory, so the peak is about one copy of the weights.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
+import mmap
 import pickle
+import re
+import sys
+import warnings
+import zipfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .quantizer import QuantResidual
 from .schedule import Schedule
 from .transformer import VAR
 from .vqvae import PATCH_NUMS_256, PATCH_NUMS_512, VQVAE
@@ -29,35 +42,70 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used as asked; the message is one sentence for the user."""
 
 
+@dataclass
+class _Checkpoint:
+    """A read checkpoint. mapped: the tensors are views of a private memory map of the file at `path`."""
+
+    state: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    name: str
+    path: Path | None = None
+    mapped: bool = False
+
+
 def read_checkpoint(source: Source) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
-    """File path or state dict -> (state dict on the CPU, config from metadata or {}, display name)."""
+    """File path or state dict -> (state dict on the CPU, config from metadata or {}, display name).
+
+    A file's tensors are views of a private memory map: reading costs no memory until their values are
+    used, and changing them never changes the file.
+    """
+    ckpt = _open(source)
+    return ckpt.state, ckpt.meta, ckpt.name
+
+
+def _open(source: Source) -> _Checkpoint:
     if isinstance(source, Mapping):
-        return dict(source), {}, "the given state dict"
+        return _Checkpoint(dict(source), {}, "the given state dict")
     path = Path(source)
     name = path.name
     if not path.is_file():
         raise CheckpointError(f"No checkpoint file at {path}: check the path or download the weights first.")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
+        state, meta = _read_safetensors(path)
         try:
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys()}
-        except (SafetensorError, OSError) as e:
-            raise CheckpointError(f"{name} is not a readable safetensors file ({e}); re-download or re-save it.") from e
-        return state, json.loads(meta.get(CONFIG_KEY, "{}")), name
+            config = json.loads(meta.get(CONFIG_KEY, "{}"))
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{name} has unreadable configuration metadata; re-save it.") from e
+        return _Checkpoint(state, config if isinstance(config, dict) else {}, name, path, mapped=True)
+    mapped = zipfile.is_zipfile(path)  # torch's zip format can be mapped; the legacy one is read whole
+    return _Checkpoint(_unwrap(_torch_load(path, mapped), name), {}, name, path, mapped)
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _torch_load(path: Path, mapped: bool) -> Any:
+    """torch.load that never runs code from the file; its refusals become one sentence."""
+    name = path.name
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mapped)
     except pickle.UnpicklingError as e:
-        if "unsupported global" not in str(e).lower():
-            raise CheckpointError(f"{name} is not a readable PyTorch checkpoint; re-download it.") from e
+        # torch's own text advises weights_only=False, i.e. running the file's code: never pass it on.
+        found = _GLOBAL.search(str(e))
+        if found is None:
+            raise CheckpointError(f"{name} is not a readable PyTorch checkpoint; re-download it.") from None
         raise CheckpointError(
-            f"{name} holds pickled Python objects, not only tensors; re-save it as a plain state dict "
+            f"{name} was refused because it holds pickled Python objects or code ({found.group(1)}), not only "
+            "tensors, and is never unpickled unsafely; re-save the weights as a plain state dict "
             "(torch.save(model.state_dict(), ...)) or as .safetensors."
-        ) from e
-    except (RuntimeError, EOFError, OSError) as e:
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{name} is not a readable PyTorch checkpoint; re-download it.") from e
+
+
+def _unwrap(obj: Any, name: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
         for wrapper in ("state_dict", "model", "var_wo_ddp", "vae_wo_ddp"):
             if isinstance(obj.get(wrapper), Mapping):
@@ -65,7 +113,54 @@ def read_checkpoint(source: Source) -> tuple[dict[str, torch.Tensor], dict[str, 
                 break
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{name} is not a state dict of tensors; save the model with model.state_dict().")
-    return dict(obj), {}, name
+    return dict(obj)
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+_MAX_HEADER = 100 * 2**20
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A .safetensors file as memory-mapped tensors (read lazily) and its string metadata."""
+    name, size = path.name, path.stat().st_size
+    broken = f"{name} is not a readable safetensors file; re-download or re-save it."
+    try:
+        with path.open("rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if not 2 <= n <= min(_MAX_HEADER, size - 8):
+                raise CheckpointError(broken)
+            header = json.loads(fh.read(n))
+        meta = header.pop("__metadata__", None) or {}
+        storage = torch.UntypedStorage.from_file(str(path), shared=False, nbytes=size)
+    except (OSError, ValueError, RuntimeError) as e:  # ValueError includes JSON errors
+        raise CheckpointError(broken) from e
+    base, state = 8 + n, {}
+    for key, info in header.items():
+        try:
+            dtype = _SAFETENSORS_DTYPES[info["dtype"]]
+            shape = [int(d) for d in info["shape"]]
+            begin, end = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(broken) from e
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        fits = 0 <= begin <= end <= size - base and min(shape, default=0) >= 0
+        if not fits or end - begin != math.prod(shape) * itemsize:
+            raise CheckpointError(broken)
+        if (base + begin) % itemsize:
+            raise CheckpointError(f"{name} has a misaligned tensor ({key}); re-save it with safetensors.")
+        state[key] = torch.empty(0, dtype=dtype).set_(storage, (base + begin) // itemsize, shape)
+    return state, {k: v for k, v in meta.items() if isinstance(v, str)}
 
 
 def checkpoint_kind(state: StateDict) -> str:
@@ -78,9 +173,16 @@ def checkpoint_kind(state: StateDict) -> str:
 
 
 def _count(state: StateDict, pattern: str) -> int:
-    """Number of distinct integers i for which a key starts with pattern.format(i)."""
+    """Number of consecutive integers i = 0, 1, ... for which a key starts with pattern.format(i)."""
+    prefix, suffix = pattern.split("{}")
+    found = set()
+    for key in state:
+        if key.startswith(prefix):
+            index, sep, _ = key[len(prefix) :].partition(suffix)
+            if sep and index.isdigit():
+                found.add(int(index))
     n = 0
-    while any(k.startswith(pattern.format(n)) for k in state):
+    while n in found:
         n += 1
     return n
 
@@ -120,9 +222,14 @@ def _quant_resi_sharing(state: StateDict) -> int:
 
 def patch_nums_from_levels(lvl_1L: torch.Tensor) -> tuple[int, ...]:
     """The scale schedule from the `lvl_1L` buffer (scale index of each position)."""
+    if lvl_1L.numel() > LIMITS["positions"]:
+        raise CheckpointError(
+            f"The checkpoint claims {lvl_1L.numel()} token positions, more than any VAR checkpoint has "
+            f"({LIMITS['positions']}); the file is damaged or not a VAR checkpoint."
+        )
     counts = Counter(lvl_1L.flatten().tolist())
     pns = tuple(math.isqrt(counts[k]) for k in range(len(counts)))
-    if any(pn * pn != counts[k] for k, pn in enumerate(pns)):
+    if set(counts) != set(range(len(counts))) or any(pn * pn != counts[k] for k, pn in enumerate(pns)):
         raise CheckpointError("The checkpoint's lvl_1L buffer does not describe square token maps; pass patch_nums=.")
     return pns
 
@@ -151,9 +258,37 @@ def var_config(state: StateDict) -> dict[str, Any]:
     )
 
 
-# Far above every published model (d36: 2240 positions, width 2304, 4096 codes), far below what
-# would make a damaged file allocate gigabytes: the attention mask alone is positions^2 floats.
-LIMITS = {"positions": 8192, "embed_dim": 16384, "vocab_size": 1 << 17, "depth": 256, "num_classes": 1 << 17}
+def _config(kind: str, state: StateDict, meta: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The configuration from the shapes; a file whose keys do not add up is one sentence, not a KeyError."""
+    try:
+        return vqvae_config(state, meta) if kind == "vqvae" else var_config(state)
+    except CheckpointError:
+        raise
+    except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as e:
+        raise CheckpointError(
+            f"{name} looks like a {'VQVAE' if kind == 'vqvae' else 'VAR'} checkpoint but its tensors do not add up "
+            f"({type(e).__name__}: {e}); the file is damaged or from another code base."
+        ) from e
+
+
+# Far above every published model (d36: 2240 positions, width 2304, 4096 codes; the VQVAE: 160 channels
+# times 4, 5 levels), far below what would make a damaged file allocate gigabytes: the attention mask
+# alone is positions^2 floats.
+LIMITS = {
+    "positions": 8192,
+    "embed_dim": 16384,
+    "vocab_size": 1 << 17,
+    "depth": 256,
+    "num_classes": 1 << 17,
+    "num_heads": 1024,
+    "mlp_width": 1 << 16,
+    "z_channels": 4096,
+    "conv_width": 8192,
+    "levels": 8,
+    "num_res_blocks": 32,
+    "num_ema_scales": 1024,
+    "share_quant_resi": 64,
+}
 
 
 def check_sizes(cfg: Mapping[str, Any], name: str) -> None:
@@ -161,12 +296,20 @@ def check_sizes(cfg: Mapping[str, Any], name: str) -> None:
     sizes = {k: cfg[k] for k in LIMITS if k in cfg}
     if "patch_nums" in cfg:
         sizes["positions"] = sum(p * p for p in cfg["patch_nums"])
+    if "embed_dim" in cfg and "mlp_ratio" in cfg:
+        sizes["mlp_width"] = cfg["embed_dim"] * cfg["mlp_ratio"]
+    if "ch" in cfg:
+        sizes["conv_width"] = cfg["ch"] * max((*cfg.get("ch_mult", ()), 1))
+        sizes["levels"] = len(cfg.get("ch_mult", ()))
     for key, value in sizes.items():
         if value > LIMITS[key]:
             raise CheckpointError(
-                f"{name} claims {value} {key.replace('_', ' ')}, more than any VAR checkpoint has "
+                f"{name} claims {value:g} {key.replace('_', ' ')}, more than any VAR checkpoint has "
                 f"({LIMITS[key]}); the file is damaged or not a VAR checkpoint."
             )
+    heads, width = cfg.get("num_heads"), cfg.get("embed_dim")
+    if heads and width and width % heads:
+        raise CheckpointError(f"{name} has {heads} heads, which do not divide its width {width}; the file is damaged.")
 
 
 def _read_back(derived: dict[str, Any], meta: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -214,38 +357,156 @@ def _summary(info: Mapping[str, Any]) -> str:
     return f"not a VAR or VQVAE checkpoint ({info['keys']} tensors)"
 
 
-def _load_strict(model: torch.nn.Module, state: StateDict, name: str) -> None:
-    missing, unexpected = model.load_state_dict(state, strict=False)
+# ---- building a model without a second copy of its weights ---------------------------------------
+_PAGE = mmap.PAGESIZE
+_MADV_DONTNEED = 4
+
+
+def _madvise() -> Any:
+    """libc's madvise on Linux, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_MADVISE = _madvise()
+
+
+class _Releaser:
+    """Drops the pages of a memory-mapped checkpoint from this process once a tensor has been copied.
+
+    Linux only (madvise on /proc/self/maps ranges of the file); elsewhere a no-op, and the mapped
+    pages stay resident until the checkpoint is dropped (they are page cache, reclaimable).
+    """
+
+    def __init__(self, path: Path | None):
+        self.ranges: list[tuple[int, int]] = []
+        if path is None or _MADVISE is None:
+            return
+        target = str(path.resolve())
+        try:
+            with open("/proc/self/maps") as fh:
+                for line in fh:
+                    parts = line.rstrip("\n").split(maxsplit=5)
+                    if len(parts) == 6 and parts[5] == target:
+                        lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                        self.ranges.append((lo, hi))
+        except OSError:
+            self.ranges = []
+
+    def __call__(self, t: torch.Tensor) -> None:
+        if not self.ranges or t.device.type != "cpu" or t.numel() == 0:
+            return
+        extent = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride(), strict=True)) + 1
+        begin = t.data_ptr() // _PAGE * _PAGE
+        end = -(-(t.data_ptr() + extent * t.element_size()) // _PAGE) * _PAGE
+        # Only whole pages of the file's own private mapping, never memory the process allocated.
+        if any(lo <= begin and end <= hi for lo, hi in self.ranges):
+            _MADVISE(ctypes.c_void_p(begin), ctypes.c_size_t(end - begin), _MADV_DONTNEED)
+
+
+def _match(model: torch.nn.Module, state: StateDict, name: str) -> dict[str, torch.Tensor]:
+    """The model's own (meta) tensors by key, after checking the file has exactly these keys and shapes."""
+    own = model.state_dict(keep_vars=True)
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
     if missing or unexpected:
         shown = ", ".join((missing + unexpected)[:3])
         raise CheckpointError(
             f"{name} does not match the model built from its own shapes ({len(missing)} missing and "
             f"{len(unexpected)} unexpected keys, e.g. {shown}); it may be damaged or from another code base."
         )
+    for key, tensor in own.items():
+        if key.endswith("ema_vocab_hit_SV"):  # a training statistic of any first dimension
+            continue
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{name} does not match the model built from its own shapes ({key} is "
+                f"{tuple(state[key].shape)}, not {tuple(tensor.shape)}); it may be damaged or from another code base."
+            )
+    return own
+
+
+def _materialize(
+    model: torch.nn.Module,
+    ckpt: _Checkpoint,
+    device: str | torch.device,
+    weight_dtype: torch.dtype | None = None,
+    low_precision: Callable[[str], bool] | None = None,
+) -> None:
+    """Give a `meta`-built model the checkpoint's tensors on `device`, one tensor at a time.
+
+    Float tensors take the model's own dtype (float32), or `weight_dtype` for keys `low_precision(key)`
+    accepts; a mapped file's pages are dropped as soon as each tensor is copied.
+    """
+    own = _match(model, ckpt.state, ckpt.name)
+    release = _Releaser(ckpt.path) if ckpt.mapped else None
+    device = torch.device(device)
+    loaded: dict[str, torch.Tensor] = {}
+    for key, target in own.items():
+        source = ckpt.state[key]
+        dtype = target.dtype
+        if weight_dtype is not None and target.is_floating_point() and low_precision is not None and low_precision(key):
+            dtype = weight_dtype
+        if target.shape == source.shape:  # keeps the layout the model chose (e.g. channels-last convs)
+            out = torch.empty_like(target, dtype=dtype, device=device)
+        else:
+            out = torch.empty(source.shape, dtype=dtype, device=device)
+        out.copy_(source)
+        loaded[key] = out
+        if release is not None:
+            release(source)
+    model.load_state_dict(loaded, strict=True, assign=True)
+    for module in model.modules():
+        if isinstance(module, QuantResidual) and module.ticks.is_meta:
+            # Computed in __init__, not stored: take it from a one-channel twin built on the CPU.
+            with torch.device("cpu"):
+                module.ticks = QuantResidual(1, len(module.convs), 2).ticks
+    left = [k for k, v in [*model.named_parameters(), *model.named_buffers()] if v.is_meta]
+    if left and device.type != "meta":
+        raise RuntimeError(f"Internal error: {', '.join(left[:3])} stayed on the meta device.")
+
+
+def _build_vqvae(ckpt: _Checkpoint, device: str | torch.device, dtype: torch.dtype, overrides: dict) -> VQVAE:
+    if checkpoint_kind(ckpt.state) != "vqvae":
+        raise CheckpointError(f"{ckpt.name} is {_summary(describe(ckpt.state))}, but a VQVAE was expected.")
+    cfg = {**_read_back(_config("vqvae", ckpt.state, ckpt.meta, ckpt.name), ckpt.meta, ckpt.name), **overrides}
+    check_sizes(cfg, ckpt.name)
+    with torch.device("meta"):
+        model = VQVAE(**cfg)
+    _materialize(model, ckpt, device)
+    model.compute_dtype = dtype
+    return model.eval().requires_grad_(False)
 
 
 def load_vqvae(
     source: Source, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, **overrides: Any
 ) -> VQVAE:
-    """Build a VQVAE from a checkpoint file or state dict; `overrides` replace inferred settings (e.g. patch_nums)."""
-    state, meta, name = read_checkpoint(source)
-    if checkpoint_kind(state) != "vqvae":
-        raise CheckpointError(f"{name} is {_summary(describe(state))}, but a VQVAE was expected.")
-    cfg = {**_read_back(vqvae_config(state, meta), meta, name), **overrides}
-    check_sizes(cfg, name)
-    model = VQVAE(**cfg)
-    _load_strict(model, state, name)
-    model.compute_dtype = dtype
-    return model.to(device).eval().requires_grad_(False)
+    """Build a VQVAE from a checkpoint file or state dict; `overrides` replace inferred settings (e.g. patch_nums).
+
+    Sizes are checked and keys and shapes matched before anything is allocated; the weights go
+    straight to `device` in float32. dtype: the encoder/decoder's compute precision.
+    """
+    return _build_vqvae(_open(source), device, dtype, overrides)
 
 
-def _var_config(source: Source, **overrides: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
-    state, meta, name = read_checkpoint(source)
-    if checkpoint_kind(state) != "var":
-        raise CheckpointError(f"{name} is {_summary(describe(state))}, but a VAR transformer was expected.")
-    cfg = {**_read_back(var_config(state), meta, name), **overrides}
-    check_sizes(cfg, name)
-    return state, cfg, name
+def _var_checkpoint(source: Source, **overrides: Any) -> tuple[_Checkpoint, dict[str, Any]]:
+    ckpt = _open(source)
+    if checkpoint_kind(ckpt.state) != "var":
+        raise CheckpointError(f"{ckpt.name} is {_summary(describe(ckpt.state))}, but a VAR transformer was expected.")
+    cfg = {**_read_back(_config("var", ckpt.state, ckpt.meta, ckpt.name), ckpt.meta, ckpt.name), **overrides}
+    check_sizes(cfg, ckpt.name)
+    return ckpt, cfg
+
+
+def _in_blocks(key: str) -> bool:
+    return key.startswith("blocks.") and not key.endswith("zero_k_bias")
 
 
 def load_var(
@@ -253,14 +514,30 @@ def load_var(
     vqvae: VQVAE,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    weight_dtype: torch.dtype | None = None,
     **overrides: Any,
 ) -> VAR:
     """Build a VAR transformer that samples with `vqvae`; both then hold the same `Schedule` object.
 
-    dtype: the compute precision (bfloat16/float16 autocast on CUDA); weights stay float32.
+    dtype: the compute precision (bfloat16/float16 autocast on CUDA); weights stay float32 as in the
+    original unless weight_dtype (e.g. torch.bfloat16, which halves the memory of the transformer
+    blocks) is given, and then dtype must be that precision too.
     A VAR whose schedule differs from the VQVAE's is refused (load both with `load_pair`).
     """
-    state, cfg, name = _var_config(source, **overrides)
+    return _build_var(*_var_checkpoint(source, **overrides), vqvae, device, dtype, weight_dtype)
+
+
+def _build_var(
+    ckpt: _Checkpoint,
+    cfg: dict[str, Any],
+    vqvae: VQVAE,
+    device: str | torch.device,
+    dtype: torch.dtype,
+    weight_dtype: torch.dtype | None,
+) -> VAR:
+    name = ckpt.name
+    if weight_dtype not in (None, torch.float32) and dtype != weight_dtype:
+        raise ValueError(f"weight_dtype={weight_dtype} needs the same compute dtype, not {dtype}.")
     if (cfg["vocab_size"], cfg["z_channels"]) != (vqvae.vocab_size, vqvae.Cvae):
         raise CheckpointError(
             f"{name} predicts {cfg['vocab_size']} codes of width {cfg['z_channels']}, but the VQVAE has "
@@ -271,10 +548,11 @@ def load_var(
             f"{name} samples the scales {Schedule(tuple(cfg['patch_nums']))} but the VQVAE was set up for "
             f"{vqvae.schedule}: load the two files together with load_pair, or give load_vqvae patch_nums=."
         )
-    model = VAR(**{**cfg, "patch_nums": vqvae.schedule})
-    _load_strict(model, state, name)
+    with torch.device("meta"):
+        model = VAR(**{**cfg, "patch_nums": vqvae.schedule})
+    _materialize(model, ckpt, device, weight_dtype, _in_blocks)
     model.compute_dtype = dtype
-    return model.to(device).eval().requires_grad_(False)
+    return model.eval().requires_grad_(False)
 
 
 def load_pair(
@@ -282,23 +560,25 @@ def load_pair(
     var_source: Source,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    weight_dtype: torch.dtype | None = None,
 ) -> tuple[VQVAE, VAR]:
     """Load a VQVAE and the VAR that samples with it around one `Schedule`.
 
     The schedule is the VAR's (its position table fixes it); a VQVAE file that records another
     one (project .safetensors do) is refused, since its quantizer was trained for other scales.
+    Both files are checked (sizes, keys, shapes) before either model is allocated.
     """
-    var_state, var_cfg, var_name = _var_config(var_source)
-    vae_state, vae_meta, vae_name = read_checkpoint(vae_source)
-    if checkpoint_kind(vae_state) == "vqvae":
-        recorded = vae_meta.get("patch_nums")
+    var_ckpt, var_cfg = _var_checkpoint(var_source)
+    vae_ckpt = _open(vae_source)
+    if checkpoint_kind(vae_ckpt.state) == "vqvae":
+        recorded = vae_ckpt.meta.get("patch_nums")
         if recorded is not None and tuple(recorded) != tuple(var_cfg["patch_nums"]):
             raise CheckpointError(
-                f"{var_name} samples the scales {Schedule(tuple(var_cfg['patch_nums']))} but {vae_name} was "
-                f"trained for {Schedule(tuple(recorded))}: the two files do not belong together."
+                f"{var_ckpt.name} samples the scales {Schedule(tuple(var_cfg['patch_nums']))} but {vae_ckpt.name} "
+                f"was trained for {Schedule(tuple(recorded))}: the two files do not belong together."
             )
-    vqvae = load_vqvae(vae_state, device=device, patch_nums=tuple(var_cfg["patch_nums"]))
-    var = load_var(var_state, vqvae, device=device, dtype=dtype)
+    vqvae = _build_vqvae(vae_ckpt, device, torch.float32, {"patch_nums": tuple(var_cfg["patch_nums"])})
+    var = _build_var(var_ckpt, var_cfg, vqvae, device, dtype, weight_dtype)
     return vqvae, var
 
 

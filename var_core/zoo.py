@@ -1,19 +1,49 @@
-"""The published checkpoints: names, settings, and where their files are found.
+"""The published checkpoints: names, sizes, where their files are, and fetching them on first use.
 
-Files are looked up in a models folder ($VAR_MODELS_DIR, default ./models), then in the Hugging
-Face cache, and downloaded from `FoundationVision/var` only when asked (download=True).
+A file is looked up in the models folder ($VAR_MODELS_DIR, default ./models), then in the Hugging
+Face cache, and downloaded from `FoundationVision/var` into that cache only when asked, through
+`huggingface_hub` (its cache, its retries and resume within a download, `HF_ENDPOINT`,
+`HF_HUB_CACHE`, `HF_HUB_OFFLINE`). Offline (`HF_HUB_OFFLINE=1` or offline=True) nothing touches
+the network and a missing file ends in a sentence that says which file to put where.
+
+    catalog()                    -> every published model, its files, their sizes, which are here
+    model_card("d16", ask_hub=True)  the same for one model, sizes of missing files from the hub
+    fetch("d16", progress=cb)    -> (VQVAE path, VAR path), downloading what is missing
+    zoo_files("d16", download)   -> the same, downloading only when download=True
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import shutil
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
 
 from .loading import CheckpointError
 
 HF_REPO = "FoundationVision/var"
+HF_PAGE = f"https://huggingface.co/{HF_REPO}"
 VQVAE_FILE = "vae_ch160v4096z32.pth"
+
+# Bytes of the published files: their float32 tensors (tests/fixtures/keys) plus pickle framing,
+# for when the hub cannot be asked. The hub's own figure replaces these whenever it answers.
+KNOWN_SIZES = {
+    VQVAE_FILE: 436_000_000,
+    "var_d16.pth": 1_243_100_000,
+    "var_d20.pth": 2_405_700_000,
+    "var_d24.pth": 4_135_700_000,
+    "var_d30.pth": 8_042_300_000,
+    "var_d36.pth": 9_436_100_000,
+}
+
+# (filename, bytes done, bytes in all or None): called as a download goes, from 0 to the size.
+Progress = Callable[[str, int, "int | None"], None]
 
 
 @dataclass(frozen=True)
@@ -22,62 +52,290 @@ class ZooEntry:
     var_file: str
     depth: int
     image_size: int
+    parameters: int  # of the transformer, from the published key table
+
+    @property
+    def files(self) -> tuple[str, str]:
+        """(VQVAE file, VAR file)."""
+        return VQVAE_FILE, self.var_file
 
 
 ZOO = {
     e.name: e
     for e in (
-        ZooEntry("d16", "var_d16.pth", 16, 256),
-        ZooEntry("d20", "var_d20.pth", 20, 256),
-        ZooEntry("d24", "var_d24.pth", 24, 256),
-        ZooEntry("d30", "var_d30.pth", 30, 256),
-        ZooEntry("d36", "var_d36.pth", 36, 512),
+        ZooEntry("d16", "var_d16.pth", 16, 256, 310_762_984),
+        ZooEntry("d20", "var_d20.pth", 20, 256, 601_405_816),
+        ZooEntry("d24", "var_d24.pth", 24, 256, 1_033_899_304),
+        ZooEntry("d30", "var_d30.pth", 30, 256, 2_010_541_036),
+        ZooEntry("d36", "var_d36.pth", 36, 512, 2_358_996_688),
     )
 }
 
 
+@dataclass(frozen=True)
+class FileStatus:
+    """One published file: its size in bytes (`exact`: of the file here or from the hub, else the table's)
+    and where it is on this machine (None: absent)."""
+
+    filename: str
+    size: int
+    exact: bool
+    path: Path | None
+
+    @property
+    def present(self) -> bool:
+        return self.path is not None
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A published model and the state of its two files on this machine."""
+
+    name: str
+    depth: int
+    resolution: int
+    parameters: int
+    files: tuple[FileStatus, FileStatus]  # (VQVAE, VAR)
+
+    @property
+    def present(self) -> bool:
+        """Both files are on this machine: loading needs no network."""
+        return all(f.present for f in self.files)
+
+    @property
+    def missing(self) -> list[FileStatus]:
+        return [f for f in self.files if not f.present]
+
+    @property
+    def download_bytes(self) -> int:
+        """What fetching would download."""
+        return sum(f.size for f in self.missing)
+
+
+# ---- where things are ---------------------------------------------------------------------------
 def models_dir() -> Path:
-    return Path(os.environ.get("VAR_MODELS_DIR", "models"))
+    """The models folder: $VAR_MODELS_DIR, else ./models."""
+    return Path(os.environ.get("VAR_MODELS_DIR") or "models")
 
 
-def find_file(filename: str, download: bool = False) -> Path:
-    """Local path of a published file; raises CheckpointError saying where to put it when absent."""
+def models_dir_label() -> str:
+    """The models folder as the user configured it, for messages (never resolved to a full path)."""
+    configured = os.environ.get("VAR_MODELS_DIR")
+    return configured.rstrip("/") + "/" if configured else "models/"
+
+
+def is_offline(offline: bool | None = None) -> bool:
+    """offline when given, else whether `HF_HUB_OFFLINE` is set (read now, and as huggingface_hub read it)."""
+    if offline is not None:
+        return offline
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    hub = _hub()
+    return bool(hub is not None and hub.constants.HF_HUB_OFFLINE)
+
+
+def _hub() -> Any:
+    try:
+        import huggingface_hub
+        import huggingface_hub.constants  # a lazy attribute of the package until imported
+    except ImportError:
+        return None
+    return huggingface_hub
+
+
+def local_file(filename: str) -> Path | None:
+    """A published file on this machine (models folder, then the Hugging Face cache), without the network."""
     local = models_dir() / filename
     if local.is_file():
         return local
+    hub = _hub()
+    if hub is None:
+        return None
+    cached = hub.try_to_load_from_cache(HF_REPO, filename)
+    return Path(cached) if isinstance(cached, str) and Path(cached).is_file() else None
+
+
+def remote_size(filename: str, timeout: float = 10.0) -> int | None:
+    """The file's size from the hub's metadata (one HEAD request); None offline or when the hub does not answer."""
+    hub = _hub()
+    if hub is None or is_offline():
+        return None
     try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(HF_REPO, filename)
-        if isinstance(cached, str) and Path(cached).is_file():
-            return Path(cached)
-        if download:
-            from huggingface_hub import hf_hub_download
-
-            return Path(hf_hub_download(HF_REPO, filename))
-    except ImportError:
-        pass
-    except OSError as e:
-        raise CheckpointError(
-            f"Could not download {filename} from {HF_REPO} ({e}); put the file in {local.parent}/."
-        ) from e
-    raise CheckpointError(
-        f"{filename} is not on this machine: put it in {local.parent.resolve()}/ "
-        f"(from https://huggingface.co/{HF_REPO}) or allow downloading."
-    )
+        meta = hub.get_hf_file_metadata(hub.hf_hub_url(HF_REPO, filename), timeout=timeout)
+    except Exception:  # any failure means "unknown", the table answers instead
+        return None
+    return meta.size
 
 
-def zoo_files(name: str, download: bool = False) -> tuple[Path, Path]:
-    """(VQVAE path, VAR path) of a zoo model such as 'd16'."""
+# ---- what there is ------------------------------------------------------------------------------
+def _entry(name: str) -> ZooEntry:
     if name not in ZOO:
         raise CheckpointError(f"Unknown model {name!r}; the published ones are {', '.join(ZOO)}.")
-    return find_file(VQVAE_FILE, download), find_file(ZOO[name].var_file, download)
+    return ZOO[name]
+
+
+def model_card(name: str, ask_hub: bool = False) -> ModelCard:
+    """One published model: its files, their sizes and which are here.
+
+    ask_hub: take the sizes of missing files from the hub (a HEAD request each; skipped offline).
+    """
+    entry = _entry(name)
+    files = []
+    for filename in entry.files:
+        path = local_file(filename)
+        size = path.stat().st_size if path is not None else (remote_size(filename) if ask_hub else None)
+        files.append(FileStatus(filename, size or KNOWN_SIZES[filename], size is not None, path))
+    return ModelCard(entry.name, entry.depth, entry.image_size, entry.parameters, (files[0], files[1]))
+
+
+def catalog(ask_hub: bool = False) -> list[ModelCard]:
+    """Every published model (d16 ... d36) with its files, sizes and presence; no network unless ask_hub."""
+    return [model_card(name, ask_hub) for name in ZOO]
 
 
 def available(name: str) -> bool:
-    """Whether both files of a zoo model are present locally (no download)."""
+    """Whether both files of a published model are on this machine (no network); False for unknown names."""
+    return name in ZOO and all(local_file(f) is not None for f in ZOO[name].files)
+
+
+def format_size(n: float) -> str:
+    """Bytes as people read them: 436 MB, 1.24 GB."""
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} GB"
+    if n >= 1e6:
+        return f"{n / 1e6:.0f} MB"
+    return f"{n / 1e3:.0f} kB"
+
+
+# ---- getting them -------------------------------------------------------------------------------
+def _missing_message(card: ModelCard, reason: str) -> str:
+    """'X is not on this machine: put it in models/ (from <page>, size)' + reason; names no server paths."""
+    first, *rest = [f.filename for f in card.missing]
+    size, label = format_size(card.download_bytes), models_dir_label()
+    if rest:
+        return (
+            f"{first} is not on this machine: put it in {label} with {rest[0]}, which is missing too "
+            f"(both from {HF_PAGE}, {size}){reason}"
+        )
+    return f"{first} is not on this machine: put it in {label} (from {HF_PAGE}, {size}){reason}"
+
+
+def zoo_files(name: str, download: bool = False) -> tuple[Path, Path]:
+    """(VQVAE path, VAR path) of a published model such as 'd16'; downloads only when download=True."""
+    if download:
+        return fetch(name)
+    card = model_card(name)
+    if not card.present:
+        hint = f" or allow downloading (download=True, or python -m var_core fetch {name})."
+        raise CheckpointError(_missing_message(card, hint))
+    return card.files[0].path, card.files[1].path  # type: ignore[return-value]
+
+
+def fetch(name: str, offline: bool | None = None, progress: Progress | None = None) -> tuple[Path, Path]:
+    """(VQVAE path, VAR path) of a published model, downloading what is missing into the Hugging Face cache.
+
+    Files already here (models folder or cache) are used without asking the network. Before a
+    download starts its size is said: on the terminal (stderr, with a progress bar) when progress
+    is None, else through progress(filename, 0, size) and then progress(filename, done, size); an
+    exception raised by progress stops the download and is passed on as it is (a way to cancel).
+    offline: True never touches the network (None: `HF_HUB_OFFLINE` decides).
+    """
+    card = model_card(name)
+    if card.present:
+        return card.files[0].path, card.files[1].path  # type: ignore[return-value]
+    if is_offline(offline):
+        why = "offline=True" if offline else "HF_HUB_OFFLINE is set"
+        raise CheckpointError(_missing_message(card, f"; downloads are off ({why})."))
+    hub = _hub()
+    if hub is None:
+        raise CheckpointError(_missing_message(card, ", or install huggingface_hub to download it."))
+    card = model_card(name, ask_hub=True)
+    _check_disk(card, hub)
+    if progress is None:
+        parts = ", ".join(f"{f.filename} ({format_size(f.size)})" for f in card.missing)
+        print(
+            f"Downloading {name}: {parts} from {hub.constants.ENDPOINT}/{HF_REPO} into the Hugging Face cache "
+            "(once; later loads find it there).",
+            file=sys.stderr,
+            flush=True,
+        )
+    paths = [f.path for f in card.files]
+    for i, f in enumerate(card.files):
+        if f.path is None:
+            paths[i] = _download(hub, f, progress)
+    return paths[0], paths[1]  # type: ignore[return-value]
+
+
+def _check_disk(card: ModelCard, hub: Any) -> None:
+    folder = Path(hub.constants.HF_HUB_CACHE)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     try:
-        zoo_files(name)
-    except CheckpointError:
-        return False
-    return True
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < card.download_bytes * 1.02:
+        raise CheckpointError(
+            f"{card.name} needs {format_size(card.download_bytes)} of downloads but the disk of the Hugging Face cache "
+            f"has {format_size(free)} free; free some space, set HF_HUB_CACHE to a larger disk, or put the files "
+            f"in {models_dir_label()}."
+        )
+
+
+def _download(hub: Any, f: FileStatus, progress: Progress | None) -> Path:
+    if progress is not None:
+        progress(f.filename, 0, f.size)
+    kwargs: dict[str, Any] = {}
+    raised: list[BaseException] = []  # by `progress`: passed on as they are (a way to cancel)
+    if "tqdm_class" in inspect.signature(hub.hf_hub_download).parameters:
+        kwargs["tqdm_class"] = _bar_class(f.filename, progress, raised)
+    try:
+        return Path(hub.hf_hub_download(HF_REPO, f.filename, **kwargs))
+    except Exception as e:  # every hub or network failure becomes one sentence
+        if raised:
+            raise raised[0] from None
+        raise CheckpointError(
+            f"Could not download {f.filename} from {HF_REPO} ({_reason(e)}); check the connection (or HF_ENDPOINT), "
+            f"or put the file in {models_dir_label()}."
+        ) from e
+
+
+def _reason(e: Exception) -> str:
+    """What went wrong, without the paths a hub error may carry."""
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if status is not None:
+        return f"HTTP {status}"
+    if type(e).__name__ == "LocalEntryNotFoundError":
+        return "the hub could not be reached"
+    return type(e).__name__
+
+
+def _bar_class(filename: str, progress: Progress | None, raised: list[BaseException]) -> type:
+    """A tqdm class for huggingface_hub: a terminal bar named after the file, or calls of `progress`
+    (whose exceptions are noted in `raised`)."""
+    quiet = progress is not None or os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").lower() in ("1", "true")
+
+    class Bar(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("name", None)
+            desc = str(kwargs.get("desc") or "")
+            if not desc or "/" in desc or desc.startswith("(…)"):  # huggingface_hub shows the URL's tail
+                kwargs["desc"] = filename
+            kwargs.update(disable=quiet, file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+            super().__init__(*args, **kwargs)
+            self.done = int(kwargs.get("initial") or 0)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self.done += int(n or 0)
+            if progress is not None:
+                try:
+                    progress(filename, self.done, self.total)
+                except BaseException as e:
+                    raised.append(e)
+                    raise
+            return super().update(n)
+
+        def update_transfer(self, n: int) -> None:
+            """Network bytes of a Xet download, already counted by `update`: one bar per file."""
+
+    return Bar
