@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -231,7 +232,10 @@ def original_speed(files: dict[str, Path], shapes: dict, args: argparse.Namespac
     cmd += ["--device", args.device, "--batch", str(args.batch), "--warmup", str(args.warmup)]
     cmd += ["--repeats", str(args.repeats), "--workdir", str(args.workdir)] + (["--small"] if args.small else [])
     cmd += ["--_files", json.dumps({k: str(v) for k, v in files.items()})]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    # The original is a folder of scripts, not a package: its process finds it through PYTHONPATH.
+    root = _original_checkout(Path(args.original))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         return {"error": (out.stderr or out.stdout).strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -246,8 +250,6 @@ def _original_checkout(path: Path) -> Path:
 
 def run_original(args: argparse.Namespace, shapes: dict) -> dict[str, Any]:
     """Inside the subprocess: build the original's d16 pair, load our files strictly, time its generation."""
-    root = _original_checkout(Path(args._original))
-    sys.path.insert(0, str(root))  # the original is a script folder, not an installed package
     from models import build_vae_var  # type: ignore[import-not-found]
 
     files = {k: Path(v) for k, v in json.loads(args._files).items()}
