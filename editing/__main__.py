@@ -26,8 +26,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from var_core.zoo import fetch
+
 from .canvas import load_mask, open_guarded
-from .editor import Editor, model_defaults
+from .editor import Editor, model_defaults, model_folder
 from .errors import EditError
 from .jobs import REPORT, Job, Report, name_seed, run_batch
 from .options import EditOptions, OptionSpec, option_fields, range_text
@@ -70,6 +72,11 @@ def build_parser(options_cls: type = EditOptions) -> argparse.ArgumentParser:
         p.add_argument(f"--{side}", type=int, default=0, help=f"out-paint pixels on the {side}")
     p.add_argument("--zoom-out", type=float, help="out-paint by shrinking the picture into the middle (> 1)")
     p.add_argument("--model", default="demo", help="demo, d16..d36, or a folder with a checkpoint pair")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="never download: a published model's files must be in models/ or the Hugging Face cache",
+    )
     p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     p.add_argument("--dtype", help="float32, bfloat16 or float16 (default: bfloat16 on CUDA)")
     p.add_argument("--out-dir", default="edits", help="folder for the results (default ./edits)")
@@ -218,7 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     args.threads = args.threads or torch.get_num_threads()
     try:
         torch.set_num_threads(args.threads)
-        editor = None if args.ray else Editor.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+        if args.ray:
+            editor = None
+            if model_folder(args.model) is None:  # fetch a published model once, here, not in every worker
+                fetch(args.model, offline=args.offline or None)
+        else:
+            editor = Editor.from_pretrained(
+                args.model, device=args.device, dtype=args.dtype, download=True, offline=args.offline or None
+            )
         defaults = editor.defaults if editor is not None else model_defaults(args.model)
         jobs = collect_jobs(args, defaults, _given_options(args, EditOptions))
     except (EditError, ValueError) as e:  # CheckpointError is a ValueError

@@ -21,7 +21,7 @@ import torch
 
 import var_core
 from var_core import CheckpointError
-from var_core.zoo import ZOO, available, zoo_files
+from var_core.zoo import ZOO, Progress, available, fetch, zoo_files
 
 from .compose import EditResult, compose
 from .errors import EditError
@@ -174,13 +174,19 @@ class Editor:
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
         download: bool = False,
+        offline: bool | None = None,
+        progress: Progress | None = None,
     ) -> Editor:
         """'demo' (bundled), a published name ('d16' ... 'd36'), or a folder with vae*/var* checkpoints
-        (and optionally classes.json and defaults.json)."""
+        (and optionally classes.json and defaults.json).
+
+        download: fetch a published model's missing files through huggingface_hub (its cache, resume,
+        HF_ENDPOINT), saying the size first; offline (or HF_HUB_OFFLINE=1) never touches the network.
+        progress(filename, done, total) follows a download (default: a bar on stderr)."""
         key = str(name_or_folder)
         folder = model_folder(key)
         if folder is None:
-            vae_path, var_path = zoo_files(key, download)
+            vae_path, var_path = fetch(key, offline, progress) if download else zoo_files(key)
             return cls.from_files(vae_path, var_path, device, dtype, name=f"VAR-{key}")
         vae_path, var_path = _find_pair(folder)
         classes = folder / "classes.json"
