@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from var_core import VAR, VQVAE, sample_scales
+from var_core import VAR, VQVAE, SamplingOptions, sample_scales
 
 from .job import EditJob, Progress
 from .plan import Plan
@@ -89,7 +89,7 @@ def sample(
     finals = []
     for r in range(len(owner)):
         with turn():
-            finals.append(_final(vqvae, f_hat, tokens, r, options[r].more_smooth))
+            finals.append(_final(vqvae, f_hat, tokens, r, options[r]))
     rows = np.concatenate(finals)
     if job is not None and job.previews:
         job.report(Progress(K, K, _split([Image.fromarray(a) for a in rows], owner, slots)))
@@ -97,15 +97,19 @@ def sample(
     return [rows[owners == p] for p in range(len(plans))]
 
 
-def _final(vqvae: VQVAE, f_hat: torch.Tensor, tokens: list[torch.Tensor], row: int, soft: bool) -> np.ndarray:
-    """Row `row`'s picture, uint8 (1, R, R, 3), computed from that row alone.
+def _final(
+    vqvae: VQVAE, f_hat: torch.Tensor, tokens: list[torch.Tensor], row: int, options: SamplingOptions
+) -> np.ndarray:
+    """Row `row`'s picture, uint8 (1, R, R, 3), computed from that row alone (in bfloat16 if it asks `fast_decode`).
 
     Matrix products give last-bit differences with the batch size, so the batched f_hat is not
     used: the picture is rebuilt from the row's tokens, which those differences do not change.
     Soft ('more smooth') rows have no tokens to rebuild from and keep the batched f_hat."""
-    if soft:
-        return to_uint8(vqvae.decode_fhat(f_hat[row : row + 1]))
-    return to_uint8(vqvae.decode_fhat(vqvae.quantize.tokens_to_fhat([t[row : row + 1] for t in tokens])))
+    if options.more_smooth:
+        f_row = f_hat[row : row + 1]
+    else:
+        f_row = vqvae.quantize.tokens_to_fhat([t[row : row + 1] for t in tokens])
+    return to_uint8(vqvae.decode_fhat(f_row, fast=options.fast_decode))
 
 
 @torch.no_grad()

@@ -40,7 +40,9 @@ def encode_source(vqvae: VQVAE, x: torch.Tensor) -> EncodedImage:
 @dataclass
 class TeacherForcing:
     """The keep hook of a batch: rows' latents (B, Cvae, P, P), replay tokens [(B, pn_k^2)], keep
-    maps [(B, pn_k^2)] (True = keep the picture's token) and replay flags (B,), all on the device."""
+    maps [(B, pn_k^2)] (True = keep the picture's token) and replay flags (B,), all on the device;
+    the sampled maps [(B, pn_k^2)] (the keep maps' complement) on the host, so the sampler knows
+    which tokens it runs the head and sampling for before the run and never reads the device."""
 
     quantizer: MultiScaleQuantizer
     latent: torch.Tensor
@@ -48,6 +50,7 @@ class TeacherForcing:
     kept: list[torch.Tensor]
     replay: torch.Tensor
     any_kept: list[bool]
+    sampled_maps: list[torch.Tensor]
 
     @classmethod
     def for_rows(
@@ -63,27 +66,26 @@ class TeacherForcing:
         P = quant.patch_nums[-1]
         zero = torch.zeros(1, quant.Cvae, P, P, device=device)
         latent = torch.cat([s.latent.to(device) if s is not None else zero for s in sources])
-        tokens, kept, any_kept = [], [], []
+        tokens, kept, any_kept, sampled = [], [], [], []
         for k, pn in enumerate(quant.patch_nums):
-            rows_tokens, rows_kept = [], []
+            rows_tokens, rows_sampled = [], []
             for source, regen in zip(sources, regenerate, strict=True):
                 if source is None or regen is None:
                     rows_tokens.append(torch.zeros(1, pn * pn, dtype=torch.long, device=device))
-                    rows_kept.append(torch.zeros(1, pn * pn, dtype=torch.bool, device=device))
+                    rows_sampled.append(torch.ones(1, pn * pn, dtype=torch.bool))
                 else:
                     rows_tokens.append(source.tokens[k].to(device))
-                    rows_kept.append(~regen[k].to(device).view(1, -1))
+                    rows_sampled.append(regen[k].to("cpu", torch.bool).view(1, -1))
             tokens.append(torch.cat(rows_tokens))
-            kept.append(torch.cat(rows_kept))
-            # Known on the host when the masks are built, so the loop never waits on the device.
-            any_kept.append(
-                any(
-                    s is not None and r is not None and not bool(r[k].all())
-                    for s, r in zip(sources, regenerate, strict=True)
-                )
-            )
+            sampled.append(torch.cat(rows_sampled))
+            kept.append((~sampled[-1]).to(device))
+            any_kept.append(not bool(sampled[-1].all()))  # on the host: the loop never waits on the device
         replay_rows = torch.tensor(replay, dtype=torch.bool, device=device)
-        return cls(quant, latent, tokens, kept, replay_rows, any_kept)
+        return cls(quant, latent, tokens, kept, replay_rows, any_kept, sampled)
+
+    def sampled(self, k: int) -> torch.Tensor:
+        """Scale k's tokens that are sampled (not kept): bool (B, pn_k^2) on the host."""
+        return self.sampled_maps[k]
 
     def __call__(self, k: int, f_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         if not self.any_kept[k]:

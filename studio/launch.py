@@ -113,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The studio is offline: no analytics, no telemetry, no downloads unless a model is fetched on purpose.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from ./models or the cache (HF_HUB_OFFLINE=0 to fetch)
     port = args.port or free_port(args.host)
     if not port_free(args.host, port):
         sys.exit(
@@ -121,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from editing import Editor
 
-    from .layout import CSS, build_app
+    from .layout import CSS, HEAD, build_app
 
     limits = Limits(
         picture_pixels=int(args.max_picture_mp * 1e6),
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_file_size=int(args.max_upload_mb * MB),
         ssr_mode=False,
         css=CSS,
+        head=HEAD,
         footer_links=["api"],
         mcp_server=args.mcp,
     )

@@ -9,13 +9,23 @@ import gradio as gr
 
 from editing import EditOptions, Editor, available_models
 
+from . import canvas_io
 from .api import add_endpoints
+from .pictures import BRUSH_SIZE
 from .session import BRUSH_COLOURS, Loader, Outputs, Session, user_error
 from .settings import build_settings
 from .tabs import Run, class_edit, inpaint, outpaint
 
-CSS = "#live-preview img, #candidates img {image-rendering: pixelated;}"
+CSS = """
+#live-preview img, #candidates img {image-rendering: pixelated;}
+#candidates .grid-wrap {height: auto; max-height: none; min-height: 0;}
+#candidates .thumbnail-item {aspect-ratio: auto; height: auto;}
+#candidates .thumbnail-item img {width: 100%; height: auto; object-fit: contain;}
+#candidates .gallery-item:only-child {width: 50%;}
+"""  # candidates at their own shape (photos are rarely square), the box as tall as they are, one at half width
+HEAD = canvas_io.HEAD  # launch with css=CSS, head=HEAD: the page's script that reads the canvas
 PICTURE_MAX_MB = 50
+STOPPING_JS = "(status) => /^(Starting|Scale)/.test(status || '') ? 'Stopping…' : status"
 
 
 def build_app(
@@ -26,7 +36,7 @@ def build_app(
     time_limit: float | None = None,
     keep_files: float = 3600,
 ) -> gr.Blocks:
-    """The editing studio around `editor` (for embedding: `build_app(editor).launch()`).
+    """The editing studio around `editor` (for embedding: `build_app(editor).launch(css=CSS, head=HEAD)`).
 
     loader: turns a model name or folder into an Editor for the Model panel (None: the model is
     fixed); concurrency: how many
@@ -58,12 +68,13 @@ def build_app(
                     type="pil",
                     image_mode="RGBA",
                     sources=("upload", "clipboard", "webcam"),
-                    brush=gr.Brush(default_size="auto", colors=BRUSH_COLOURS, color_mode="defaults"),
-                    eraser=gr.Eraser(default_size="auto"),
+                    brush=gr.Brush(default_size=BRUSH_SIZE, colors=BRUSH_COLOURS, color_mode="defaults"),
+                    eraser=gr.Eraser(default_size=BRUSH_SIZE),
                     layers=gr.LayerOptions(allow_additional_layers=True, layers=["Mask"]),
                     transforms=(),
                     format="png",
                     canvas_size=(512, 512),
+                    interactive=True,  # no event reads it (canvas_io), so Gradio would make it a plain picture
                     elem_id="canvas",
                 )
                 with gr.Row():
@@ -71,6 +82,11 @@ def build_app(
                     clear_btn = gr.Button("Clear mask", size="sm", elem_id="clear-mask")
                     back_btn = gr.Button("Back", size="sm", elem_id="back")
                 history_md = gr.Markdown("No earlier versions.", elem_id="history")
+                # Hidden: what the page's script reads off the canvas (canvas_io), and which picture it should show.
+                mask_box = canvas_io.hidden_box("canvas-mask")
+                picture_box = canvas_io.hidden_box("canvas-picture")
+                known_box = gr.Textbox("", visible=False, elem_id="canvas-known")
+                changed_btn = canvas_io.changed_button()
                 with gr.Tabs():
                     runs: list[Run] = inpaint.build()
                     out_runs, margins, preview_btn, canvas_preview, canvas_note = outpaint.build()
@@ -134,18 +150,27 @@ def build_app(
         # Progress, queue position and error marks go on the status line only, not on every output.
         run_kw: dict[str, Any] = {"concurrency_id": "edit", "show_progress_on": [status], "api_visibility": "private"}
         quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
-        picture = [canvas, original, shown, slot]
+        # No event reads the canvas, listens to it or shows its progress on it (canvas_io: Gradio would
+        # export the picture again and again): a script in the page reads the strokes for a run, and a
+        # new picture once, into hidden boxes (a script-only event); the handler reads those.
+        picture = [mask_box, original, shown, slot]
         for run in runs:
             inputs = {*picture, *run.components, *settings.components}
-            run.button.click(session.run_handler(run, settings, canvas, slot, out), inputs, out.all(), **run_kw)
-        stop_btn.click(session.stop, [slot], [status], concurrency_limit=None, **quick)
+            handler = session.run_handler(run, settings, mask_box, slot, out)
+            read = run.button.click(None, [mask_box], [mask_box], js=canvas_io.READ_MASK_JS, **quick)
+            read.then(handler, inputs, out.all(), **run_kw)
+        # "Stopping…" at once, in the page, while a run shows its progress; then the server stops it.
+        stopping = stop_btn.click(None, [status], [status], js=STOPPING_JS, **quick)
+        stopping.then(session.stop, [slot], None, concurrency_limit=None, **quick)
 
-        new_picture = [canvas, original, shown, history, history_md]
-        open_btn.upload(session.open_file, [open_btn], new_picture, **quick)
-        canvas.upload(session.canvas_uploaded, [canvas, shown], new_picture, **quick)
-        clear_btn.click(session.clear_mask, [shown], [canvas], **quick)
-        back_btn.click(session.back, [history], new_picture, **quick)
-        continue_btn.click(session.continue_from, [paths, selected, original, history], new_picture, **quick)
+        new_picture = [canvas, original, shown, history, history_md, known_box]
+        to_canvas = {**quick, "show_progress_on": [history_md]}
+        open_btn.upload(session.open_file, [open_btn], new_picture, **to_canvas)
+        read = changed_btn.click(None, [picture_box, known_box], [picture_box], js=canvas_io.READ_PICTURE_JS, **quick)
+        read.then(session.canvas_uploaded, [picture_box], new_picture, **to_canvas)
+        clear_btn.click(session.clear_mask, [shown], [canvas], **to_canvas)
+        back_btn.click(session.back, [history], new_picture, **to_canvas)
+        continue_btn.click(session.continue_from, [paths, selected, original, history], new_picture, **to_canvas)
         gallery.select(session.select, [paths], [selected, download], **quick)
         show_cells.change(lambda on: gr.update(visible=on), [show_cells], [cells], **quick)
         seed_widget = settings.widgets.get("seed")
@@ -158,15 +183,16 @@ def build_app(
             )
 
         def preview_outpaint(values: dict[Any, Any]) -> tuple[Any, str]:
-            image, _, _ = session.current_input(values[canvas], values[original], values[shown])
             try:
+                image, _, _ = session.canvas_input(values[mask_box], values[original], values[shown])
                 return outpaint.describe(image, outpaint.margins(values, margins))
             except ValueError as e:  # EditError: one sentence
                 raise user_error(str(e)) from e
 
-        preview_btn.click(
+        read = preview_btn.click(None, [mask_box], [mask_box], js=canvas_io.READ_MASK_JS, **quick)
+        read.then(
             preview_outpaint,
-            {canvas, original, shown, *margins.values()},
+            {mask_box, original, shown, *margins.values()},
             [canvas_preview, canvas_note],
             show_progress_on=[canvas_note],
             api_visibility="private",

@@ -1,14 +1,18 @@
-"""Pixel helpers of the page (PIL and numpy only): display copies, masks from canvas layers, tiles."""
+"""Pixel helpers of the page (PIL only): display and canvas copies, tiles, tints."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 from PIL import Image
 
-DISPLAY_MAX = 1024  # big photos are shown as a downscaled copy; edits use the full-size original
+DISPLAY_MAX = 1024  # big pictures are shown as a downscaled copy; edits use the full-size original
 PREVIEW_MAX = 384  # each candidate in the live preview strip
+# The canvas shows every picture with this longer side (big photos downscaled, small pictures enlarged),
+# so that one brush, about 3 % of it, suits every picture: Gradio re-reads the whole canvas whenever the
+# brush is changed on its own, so the brush is never changed.
+CANVAS_SIDE = 1024
+BRUSH_SIZE = round(0.03 * CANVAS_SIDE)
 
 
 def display_copy(image: Image.Image, longest_side: int = DISPLAY_MAX) -> Image.Image:
@@ -21,44 +25,37 @@ def display_copy(image: Image.Image, longest_side: int = DISPLAY_MAX) -> Image.I
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def same_picture(a: Image.Image, b: Image.Image | None) -> bool:
-    """Whether `a` is (up to canvas round-trip noise) the picture `b`."""
-    if b is None or a.size != b.size:
-        return False
-    small_a, small_b = (im.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR) for im in (a, b))
-    diff = np.abs(np.asarray(small_a, np.int16) - np.asarray(small_b, np.int16))
-    return float(diff.mean()) < 2.0
+def canvas_copy(image: Image.Image, side: int = CANVAS_SIDE) -> Image.Image:
+    """The picture for the canvas: its longer side `side` (enlarged by 2x or more: pixels kept sharp)."""
+    longest = max(image.size)
+    if longest == side:
+        return image
+    scale = side / longest
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    sharp = Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.LANCZOS
+    return image.resize(size, sharp)
 
 
-def mask_from_layers(layers: Sequence[Image.Image], size: tuple[int, int]) -> Image.Image:
-    """Union of the painted layers' alpha, as an 'L' mask (255 = regenerate) of `size`."""
-    union = np.zeros((size[1], size[0]), bool)
-    for layer in layers:
-        alpha = layer.convert("RGBA").getchannel("A").point(lambda v: 255 if v > 0 else 0)
-        if alpha.size != size:  # a display copy: scale the strokes to the full-resolution original
-            alpha = alpha.resize(size, Image.Resampling.BILINEAR).point(lambda v: 255 if v >= 128 else 0)
-        union |= np.asarray(alpha) > 0
-    return Image.fromarray(union.astype(np.uint8) * 255, "L")
+def grid_columns(count: int, most: int = 4) -> int:
+    """Columns for `count` candidates: one row up to `most`, then rows as even as they can be (5 -> 3 + 2)."""
+    rows = max(1, -(-count // most))
+    return max(1, -(-count // rows))
 
 
 def tile(images: Sequence[Image.Image], gap: int = 4, min_height: int = 256) -> Image.Image:
-    """Candidates side by side (enlarged when tiny) for the live preview."""
-    height = max(im.height for im in images)
-    width = sum(im.width for im in images) + gap * (len(images) - 1)
-    sheet = Image.new("RGB", (width, height), (255, 255, 255))
-    x = 0
-    for im in images:
-        sheet.paste(im.convert("RGB"), (x, 0))
-        x += im.width + gap
-    factor = max(1, min_height // height)
+    """Candidates in a grid of `grid_columns` columns (each enlarged when tiny) for the live preview."""
+    columns = grid_columns(len(images))
+    cell_w, cell_h = max(im.width for im in images), max(im.height for im in images)
+    factor = max(1, min_height // cell_h)
+    rows = -(-len(images) // columns)
+    sheet = Image.new("RGB", (columns * cell_w + gap * (columns - 1), rows * cell_h + gap * (rows - 1)), "white")
+    for i, im in enumerate(images):
+        row, col = divmod(i, columns)
+        x = col * (cell_w + gap) + (cell_w - im.width) // 2
+        sheet.paste(im.convert("RGB"), (x, row * (cell_h + gap) + (cell_h - im.height) // 2))
     if factor > 1:
         sheet = sheet.resize((sheet.width * factor, sheet.height * factor), Image.Resampling.NEAREST)
     return sheet
-
-
-def brush_size(image: Image.Image) -> int:
-    """A brush radius that suits the picture: about 3 % of its longer side, at least 2 px."""
-    return max(2, round(0.03 * max(image.size)))
 
 
 def tinted(canvas: Image.Image, mask: Image.Image) -> Image.Image:

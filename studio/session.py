@@ -24,8 +24,9 @@ from PIL import Image
 
 from editing import EditCancelled, EditError, EditJob, Editor, EditRequest, EditResult, load_image, save_png
 
+from . import canvas_io
 from .cells import cells_overlay
-from .pictures import PREVIEW_MAX, brush_size, display_copy, mask_from_layers, same_picture, tile
+from .pictures import PREVIEW_MAX, canvas_copy, display_copy, grid_columns, tile
 from .settings import Settings
 from .tabs import Run, Values
 
@@ -188,8 +189,10 @@ class Session:
         return f"Picture: {image.width}×{image.height} px · {versions}"
 
     def _new_picture(self, image: Image.Image, history: list[Image.Image]) -> tuple[Any, ...]:
-        shown = display_copy(image)
-        return gr.update(value=shown, **brushes(shown)), image, shown, history, self._history_text(image, history)
+        """Outputs for the canvas, original, shown, history, history line and the page's known picture.
+        The canvas gets the picture alone: any other change to it makes Gradio re-read it (canvas_io)."""
+        shown = plain_copy(canvas_copy(image))
+        return shown, image, shown, history, self._history_text(image, history), canvas_io.known_picture(shown)
 
     def open_file(self, path: str | None) -> tuple[Any, ...]:
         """A picture file becomes the new full-resolution input."""
@@ -197,30 +200,34 @@ class Session:
             raise user_error("No file was received.")
         return self._new_picture(open_picture(path), [])
 
-    def canvas_uploaded(self, value: dict[str, Any] | None, shown: Image.Image | None) -> tuple[Any, ...]:
-        """A picture dropped or pasted on the canvas becomes the input. The canvas also reports the
-        pictures the server put there itself (Continue, Back), a while later: those change nothing."""
-        background = (value or {}).get("background")
-        if background is None:
-            raise user_error("The canvas could not read that picture; try another file.")
-        if same_picture(background, shown):
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        image = open_picture(background)
-        return gr.update(**brushes(image)), image, image, [], self._history_text(image, [])
+    def canvas_uploaded(self, payload: str | None) -> tuple[Any, ...]:
+        """A picture dropped, pasted or photographed on the canvas becomes the input (the page's script
+        sends it once, as a PNG; the canvas gets it back at the canvas's size, which the brush suits).
+        The script also reports the pictures the server put there itself (Open, Continue, Back) as they
+        appear: it recognises those, and they change nothing."""
+        try:
+            png = canvas_io.parse_picture(payload)
+        except EditError as e:
+            raise user_error(str(e)) from e
+        if png is None:
+            return (gr.skip(),) * 6
+        return self._new_picture(open_picture(png), [])
 
     @staticmethod
-    def current_input(
-        value: dict[str, Any] | None, original: Image.Image | None, shown: Image.Image | None
+    def canvas_input(
+        payload: str | None, original: Image.Image | None, shown: Image.Image | None
     ) -> tuple[Image.Image, Image.Image, Image.Image]:
-        """The full-resolution input, its display copy and the mask painted on the canvas."""
-        background = (value or {}).get("background")
-        if background is None and original is None:
-            raise user_error("Upload or paste a picture first.")
-        if background is not None and (original is None or not same_picture(background, shown)):
-            original = shown = open_picture(background)  # pasted / webcam picture: the canvas is the original
-        assert original is not None
-        mask = mask_from_layers((value or {}).get("layers") or [], original.size)
-        return original, shown if shown is not None else original, mask
+        """The full-resolution input, its display copy and the mask, from what the page's script read off
+        the canvas (only the strokes travel: the picture is already here). EditError where the canvas
+        does not hold the picture the server has (a new one still on its way)."""
+        canvas = canvas_io.parse_mask(payload)
+        if canvas.empty:
+            raise EditError("Upload or paste a picture first.")
+        if original is None or shown is None or not canvas.shows(shown):
+            if shown is not None and canvas.size == shown.size:
+                log.info("canvas fingerprint differs from the picture by %.1f", canvas.difference(shown))
+            raise EditError("The picture on the canvas has not reached the server yet; try again in a moment.")
+        return original, shown, canvas.mask_at(original.size)
 
     def continue_from(
         self, paths: list[str] | None, index: int, original: Image.Image | None, history: list[Image.Image]
@@ -245,9 +252,10 @@ class Session:
 
     # ---- runs --------------------------------------------------------------------------
     def run_handler(
-        self, run: Run, settings: Settings, canvas: gr.ImageEditor, slot: gr.State, out: Outputs
+        self, run: Run, settings: Settings, mask_box: gr.Textbox, slot: gr.State, out: Outputs
     ) -> Callable[[Values], Iterator[dict[Any, Any]]]:
-        """The one handler behind every run button: widget values -> EditRequest -> streamed result."""
+        """The one handler behind every run button: widget values -> EditRequest -> streamed result.
+        mask_box: the hidden textbox the page's script fills with the canvas's mask (canvas_io)."""
 
         def handler(values: Values) -> Iterator[dict[Any, Any]]:
             editor = self.editor
@@ -257,7 +265,7 @@ class Session:
                 options = settings.options(values, editor.defaults)
                 picture = mask = None
                 if run.uses_picture:
-                    picture, shown, mask = self.current_input(values[canvas], values[out.original], values[out.shown])
+                    picture, shown, mask = self.canvas_input(values[mask_box], values[out.original], values[out.shown])
                     extra = {out.original: picture, out.shown: shown}
                     if run.uses_mask and not mask.getbbox():
                         raise EditError("Paint over the area to change first.")
@@ -276,6 +284,7 @@ class Session:
     ) -> Iterator[dict[Any, Any]]:
         started = time.monotonic()
         job = editor.submit([request], previews=True, time_limit=self.time_limit)
+        ended = finish_time(job)
         if isinstance(slot, JobSlot):
             slot.job = job
         yield {**extra, out.status: "Starting…"}
@@ -283,6 +292,8 @@ class Session:
         try:
             for progress in job.updates():
                 step, total = progress.step, progress.total
+                if progress is not job.latest:
+                    continue  # the page is behind the edit: show only the newest scale
                 images = progress.previews.get(0) or []
                 if images:
                     yield {out.live: tile(images), out.status: f"Scale {step}/{total}"}
@@ -305,7 +316,7 @@ class Session:
         run_dir = Path(tempfile.mkdtemp(dir=self.workdir))
         if isinstance(slot, JobSlot):
             slot.keep_only(run_dir)
-        yield self._finish(result, time.monotonic() - started, run_dir, out)
+        yield self._finish(result, (ended[0] if ended else time.monotonic()) - started, run_dir, out)
 
     def _finish(self, result: EditResult, seconds: float, run_dir: Path, out: Outputs) -> dict[Any, Any]:
         """Save the candidates as PNGs (with parameters) into `run_dir` and fill the result widgets."""
@@ -322,7 +333,7 @@ class Session:
             out.gallery: gr.update(
                 value=[(p, f"#{i + 1} · seed {result.seed}") for i, p in enumerate(paths)],
                 selected_index=0,
-                columns=min(n, 4),
+                columns=grid_columns(n),
             ),
             out.seed: f"Seed used: **{result.seed}**",
             out.last_seed: result.seed,
@@ -333,12 +344,11 @@ class Session:
         }
 
     @staticmethod
-    def stop(slot: JobSlot | None) -> str:
-        """Ask this page's running edit to stop at its next scale; says so at once."""
+    def stop(slot: JobSlot | None) -> None:
+        """Ask this page's running edit to stop at its next scale (the page has said "Stopping…" at
+        once, itself: an answer from here could arrive after the run's last word and hide it)."""
         if isinstance(slot, JobSlot) and slot.job is not None and not slot.job.done:
             slot.job.cancel()
-            return "Stopping…"
-        return gr.skip()
 
     @staticmethod
     def select(paths: list[str] | None, evt: gr.SelectData) -> tuple[int, Any]:
@@ -373,8 +383,27 @@ class Session:
 BRUSH_COLOURS = ["#ff00ff", "#00e0ff", "#ffe600"]
 
 
-def brushes(shown: Image.Image) -> dict[str, Any]:
-    """Brush and eraser sized to the picture on the canvas."""
-    size = brush_size(shown)
-    return {"brush": gr.Brush(default_size=size, colors=BRUSH_COLOURS, color_mode="defaults"),
-            "eraser": gr.Eraser(default_size=size)}  # fmt: skip
+def finish_time(job: EditJob) -> list[float]:
+    """A list that gets the monotonic time at which `job` ends (the edit's own time, however far behind
+    the page's streaming is)."""
+    ended: list[float] = []
+
+    def wait() -> None:
+        try:
+            job.result()
+        except BaseException:  # the stream reports it
+            pass
+        ended.append(time.monotonic())
+
+    threading.Thread(target=wait, name="var-edit-timer", daemon=True).start()
+    return ended
+
+
+def plain_copy(image: Image.Image) -> Image.Image:
+    """`image` without its colour profile: the canvas then shows the very pixel values the model edits
+    (and the page's fingerprint of the canvas matches the server's copy)."""
+    if not any(key in image.info for key in ("icc_profile", "gamma", "chromaticity", "srgb")):
+        return image
+    copy = image.copy()
+    copy.info = {k: v for k, v in image.info.items() if k not in ("icc_profile", "gamma", "chromaticity", "srgb")}
+    return copy

@@ -1,12 +1,14 @@
 """The VAR transformer: next-scale prediction with AdaLN blocks and a pre-allocated KV cache.
 
 One position per token of every scale, L = sum(pn_k^2). Teacher forcing runs all L positions
-with a block-causal mask; sampling runs one scale at a time against the KV cache.
+with a block-causal mask; sampling runs one scale at a time against the KV cache, with the class
+conditioning (every block's AdaLN modulation) computed once per run (`VAR.condition`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -17,6 +19,18 @@ from .schedule import Schedule, as_schedule
 MAX_SCALE_MUL = math.log(100)
 
 
+@dataclass
+class Selection:
+    """Positions of one scale's batch (R, l) whose outputs are wanted: `flat` (n,) into R * l, `rows` = flat // l."""
+
+    flat: torch.Tensor
+    rows: torch.Tensor
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, l, ...) -> (n, 1, ...): each selected position as a row of length 1."""
+        return x.flatten(0, 1)[self.flat].unsqueeze(1)
+
+
 class KVCache:
     """Keys and values of every position seen so far, written in place: (B, H, L, head_dim) each."""
 
@@ -25,10 +39,13 @@ class KVCache:
         self.v = torch.empty_like(self.k)
         self.end = 0
 
-    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        start, self.end = self.end, self.end + k.shape[2]
-        self.k[:, :, start : self.end] = k
-        self.v[:, :, start : self.end] = v
+    def next(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next `length` positions' slots (B, H, length, head_dim) for keys and values, to be written in place."""
+        start, self.end = self.end, self.end + length
+        return self.k[:, :, start : self.end], self.v[:, :, start : self.end]
+
+    def seen(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of every position so far: (B, H, end, head_dim) each."""
         return self.k[:, :, : self.end], self.v[:, :, : self.end]
 
 
@@ -45,19 +62,31 @@ class SelfAttention(nn.Module):
         self.scale_mul_1H11 = nn.Parameter(torch.full((1, heads, 1, 1), 4.0).log())
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None, cache: KVCache | None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_bias: torch.Tensor | None,
+        cache: KVCache | None,
+        select: Selection | None = None,
+    ) -> torch.Tensor:
+        """x (B, L, C) -> (B, L, C); with `select`, only those positions' outputs: (n, 1, C)."""
         B, L, C = x.shape
         bias = torch.cat((self.q_bias, self.zero_k_bias, self.v_bias))
         qkv = F.linear(x, self.mat_qkv.weight, bias).view(B, L, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, L, head_dim)
         scale = self.scale_mul_1H11.clamp_max(MAX_SCALE_MUL).exp()
-        q = F.normalize(q, dim=-1).mul(scale).to(v.dtype)
-        k = F.normalize(k, dim=-1).to(v.dtype)
-        if cache is not None:
-            k, v = cache.append(k, v)
+        q = F.normalize(q, dim=-1).mul_(scale).to(v.dtype)
+        if cache is None:
+            k = F.normalize(k, dim=-1).to(v.dtype)
+        else:  # the normalised keys go straight into the cache
+            k_slot, v_slot = cache.next(L)
+            F.normalize(k, dim=-1, out=k_slot)
+            v_slot.copy_(v)
+            k, v = cache.seen()
         mask = None if attn_bias is None else attn_bias.to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
-        return self.proj(out.transpose(1, 2).reshape(B, L, C))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0).transpose(1, 2)  # (B, L, H, hd)
+        out = out.reshape(B, L, C) if select is None else select.gather(out).view(-1, 1, C)
+        return self.proj(out)
 
 
 class FFN(nn.Module):
@@ -83,17 +112,38 @@ class AdaLNBlock(nn.Module):
         else:
             self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, attn_bias: torch.Tensor | None, cache: KVCache | None):
-        """x (B, L, C); cond: SiLU-projected (B, 1, 6, C) if shared AdaLN, else the class embedding (B, C)."""
+    def modulation(self, cond: torch.Tensor) -> torch.Tensor:
+        """cond: SiLU-projected (B, 1, 6, C) if shared AdaLN, else the class embedding (B, C) -> (B, 1, 6, C)."""
         if hasattr(self, "ada_gss"):
-            mod = self.ada_gss + cond
-        else:
-            mod = self.ada_lin(cond).view(-1, 1, 6, self.dim)
-        gamma1, gamma2, scale1, scale2, shift1, shift2 = mod.unbind(2)
-        ln = F.layer_norm(x, (self.dim,), eps=self.eps)
-        x = x + self.attn(ln * (1 + scale1) + shift1, attn_bias, cache) * gamma1
-        ln = F.layer_norm(x, (self.dim,), eps=self.eps)
-        return x + self.ffn(ln * (1 + scale2) + shift2) * gamma2
+            return self.ada_gss + cond
+        return self.ada_lin(cond).view(-1, 1, 6, self.dim)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mod: torch.Tensor,
+        attn_bias: torch.Tensor | None,
+        cache: KVCache | None,
+        select: Selection | None = None,
+    ) -> torch.Tensor:
+        """x (B, L, C), mod (B, 1, 6, C) from `modulation` -> (B, L, C).
+
+        With `select` only those positions go on past the attention (the keys and values of all of
+        them still enter the cache): -> (n, 1, C). Sampling does this in the last block, whose
+        outputs only the logits head reads."""
+        gamma1, gamma2, scale1, scale2, shift1, shift2 = mod.unbind(2)  # each (B, 1, C)
+        h = self.attn(_modulate(F.layer_norm(x, (self.dim,), eps=self.eps), scale1, shift1), attn_bias, cache, select)
+        if select is not None:
+            x = select.gather(x)
+            gamma1, gamma2, scale2, shift2 = (t[select.rows] for t in (gamma1, gamma2, scale2, shift2))
+        x = torch.addcmul(x, h, gamma1)
+        h = self.ffn(_modulate(F.layer_norm(x, (self.dim,), eps=self.eps), scale2, shift2))
+        return torch.addcmul(x, h, gamma2)
+
+
+def _modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """AdaLN: x * (1 + scale) + shift."""
+    return torch.addcmul(shift, x, 1 + scale)
 
 
 class AdaLNHead(nn.Module):
@@ -102,9 +152,21 @@ class AdaLNHead(nn.Module):
         self.dim, self.eps = dim, eps
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.ada_lin(cond).view(-1, 1, 2, self.dim).unbind(2)
-        return F.layer_norm(x, (self.dim,), eps=self.eps) * (1 + scale) + shift
+    def modulation(self, cond: torch.Tensor) -> torch.Tensor:
+        """Class embedding (B, C) -> (B, 1, 2, C): scale, shift."""
+        return self.ada_lin(cond).view(-1, 1, 2, self.dim)
+
+    def forward(self, x: torch.Tensor, mod: torch.Tensor) -> torch.Tensor:
+        scale, shift = mod.unbind(2)
+        return _modulate(F.layer_norm(x, (self.dim,), eps=self.eps), scale, shift)
+
+
+@dataclass
+class Conditioning:
+    """What the class labels give every scale: each block's AdaLN modulation (B, 1, 6, C), the head's (B, 1, 2, C)."""
+
+    blocks: list[torch.Tensor]
+    head: torch.Tensor
 
 
 class VAR(nn.Module):
@@ -202,11 +264,10 @@ class VAR(nn.Module):
         b, e = self.begin_ends[k]
         return self.lvl_embed(self.lvl_1L[:, b:e]) + self.pos_1LC[:, b:e]
 
-    def block_cond(self, cond: torch.Tensor) -> torch.Tensor:
-        """Class embedding (B, C) -> what every block's AdaLN takes (shared projection for d36-style)."""
-        if hasattr(self, "shared_ada_lin"):
-            return self.shared_ada_lin(cond).view(-1, 1, 6, self.C)
-        return cond
+    def condition(self, cond: torch.Tensor) -> Conditioning:
+        """Class embeddings (B, C) -> every block's and the head's AdaLN modulation (the same at every scale)."""
+        shared = self.shared_ada_lin(cond).view(-1, 1, 6, self.C) if hasattr(self, "shared_ada_lin") else cond
+        return Conditioning([b.modulation(shared) for b in self.blocks], self.head_nm.modulation(cond.float()))
 
     def first_input(self, cond: torch.Tensor) -> torch.Tensor:
         """The start token of scale 0: (B, 1, C)."""
@@ -216,8 +277,9 @@ class VAR(nn.Module):
         """Area-downsampled f_hat (B, Cvae, pn_k, pn_k) -> input tokens of scale k (B, pn_k^2, C)."""
         return self.word_embed(latent.flatten(2).transpose(1, 2)) + self.level_positions(k)
 
-    def logits(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.head(self.head_nm(h.float(), cond.float())).float()
+    def logits(self, h: torch.Tensor, head_mod: torch.Tensor) -> torch.Tensor:
+        """Last hidden states (B, L, C), head modulation (B, 1, 2, C) -> logits (B, L, V), float32."""
+        return self.head(self.head_nm(h.float(), head_mod)).float()
 
     def forward(self, label: torch.Tensor, x_BLCv: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: labels (B,), next-scale inputs (B, L - pn_0^2, Cvae) -> logits (B, L, V), float32."""
@@ -229,16 +291,23 @@ class VAR(nn.Module):
         first = self.begin_ends[0][1]
         rest = self.word_embed(x_BLCv.float()) + self.lvl_embed(self.lvl_1L[:, first:]) + self.pos_1LC[:, first:]
         x = torch.cat((self.first_input(cond), rest), dim=1)
-        block_cond = self.block_cond(cond)
-        for block in self.blocks:
-            x = block(x, block_cond, self.attn_bias_for_masking, None)
-        return self.logits(x, cond)
+        conditioning = self.condition(cond)
+        for block, mod in zip(self.blocks, conditioning.blocks, strict=True):
+            x = block(x, mod, self.attn_bias_for_masking, None)
+        return self.logits(x, conditioning.head)
 
     def new_cache(self, batch: int, device, dtype) -> list[KVCache]:
         return [KVCache(batch, self.heads, self.L, self.C // self.heads, device, dtype) for _ in self.blocks]
 
-    def step(self, x: torch.Tensor, cond: torch.Tensor, block_cond: torch.Tensor, caches: list[KVCache]):
-        """One scale of sampling: inputs (B, l, C) -> logits (B, l, V), attending to the caches."""
-        for block, cache in zip(self.blocks, caches, strict=True):
-            x = block(x, block_cond, None, cache)
-        return self.logits(x, cond)
+    def step(
+        self, x: torch.Tensor, cond: Conditioning, caches: list[KVCache], select: Selection | None = None
+    ) -> torch.Tensor:
+        """One scale of sampling: inputs (B, l, C) -> logits (B, l, V), attending to the caches.
+
+        select: the positions whose logits are wanted -> logits (n, 1, V); every position still runs
+        through all blocks but the attention output and MLP of the last one (their keys and values
+        feed the caches and the attention of this very scale)."""
+        last = len(self.blocks) - 1
+        for i, (block, mod, cache) in enumerate(zip(self.blocks, cond.blocks, caches, strict=True)):
+            x = block(x, mod, None, cache, select if i == last else None)
+        return self.logits(x, cond.head if select is None else cond.head[select.rows])

@@ -1,0 +1,327 @@
+"""What travels between the canvas and the server: the picture once, then only the strokes.
+
+The picture lives on the server (gr.State) from the moment it is opened or dropped. Gradio's
+ImageEditor (6.x) exports and uploads background, layers and composite as three PNGs whenever
+Gradio reads it: when an event takes it as input, when an event it triggers starts, when its
+props change without a new value, and, once it has been an event's input, at every streamed step of
+every later event. On a photo that is seconds per run, and its own 'upload' event fires again
+and again. So no event reads, listens to or sends bare props to the editor. A script in the page
+(`HEAD`; it also catches the editor's PixiJS application as it starts) reads the PixiJS scene and
+puts what it read into a hidden textbox that the event reads:
+
+- a run (and the out-paint preview): the painted layers as one black-and-white PNG of a few KB,
+  with the canvas's size and a 16x16 fingerprint of its picture, so that the server can tell the
+  canvas holds the picture it has (`READ_MASK_JS`);
+- a new picture on the canvas (dropped, pasted, photographed; the script watches the scene and
+  clicks a hidden button): the picture as a PNG, unless its fingerprint is that of the picture
+  the server put there itself (`READ_PICTURE_JS`).
+
+The studio launches with `head=HEAD`; an embedding page must too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from editing import EditError
+
+PREFIX = "__var_edit__"  # a hidden box's value; the page's script replaces it with PREFIX + JSON
+CHANGED_BUTTON = "canvas-changed"  # elem_id of the hidden button the script clicks for a new picture
+GRID = 16  # the fingerprint: mean colour of GRID x GRID cells of the picture on the canvas
+SAME_PICTURE = 8.0  # largest difference (0..255) of a cell's mean colour between two reads of one picture
+
+_SCRIPT = """
+(() => {
+  if (window.__varEdit) return;
+  const PREFIX = "@PREFIX@", GRID = @GRID@, SAME = @SAME@;
+  const apps = [];
+  const before = globalThis.__PIXI_APP_INIT__;
+  globalThis.__PIXI_APP_INIT__ = (app, version) => {
+    apps.push(app);
+    if (typeof before === "function") before(app, version);
+  };
+
+  // The editor's scene: image container, its background layer and the picture's texture.
+  function scene() {
+    const host = document.querySelector("#canvas");
+    const app = apps.find((a) => a.canvas && host && host.contains(a.canvas)
+      && !a.canvas.closest(".pixi-target-crop") && a.stage && !a.stage.destroyed);
+    if (!app) throw new Error("the canvas's PixiJS application was not found");
+    let image = null, background = null;
+    const find = (node) => {
+      for (const child of node.children || []) {
+        if (child.zIndex === -1 && (child.children || []).some((s) => s.texture)) {
+          image = node; background = child; return;
+        }
+        find(child);
+        if (image) return;
+      }
+    };
+    find(app.stage);
+    const sprites = background ? background.children.filter((s) => s.texture) : [];
+    if (sprites.length < 2) return { app, picture: null };
+    return { app, image, background, picture: sprites[sprites.length - 1].texture };
+  }
+
+  // The picture's pixels (PixiJS reads them premultiplied), on white, as RGBA.
+  function pixels(app, texture) {
+    const { pixels: px, width, height } = app.renderer.extract.pixels({ target: texture });
+    for (let o = 0; o < px.length; o += 4) {
+      const white = 255 - px[o + 3];
+      px[o] += white; px[o + 1] += white; px[o + 2] += white; px[o + 3] = 255;
+    }
+    return { px, width, height };
+  }
+
+  function fingerprint({ px, width: w, height: h }) {
+    const out = [];
+    for (let gy = 0; gy < GRID; gy++) {
+      const y0 = Math.floor(gy * h / GRID), y1 = Math.max(y0 + 1, Math.floor((gy + 1) * h / GRID));
+      for (let gx = 0; gx < GRID; gx++) {
+        const x0 = Math.floor(gx * w / GRID), x1 = Math.max(x0 + 1, Math.floor((gx + 1) * w / GRID));
+        let r = 0, g = 0, b = 0, n = 0;
+        for (let y = y0; y < y1; y++) {
+          for (let x = x0; x < x1; x++) {
+            const o = (y * w + x) * 4;
+            r += px[o]; g += px[o + 1]; b += px[o + 2]; n++;
+          }
+        }
+        out.push(Math.round(r / n), Math.round(g / n), Math.round(b / n));
+      }
+    }
+    return out;
+  }
+
+  function png(width, height, fill) {
+    const canvas = document.createElement("canvas");
+    canvas.width = width; canvas.height = height;
+    const ctx = canvas.getContext("2d");
+    const data = ctx.createImageData(width, height);
+    fill(data.data);
+    ctx.putImageData(data, 0, 0);
+    return canvas.toDataURL("image/png");
+  }
+
+  function readMask() {
+    const s = scene();
+    if (!s.picture) return { empty: true };
+    const W = Math.round(s.picture.width), H = Math.round(s.picture.height);
+    const layers = s.image.children.filter((c) => c !== s.background && (c.children || []).length === 1
+      && c.children[0].texture && c.children[0].visible && c.children[0].alpha > 0
+      && Math.round(c.children[0].texture.width) === W && Math.round(c.children[0].texture.height) === H);
+    const painted = new Uint8Array(W * H);
+    let count = 0;
+    for (const layer of layers) {
+      const { pixels: px, width, height } = s.app.renderer.extract.pixels({ target: layer.children[0].texture });
+      const sx = width / W, sy = height / H;
+      for (let y = 0; y < H; y++) {
+        const row = Math.min(height - 1, Math.floor(y * sy)) * width;
+        for (let x = 0; x < W; x++) {
+          if (!painted[y * W + x] && px[(row + Math.min(width - 1, Math.floor(x * sx))) * 4 + 3] > 0) {
+            painted[y * W + x] = 1; count++;
+          }
+        }
+      }
+    }
+    const mask = count ? png(W, H, (d) => {
+      for (let i = 0; i < W * H; i++) {
+        const v = painted[i] ? 255 : 0;
+        d[4 * i] = d[4 * i + 1] = d[4 * i + 2] = v; d[4 * i + 3] = 255;
+      }
+    }) : null;
+    return { mask, width: W, height: H, layers: layers.length, painted: count,
+             fingerprint: fingerprint(pixels(s.app, s.picture)) };
+  }
+
+  let lastRead = { picture: null, same: false };
+  function readPicture(known) {
+    const s = scene();
+    if (!s.picture) return { empty: true };
+    const p = pixels(s.app, s.picture), print = fingerprint(p);
+    let same = false;
+    try {
+      const k = JSON.parse(known || "null");
+      same = !!k && k.width === p.width && k.height === p.height
+        && k.fingerprint.every((v, i) => Math.abs(v - print[i]) <= SAME);
+    } catch (e) { same = false; }
+    lastRead = { picture: s.picture, same };
+    if (same) return { same: true };
+    return { picture: png(p.width, p.height, (d) => d.set(p.px)), width: p.width, height: p.height };
+  }
+
+  function fill(args, read) {
+    const t0 = performance.now();
+    let payload;
+    try { payload = read(); } catch (e) { payload = { error: String((e && e.message) || e) }; }
+    payload.ms = Math.round(performance.now() - t0);
+    return args.map((v) => (typeof v === "string" && v.startsWith(PREFIX) ? PREFIX + JSON.stringify(payload) : v));
+  }
+
+  window.__varEdit = {
+    mask: (args) => fill(args, readMask),
+    picture: (args) => fill(args, () => readPicture(args.find((v) => typeof v === "string" && !v.startsWith(PREFIX)))),
+    // For tests and curious users: whether the picture on the canvas is the one the server has
+    // (checked since it appeared), its size, and how many of its pixels are painted.
+    inspect: () => {
+      const s = scene(), m = s.picture ? readMask() : { painted: 0, width: 0, height: 0 };
+      const settled = !!s.picture && lastRead.picture === s.picture && lastRead.same;
+      return { settled, painted: m.painted, width: m.width, height: m.height };
+    },
+  };
+
+  // A new picture on the canvas (a new texture): tell the server, through the hidden button.
+  let shown = null;
+  setInterval(() => {
+    let picture = null;
+    try { picture = scene().picture; } catch (e) { return; }
+    if (picture && picture !== shown) {
+      const button = document.getElementById("@CHANGED@");
+      if (!button) return;
+      button.click();
+    }
+    shown = picture;
+  }, 300);
+})();
+"""
+HEAD = (
+    "<script>"
+    + _SCRIPT.replace("@PREFIX@", PREFIX)
+    .replace("@GRID@", str(GRID))
+    .replace("@SAME@", str(SAME_PICTURE))
+    .replace("@CHANGED@", CHANGED_BUTTON)
+    + "</script>"
+)
+
+_MISSING = f'"{PREFIX}" + JSON.stringify({{error: "the page was served without the studio\'s script (head=HEAD)"}})'
+# The events' scripts: fill the hidden box among their inputs (the page's script must be in the head).
+READ_MASK_JS = (
+    "(...args) => window.__varEdit ? window.__varEdit.mask(args) : "
+    f"args.map((v) => typeof v === 'string' && v.startsWith('{PREFIX}') ? {_MISSING} : v)"
+)
+READ_PICTURE_JS = (
+    "(...args) => window.__varEdit ? window.__varEdit.picture(args) : "
+    f"args.map((v) => typeof v === 'string' && v.startsWith('{PREFIX}') ? {_MISSING} : v)"
+)
+
+
+def changed_button() -> gr.Button:
+    """The hidden button the page's script clicks when a new picture is on the canvas."""
+    return gr.Button("New picture on the canvas", visible="hidden", elem_id=CHANGED_BUTTON)
+
+
+def hidden_box(elem_id: str) -> gr.Textbox:
+    """A hidden textbox that a script fills with what it read off the canvas (create inside the gr.Blocks)."""
+    return gr.Textbox(PREFIX, visible=False, elem_id=elem_id)
+
+
+def known_picture(picture: Image.Image | None) -> str:
+    """The value of the hidden box that tells the page's script which picture the server has."""
+    if picture is None:
+        return ""
+    fp = fingerprint(picture).round().astype(int).ravel().tolist()
+    return json.dumps({"width": picture.width, "height": picture.height, "fingerprint": fp})
+
+
+def fingerprint(picture: Image.Image, grid: int = GRID) -> np.ndarray:
+    """Mean colour of `grid` x `grid` cells (the script's cells: floor(i * side / grid) boundaries)."""
+    rgb = np.asarray(picture.convert("RGB"), np.float64)
+    h, w = rgb.shape[:2]
+    ys = [i * h // grid for i in range(grid + 1)]
+    xs = [i * w // grid for i in range(grid + 1)]
+    out = np.zeros((grid, grid, 3))
+    for gy in range(grid):
+        y0, y1 = ys[gy], max(ys[gy] + 1, ys[gy + 1])
+        for gx in range(grid):
+            x0, x1 = xs[gx], max(xs[gx] + 1, xs[gx + 1])
+            out[gy, gx] = rgb[y0:y1, x0:x1].reshape(-1, 3).mean(0)
+    return out
+
+
+def _payload(value: Any) -> dict[str, Any]:
+    unreadable = "The page sent something that could not be read; reload the page and try again."
+    if not isinstance(value, str) or not value.startswith(PREFIX) or value == PREFIX:
+        raise EditError("The page did not send what is on the canvas; reload the page and try again.")
+    try:
+        data = json.loads(value[len(PREFIX) :])
+    except json.JSONDecodeError as e:
+        raise EditError(unreadable) from e
+    if not isinstance(data, dict):
+        raise EditError(unreadable)
+    if "error" in data:
+        raise EditError(f"The page could not read the canvas ({data['error']}); reload the page and try again.")
+    return data
+
+
+def _png(data_url: Any) -> bytes:
+    return base64.b64decode(str(data_url).split(",", 1)[1], validate=True)
+
+
+@dataclass
+class CanvasMask:
+    """What the script read off the canvas for a run. empty: no picture on it; mask: (H, W) bool at
+    the canvas's size, None where nothing is painted; fingerprint: (GRID, GRID, 3) of its picture."""
+
+    empty: bool
+    size: tuple[int, int] = (0, 0)
+    mask: np.ndarray | None = None
+    fingerprint: np.ndarray | None = None
+
+    def difference(self, picture: Image.Image) -> float:
+        """The largest difference of a fingerprint cell's colour between the canvas and `picture`."""
+        if self.fingerprint is None or self.size != picture.size:
+            return float("inf")
+        return float(np.abs(fingerprint(picture) - self.fingerprint).max())
+
+    def shows(self, picture: Image.Image) -> bool:
+        """Whether the canvas holds `picture` (the display copy the server has): same size, same fingerprint."""
+        return not self.empty and self.difference(picture) <= SAME_PICTURE
+
+    def mask_at(self, size: tuple[int, int]) -> Image.Image:
+        """The painted mask as 'L' (255 = regenerate) at `size` (the full-resolution picture's)."""
+        if self.mask is None:
+            return Image.new("L", size, 0)
+        mask = Image.fromarray(self.mask.astype(np.uint8) * 255, "L")
+        if mask.size != size:  # strokes on a display copy, scaled to the full-resolution original
+            mask = mask.resize(size, Image.Resampling.BILINEAR).point(lambda v: 255 if v >= 128 else 0)
+        return mask
+
+
+def parse_mask(value: Any) -> CanvasMask:
+    """The run's hidden box after the script filled it; EditError (one sentence) if it could not."""
+    data = _payload(value)
+    if data.get("empty"):
+        return CanvasMask(empty=True)
+    try:
+        size = (int(data["width"]), int(data["height"]))
+        print_ = np.asarray(data["fingerprint"], np.float64).reshape(GRID, GRID, 3)
+        mask = None
+        if data.get("mask"):
+            with Image.open(io.BytesIO(_png(data["mask"]))) as im:
+                mask = np.asarray(im.convert("L")) >= 128
+            if mask.shape != (size[1], size[0]):
+                raise ValueError("the mask is not the canvas's size")
+            if not mask.any():
+                mask = None
+    except (KeyError, TypeError, ValueError, IndexError, binascii.Error, OSError) as e:
+        raise EditError("The page sent a mask that could not be read; reload the page and try again.") from e
+    return CanvasMask(False, size, mask, print_)
+
+
+def parse_picture(value: Any) -> bytes | None:
+    """The PNG of a picture dropped on the canvas, or None where it is the one the server put there."""
+    data = _payload(value)
+    if data.get("same") or data.get("empty"):
+        return None
+    try:
+        return _png(data["picture"])
+    except (KeyError, IndexError, binascii.Error) as e:
+        raise EditError("The page sent a picture that could not be read; try another file.") from e
