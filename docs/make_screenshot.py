@@ -63,6 +63,8 @@ def main() -> None:
             page.set_input_files("#canvas input[type=file]", str(image))
             page.wait_for_selector("#canvas button[title='Brush Size']")
             page.wait_for_function("() => !document.querySelector('#canvas').innerText.includes('processing')")
+            # the page's script has checked that the canvas holds the picture the server has
+            page.wait_for_function("() => window.__varEdit && window.__varEdit.inspect().settled", polling=200)
             box = page.locator("#canvas canvas").first.bounding_box()
             cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
             page.mouse.move(cx - 60, cy + 40)
@@ -70,8 +72,8 @@ def main() -> None:
             page.mouse.move(cx + 60, cy + 40, steps=12)
             page.mouse.up()
             page.click("#settings button.label-wrap")
-            page.fill("#num-samples input[type=number]", "8")
-            page.press("#num-samples input[type=number]", "Enter")
+            page.fill("#opt-num-samples input[type=number]", "8")
+            page.press("#opt-num-samples input[type=number]", "Enter")
             page.evaluate("window.scrollTo(0, 0)")
             page.click("#run-inpaint")
             page.wait_for_function(
