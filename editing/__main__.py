@@ -264,7 +264,8 @@ def _run_here(editor: Editor, jobs: list[Job], out_dir: Path, args: argparse.Nam
             for path in outcome.get("written") or []:
                 tqdm.write(path)
             report.add(outcome)
-            update_bar(bar, report, started)
+            bar.update(1)
+            bar.set_postfix(report.progress(started))
     bar.close()
     return report, time.monotonic() - started
 
@@ -272,13 +273,6 @@ def _run_here(editor: Editor, jobs: list[Job], out_dir: Path, args: argparse.Nam
 def progress_bar(total: int) -> tqdm:
     """One bar for the whole run."""
     return tqdm(total=total, desc="editing", unit="job", disable=total <= 1)
-
-
-def update_bar(bar: tqdm, report: Report, started: float) -> None:
-    done = len(report.done)
-    bar.update(1)
-    rate = done / max(time.monotonic() - started, 1e-9)
-    bar.set_postfix(done=done, failed=len(report.failed), skipped=len(report.skipped), pictures_per_s=f"{rate:.2f}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,12 @@ class Report:
         else:
             getattr(self, outcome["status"]).append(outcome["name"])
 
+    def progress(self, started: float) -> dict[str, Any]:
+        """The counts and the rate since `started` (time.monotonic()), for a progress bar's postfix."""
+        rate = len(self.done) / max(time.monotonic() - started, 1e-9)
+        return {"done": len(self.done), "failed": len(self.failed), "skipped": len(self.skipped),
+                "pictures_per_s": f"{rate:.2f}"}  # fmt: skip
+
     def as_dict(self, seconds: float) -> dict[str, Any]:
         return {"done": self.done, "skipped": self.skipped, "failed": self.failed, "seconds": round(seconds, 2)}
 

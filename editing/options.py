@@ -228,30 +228,31 @@ def range_text(spec: OptionSpec) -> str:
     return f" from {show(spec.low)} to {show(spec.high)}"
 
 
-def check_value(name: str, spec: OptionSpec, value: Any) -> Any:
-    """The value converted to the option's type, or an EditError of one sentence."""
+def check_value(name: str, spec: OptionSpec, value: Any, what: str = "Option") -> Any:
+    """The value converted to the option's type, or an EditError of one sentence (about `what` `name`)."""
     if value is None and spec.nullable:
         return None
     if spec.kind is bool:
         if not isinstance(value, bool):
-            raise EditError(f"Option '{name}' must be true or false, not {value!r}.")
+            raise EditError(f"{what} '{name}' must be true or false, not {value!r}.")
         return value
     if spec.kind is str:
         if value not in (spec.choices or ()):
-            raise EditError(f"Option '{name}' must be one of {', '.join(spec.choices or ())}, not {value!r}.")
+            raise EditError(f"{what} '{name}' must be one of {', '.join(spec.choices or ())}, not {value!r}.")
         return value
     whole = spec.kind is int
     wanted = "a whole number" if whole else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EditError(f"Option '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
+        raise EditError(f"{what} '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
     if not math.isfinite(value):
-        raise EditError(f"Option '{name}' must be a finite number{range_text(spec)}, not {value!r}.")
+        finite = wanted if whole else "a finite number"
+        raise EditError(f"{what} '{name}' must be {finite}{range_text(spec)}, not {value!r}.")
     if whole:
         if value != int(value):
-            raise EditError(f"Option '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
+            raise EditError(f"{what} '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
         value = int(value)
     else:
         value = float(value)
     if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
-        raise EditError(f"Option '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
+        raise EditError(f"{what} '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
     return value

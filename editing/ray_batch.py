@@ -97,13 +97,7 @@ def run_on_ray(jobs: list[Job], out_dir: Path, args: argparse.Namespace) -> tupl
             for name, status, error in zip(batch["name"], batch["status"], batch["error"], strict=True):
                 report.add({"name": str(name), "status": str(status), "error": str(error)})
                 bar.update(1)
-            rate = len(report.done) / max(time.monotonic() - wall, 1e-9)
-            bar.set_postfix(
-                done=len(report.done),
-                failed=len(report.failed),
-                skipped=len(report.skipped),
-                pictures_per_s=f"{rate:.2f}",
-            )
+            bar.set_postfix(report.progress(wall))
         bar.close()
     finally:
         ray.shutdown()

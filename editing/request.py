@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import EditError
-from .options import EditOptions
+from .options import EditOptions, OptionSpec, check_value
 
 MODES = ("inpaint", "outpaint", "edit_class", "generate")
 SIDES = ("left", "right", "top", "bottom")
@@ -31,12 +31,7 @@ Picture = str | Path | IO[bytes] | Image.Image | np.ndarray | bytes
 
 
 def _whole(name: str, value: Any, low: int, high: int, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value != int(value) or not low <= value <= high:
-        raise EditError(f"'{name}' must be a whole number from {low} to {high}, not {value!r}.")
-    return int(value)
+    return check_value(name, OptionSpec(int, name, "", low=low, high=high, nullable=optional), value, "Field")
 
 
 def _picture_ok(name: str, value: Any) -> None:

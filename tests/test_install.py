@@ -95,7 +95,6 @@ def test_wheel_install_works_from_any_folder(installed: Installed) -> None:
     assert run.returncode == 0 and "usage:" in run.stdout, run.stderr[-2000:]
 
 
-@pytest.mark.skipif(not (ROOT / "studio" / "launch.py").exists(), reason="studio/launch.py is not there yet")
 def test_studio_script(installed: Installed) -> None:
     run = _help(installed.env_dir, installed.env, "var-edit-studio")
     assert run.returncode == 0 and "usage:" in run.stdout, run.stderr[-2000:]
