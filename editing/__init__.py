@@ -6,6 +6,7 @@ EditRequest (request, options) -> plan (geometry, region, per-scale keep maps, e
 """
 
 from .canvas import load_image, outpaint_canvas
+from .catalog import ModelEntry, free_memory, list_models, load_listed
 from .compose import EditResult
 from .editor import Editor, ModelInfo, available_models, default_device
 from .errors import EditCancelled, EditError
@@ -25,12 +26,16 @@ __all__ = [
     "EditResult",
     "Editor",
     "Limits",
+    "ModelEntry",
     "ModelInfo",
     "OptionSpec",
     "Progress",
     "available_models",
     "default_device",
+    "free_memory",
+    "list_models",
     "load_image",
+    "load_listed",
     "option_fields",
     "outpaint_canvas",
     "read_params",

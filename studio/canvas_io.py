@@ -14,7 +14,12 @@ puts what it read into a hidden textbox that the event reads:
   canvas holds the picture it has (`READ_MASK_JS`);
 - a new picture on the canvas (dropped, pasted, photographed; the script watches the scene and
   clicks a hidden button): the picture as a PNG, unless its fingerprint is that of the picture
-  the server put there itself (`READ_PICTURE_JS`).
+  the server put there itself (`READ_PICTURE_JS`);
+- the other way, a mask the server made (mask tools): a small black-and-white PNG at the canvas's
+  size in a hidden box, which the script draws into the canvas's own first layer (`WRITE_MASK_JS`),
+  never a value or layer pushed into the editor (Gradio draws those offset from the picture);
+- after a stroke, a toolbar click, a drawn mask or a new picture, the script clicks another hidden
+  button a moment later, so that the server can say which token cells the mask will redraw.
 
 The studio launches with `head=HEAD`; an embedding page must too.
 """
@@ -38,11 +43,14 @@ PREFIX = "__var_edit__"  # a hidden box's value; the page's script replaces it w
 CHANGED_BUTTON = "canvas-changed"  # elem_id of the hidden button the script clicks for a new picture
 GRID = 16  # the fingerprint: mean colour of GRID x GRID cells of the picture on the canvas
 SAME_PICTURE = 8.0  # largest difference (0..255) of a cell's mean colour between two reads of one picture
+MASK_CHANGED_BUTTON = "mask-changed"  # elem_id of the hidden button the script clicks when the mask may have changed
+MASK_RGB = (255, 0, 255)  # how a mask the server made is drawn on the canvas: the brush's first colour,
+MASK_ALPHA = 150  # half see-through, so that the picture shows under it
 
 _SCRIPT = """
 (() => {
   if (window.__varEdit) return;
-  const PREFIX = "@PREFIX@", GRID = @GRID@, SAME = @SAME@;
+  const PREFIX = "@PREFIX@", GRID = @GRID@, SAME = @SAME@, MASK_RGB = @MASK_RGB@, MASK_ALPHA = @MASK_ALPHA@;
   const apps = [];
   const before = globalThis.__PIXI_APP_INIT__;
   globalThis.__PIXI_APP_INIT__ = (app, version) => {
@@ -111,13 +119,18 @@ _SCRIPT = """
     return canvas.toDataURL("image/png");
   }
 
+  // The layers painted on: one sprite each, drawn at the picture's size.
+  function drawLayers(s, W, H) {
+    return s.image.children.filter((c) => c !== s.background && (c.children || []).length === 1
+      && c.children[0].texture && c.children[0].visible && c.children[0].alpha > 0
+      && Math.round(c.children[0].texture.width) === W && Math.round(c.children[0].texture.height) === H);
+  }
+
   function readMask() {
     const s = scene();
     if (!s.picture) return { empty: true };
     const W = Math.round(s.picture.width), H = Math.round(s.picture.height);
-    const layers = s.image.children.filter((c) => c !== s.background && (c.children || []).length === 1
-      && c.children[0].texture && c.children[0].visible && c.children[0].alpha > 0
-      && Math.round(c.children[0].texture.width) === W && Math.round(c.children[0].texture.height) === H);
+    const layers = drawLayers(s, W, H);
     const painted = new Uint8Array(W * H);
     let count = 0;
     for (const layer of layers) {
@@ -140,6 +153,46 @@ _SCRIPT = """
     }) : null;
     return { mask, width: W, height: H, layers: layers.length, painted: count,
              fingerprint: fingerprint(pixels(s.app, s.picture)) };
+  }
+
+  // A mask the server made (black and white PNG at the canvas's size) drawn into the first layer,
+  // in the brush's colour, half see-through; the other layers are wiped. It lies in the layers'
+  // own textures, so it lines up with the picture; the brush and eraser can correct it.
+  async function writeMask(url) {
+    const s = scene();
+    if (!s.picture) return "Upload or paste a picture first.";
+    const W = Math.round(s.picture.width), H = Math.round(s.picture.height);
+    const layers = drawLayers(s, W, H);
+    if (!layers.length) return "The canvas has no visible layer to draw the mask on; add a layer and try again.";
+    const image = new Image();
+    image.src = url;
+    await image.decode();
+    if (image.width !== W || image.height !== H) return "The picture on the canvas changed meanwhile; try again.";
+    const canvas = document.createElement("canvas");
+    canvas.width = W; canvas.height = H;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(image, 0, 0);
+    const data = ctx.getImageData(0, 0, W, H), d = data.data;
+    for (let o = 0; o < d.length; o += 4) {
+      const on = d[o] >= 128;
+      d[o] = on ? MASK_RGB[0] : 0; d[o + 1] = on ? MASK_RGB[1] : 0; d[o + 2] = on ? MASK_RGB[2] : 0;
+      d[o + 3] = on ? MASK_ALPHA : 0;
+    }
+    ctx.putImageData(data, 0, 0);
+    const first = layers[0].children[0], Sprite = first.constructor, Container = layers[0].constructor;
+    const texture = first.texture.constructor.from(canvas, true);
+    const sprite = new Sprite(texture);
+    sprite.width = W; sprite.height = H;
+    for (const layer of layers) {
+      const box = new Container();
+      if (layer === layers[0]) box.addChild(sprite);
+      s.app.renderer.render({ container: box, target: layer.children[0].texture, clear: true });
+      box.destroy({ children: true });
+    }
+    texture.destroy(true);
+    s.app.render();
+    maskChanged();
+    return "";
   }
 
   let lastRead = { picture: null, same: false };
@@ -168,6 +221,14 @@ _SCRIPT = """
 
   window.__varEdit = {
     mask: (args) => fill(args, readMask),
+    // Draw the mask the server sent (args[0], a PNG data URL; empty: nothing to draw); returns the
+    // note (args[1]) as it was, or the sentence saying why the mask could not be drawn.
+    writeMask: async (url, note) => {
+      if (!url) return note;
+      try { return (await writeMask(url)) || note; } catch (e) {
+        return "The mask could not be drawn on the canvas (" + String((e && e.message) || e) + "); reload the page.";
+      }
+    },
     picture: (args) => fill(args, () => readPicture(args.find((v) => typeof v === "string" && !v.startsWith(PREFIX)))),
     // For tests and curious users: whether the picture on the canvas is the one the server has
     // (checked since it appeared), its size, and how many of its pixels are painted.
@@ -178,6 +239,21 @@ _SCRIPT = """
     },
   };
 
+  // The mask may have changed (a stroke ended, a toolbar button, a new picture): tell the server a
+  // moment later, through the hidden button, so that it shows which cells the mask will redraw.
+  let pending = null;
+  function maskChanged() {
+    clearTimeout(pending);
+    pending = setTimeout(() => {
+      const button = document.getElementById("@MASK_CHANGED@");
+      if (button) button.click();
+    }, 400);
+  }
+  document.addEventListener("pointerup", (e) => {
+    const host = document.querySelector("#canvas");
+    if (host && host.contains(e.target)) maskChanged();
+  }, true);
+
   // A new picture on the canvas (a new texture): tell the server, through the hidden button.
   let shown = null;
   setInterval(() => {
@@ -187,6 +263,7 @@ _SCRIPT = """
       const button = document.getElementById("@CHANGED@");
       if (!button) return;
       button.click();
+      maskChanged();
     }
     shown = picture;
   }, 300);
@@ -198,6 +275,9 @@ HEAD = (
     .replace("@GRID@", str(GRID))
     .replace("@SAME@", str(SAME_PICTURE))
     .replace("@CHANGED@", CHANGED_BUTTON)
+    .replace("@MASK_CHANGED@", MASK_CHANGED_BUTTON)
+    .replace("@MASK_RGB@", json.dumps(list(MASK_RGB)))
+    .replace("@MASK_ALPHA@", str(MASK_ALPHA))
     + "</script>"
 )
 
@@ -211,6 +291,23 @@ READ_PICTURE_JS = (
     "(...args) => window.__varEdit ? window.__varEdit.picture(args) : "
     f"args.map((v) => typeof v === 'string' && v.startsWith('{PREFIX}') ? {_MISSING} : v)"
 )
+
+
+# An event's script that draws the mask in its first input (mask_data_url's value) on the canvas and
+# passes its second input (a note) on, or the sentence saying why it could not.
+WRITE_MASK_JS = "(mask, note) => window.__varEdit ? window.__varEdit.writeMask(mask, note) : note"
+
+
+def mask_changed_button() -> gr.Button:
+    """The hidden button the page's script clicks when the mask on the canvas may have changed."""
+    return gr.Button("The mask may have changed", visible="hidden", elem_id=MASK_CHANGED_BUTTON)
+
+
+def mask_data_url(mask: np.ndarray) -> str:
+    """A bool (H, W) mask at the canvas's size as the PNG data URL that WRITE_MASK_JS draws."""
+    buf = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8) * 255, "L").save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def changed_button() -> gr.Button:

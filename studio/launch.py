@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -21,7 +22,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     limits = Limits()
     p = argparse.ArgumentParser(prog="var-edit-studio", description="VAR editing studio (Gradio).")
-    p.add_argument("--model", default="demo", help="'demo', a published name (d16..d36) or a folder with vae/var files")
+    p.add_argument(
+        "--model",
+        default="demo",
+        help="'demo', a published name (d16..d36, downloaded on first use), a folder name in --models-dir, "
+        "or the path of a folder with vae/var files",
+    )
+    p.add_argument(
+        "--models-dir",
+        help="folder of model folders the Model panel lists, and where published files may lie "
+        "(default: $VAR_MODELS_DIR, else ./models)",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="never touch the network (as HF_HUB_OFFLINE=1 does): a missing published file is an error "
+        "saying where to put it",
+    )
+    switching = p.add_mutually_exclusive_group()
+    switching.add_argument(
+        "--no-model-switch",
+        dest="model_switch",
+        action="store_false",
+        default=None,
+        help="the page cannot change the model (the default when listening on anything but loopback, or with --share)",
+    )
+    switching.add_argument(
+        "--model-switch",
+        dest="model_switch",
+        action="store_true",
+        help="let the page load listed models even when the studio is reachable from other machines",
+    )
     p.add_argument("--vae", help="VQVAE checkpoint file (use with --var instead of --model)")
     p.add_argument("--var", help="VAR transformer checkpoint file (use with --vae)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps … (default: cuda, then mps, then cpu)")
@@ -92,6 +123,24 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine only (127.0.0.1, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def switch_allowed(args: argparse.Namespace) -> bool:
+    """Whether the page may switch the model: --model-switch / --no-model-switch, else only on loopback
+    without a share link (anyone who can reach the page could otherwise load models on this server)."""
+    if args.model_switch is not None:
+        return bool(args.model_switch)
+    return is_loopback(args.host) and not args.share
+
+
 def start_workers(args: argparse.Namespace, limits: Limits) -> Any:
     """`--workers N` / `--ray ADDRESS`: the model on N Ray Serve replicas (one GPU each where there are GPUs)."""
     try:
@@ -110,19 +159,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Load the model and serve the studio until stopped (Ctrl-C or SIGTERM remove its files)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # The studio is offline: no analytics, no telemetry, no downloads unless a model is fetched on purpose.
+    # No analytics, no telemetry; the network only to fetch a published model (never with --offline).
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from ./models or the cache (HF_HUB_OFFLINE=0 to fetch)
+    if args.models_dir:
+        os.environ["VAR_MODELS_DIR"] = args.models_dir  # published files are looked up there too
     port = args.port or free_port(args.host)
     if not port_free(args.host, port):
         sys.exit(
             f"error: port {port} on {args.host} is taken; pass another with --port N, or --port 0 for any free one."
         )
 
-    from editing import Editor
-
-    from .layout import CSS, HEAD, build_app
+    from editing import Editor, list_models, load_listed
+    from editing.catalog import fetch_listed
 
     limits = Limits(
         picture_pixels=int(args.max_picture_mp * 1e6),
@@ -132,22 +181,51 @@ def main(argv: Sequence[str] | None = None) -> None:
         candidate_pixels=int(args.max_candidate_mp * 1e6),
     )
 
-    def loader(name: str) -> Editor:
-        loaded = Editor.from_pretrained(name, device=args.device, dtype=args.dtype)
+    offline = True if args.offline else None  # None: HF_HUB_OFFLINE decides
+
+    def loader(name: str, progress: Any = None) -> Editor:
+        loaded = load_listed(
+            name, args.models_dir, args.device, args.dtype, download=True, offline=offline, progress=progress
+        )
         loaded.limits = limits
         return loaded
 
-    try:
-        if args.workers > 1 or args.ray:
-            editor, switch = start_workers(args, limits), None  # the workers' model is fixed
+    def fetch(name: str, progress: Any = None) -> None:
+        fetch_listed(name, offline, progress)
+
+    def from_command_line() -> Editor:
+        """The model given by files or a folder path (not a listed name)."""
+        if args.vae:
+            loaded = Editor.from_files(args.vae, args.var, args.device, args.dtype)
         else:
-            editor = Editor.from_files(args.vae, args.var, args.device, args.dtype) if args.vae else loader(args.model)
-            editor.limits, switch = limits, loader
+            loaded = Editor.from_pretrained(args.model, args.device, args.dtype)
+        loaded.limits = limits
+        return loaded
+
+    workers = args.workers > 1 or args.ray
+    listed = not args.vae and args.model in {e.name for e in list_models(args.models_dir)}
+    try:  # before Gradio is imported: a model that cannot load is said at once
+        if workers:
+            editor = start_workers(args, limits)
+        else:
+            editor = loader(args.model) if listed else from_command_line()
     except (ValueError, OSError) as e:  # EditError, CheckpointError, missing files
         sys.exit(f"error: {e}")
+
+    from .layout import CSS, HEAD, build_app
+    from .model_panel import ModelSwitch
+
+    models = ModelSwitch(
+        loader,
+        args.models_dir,
+        args.model if listed else None,
+        None if listed else from_command_line,
+        allowed=switch_allowed(args) and not workers,  # the workers' model is fixed
+        fetch=fetch,
+    )
     concurrency = max(args.concurrency, args.workers)  # every worker busy at once, the rest queue
     demo = build_app(
-        editor, switch, concurrency, time_limit=args.max_edit_seconds, keep_files=args.keep_files_minutes * 60
+        editor, models, concurrency, time_limit=args.max_edit_seconds, keep_files=args.keep_files_minutes * 60
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the files are removed (atexit), as on Ctrl-C
     auth = tuple(args.auth.split(":", 1)) if args.auth else None

@@ -7,12 +7,14 @@ from typing import Any
 
 import gradio as gr
 
-from editing import EditOptions, Editor, available_models
+from editing import EditOptions, Editor
 
 from . import canvas_io
 from .api import add_endpoints
+from .mask_panel import MaskPanel
+from .model_panel import ModelPanelView, ModelSwitch
 from .pictures import BRUSH_SIZE
-from .session import BRUSH_COLOURS, Loader, Outputs, Session, user_error
+from .session import BRUSH_COLOURS, Outputs, Session, user_error
 from .settings import build_settings
 from .tabs import Run, class_edit, inpaint, outpaint
 
@@ -30,7 +32,7 @@ STOPPING_JS = "(status) => /^(Starting|Scale)/.test(status || '') ? 'Stopping…
 
 def build_app(
     editor: Editor,
-    loader: Loader | None = None,
+    models: ModelSwitch | None = None,
     concurrency: int = 1,
     options_cls: type = EditOptions,
     time_limit: float | None = None,
@@ -38,19 +40,21 @@ def build_app(
 ) -> gr.Blocks:
     """The editing studio around `editor` (for embedding: `build_app(editor).launch(css=CSS, head=HEAD)`).
 
-    loader: turns a model name or folder into an Editor for the Model panel (None: the model is
-    fixed); concurrency: how many
+    models: the listed models and switching between them for the Model panel (None: the model is
+    fixed and no list is shown); concurrency: how many
     visitors' edits are accepted at once (their passes take turns on the device); options_cls: the
     option table the settings are generated from; time_limit: seconds an edit may run; keep_files:
     seconds after which served result files are deleted (a page keeps only its latest results).
     """
-    session = Session(editor, loader, time_limit)
+    session = Session(editor, time_limit)
+    model_view = ModelPanelView(session, models)
     # Gradio's copies of served files: swept every 10 minutes, removed after keep_files seconds.
     with gr.Blocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
         gr.Markdown(
             "# VAR editing studio\nPaint over what should change, pick a mode, press run. "
             "Each result streams coarse-to-fine, one scale at a time."
         )
+        model_view.build_notice()
         original = gr.State(None)  # the full-resolution input picture (PIL RGB), kept on the server
         shown = gr.State(None)  # the copy shown on the canvas
         history = gr.State([])  # earlier inputs, for "Back"
@@ -87,7 +91,9 @@ def build_app(
                 picture_box = canvas_io.hidden_box("canvas-picture")
                 known_box = gr.Textbox("", visible=False, elem_id="canvas-known")
                 changed_btn = canvas_io.changed_button()
-                with gr.Tabs():
+                mask_panel = MaskPanel(session)
+                mask_accordion = mask_panel.build()
+                with gr.Tabs() as tabs:
                     runs: list[Run] = inpaint.build()
                     out_runs, margins, preview_btn, canvas_preview, canvas_note = outpaint.build()
                     class_runs, class_dd = class_edit.build(session.class_choices())
@@ -129,23 +135,10 @@ def build_app(
                     elem_id="cells",
                 )
 
-        with gr.Accordion("Model", open=False, elem_id="model"):
-            names = available_models()
-            with gr.Row():
-                model_dd = gr.Dropdown(
-                    names,
-                    value=editor.info.name if editor.info.name in names else None,
-                    label="Model",
-                    allow_custom_value=True,
-                )
-                model_path = gr.Textbox(
-                    label="…or a model folder",
-                    placeholder="/path/to/folder with vae + var checkpoints",
-                    elem_id="model-path",
-                )
-                load_btn = gr.Button("Load model", elem_id="load-model")
-            model_md = gr.Markdown(session.model_summary(), elem_id="model-info")
+        panel = model_view.build()
+        model_view.wire(demo, settings, class_dd, slot)
 
+        mask_panel.wire(mask_box, original, shown, settings, clear_btn, tabs, mask_accordion)
         out = Outputs(live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown)
         # Progress, queue position and error marks go on the status line only, not on every output.
         run_kw: dict[str, Any] = {"concurrency_id": "edit", "show_progress_on": [status], "api_visibility": "private"}
@@ -158,7 +151,10 @@ def build_app(
             inputs = {*picture, *run.components, *settings.components}
             handler = session.run_handler(run, settings, mask_box, slot, out)
             read = run.button.click(None, [mask_box], [mask_box], js=canvas_io.READ_MASK_JS, **quick)
-            read.then(handler, inputs, out.all(), **run_kw)
+            checked = read.then(
+                model_view.check_page, [slot], model_view.refresh_outputs, concurrency_limit=None, **quick
+            )
+            checked.success(handler, inputs, out.all(), **run_kw)
         # "Stopping…" at once, in the page, while a run shows its progress; then the server stops it.
         stopping = stop_btn.click(None, [status], [status], js=STOPPING_JS, **quick)
         stopping.then(session.stop, [slot], None, concurrency_limit=None, **quick)
@@ -198,24 +194,7 @@ def build_app(
             api_visibility="private",
         )
 
-        def load_model(name: str | None, path: str | None) -> dict[Any, Any]:
-            loaded = session.load_model(name, path)
-            return {
-                model_md: session.model_summary(),
-                class_dd: gr.update(choices=session.class_choices(), value=0),
-                **settings.show(loaded.defaults, loaded.num_scales),
-            }
-
-        load_btn.click(
-            load_model,
-            [model_dd, model_path],
-            [model_md, class_dd, *settings.components],
-            concurrency_limit=1,
-            concurrency_id="load",
-            show_progress_on=[model_md],
-            api_visibility="private",
-        )
-        demo.load(session.page_loaded, None, [model_md, class_dd, slot], **quick)
+        demo.load(session.page_loaded, None, [panel.info, class_dd, slot], **quick)
         add_endpoints(session)
     demo.queue(default_concurrency_limit=concurrency)
     atexit.register(session.close)

@@ -65,9 +65,6 @@ def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
     return removed
 
 
-Loader = Callable[[str], Editor]
-
-
 def user_error(text: str) -> gr.Error:
     """A mistake the user can fix: one sentence in the page, one line in the log, no traceback."""
     text = " ".join(str(text).split()) or "Something went wrong."
@@ -88,9 +85,10 @@ class JobSlot:
     """A page's running edit (for Stop) and the folder of its last results (one per browser page,
     made when the page loads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: int = 0) -> None:
         self.job: EditJob | None = None
         self.run_dir: Path | None = None
+        self.model = model  # Session.model_serial of the model this page's settings were made for
 
     @property
     def busy(self) -> bool:
@@ -126,9 +124,9 @@ class Outputs:
 class Session:
     """The shared model and the handlers of the studio."""
 
-    def __init__(self, editor: Editor, loader: Loader | None = None, time_limit: float | None = None) -> None:
-        self.editor = editor
-        self.loader = loader
+    def __init__(self, editor: Editor, time_limit: float | None = None) -> None:
+        self.editor: Editor | None = editor  # None while another model is being loaded
+        self.model_serial = 0  # goes up each time the shared model becomes a different one
         self.time_limit = time_limit
         self._load_lock = threading.Lock()
         remove_stale_workdirs()
@@ -148,7 +146,26 @@ class Session:
             slot.keep_only(None)
 
     # ---- model -------------------------------------------------------------------------
+    def set_editor(self, editor: Editor | None, same_model: bool = False) -> None:
+        """Make `editor` the shared model (None: none while another loads); pages notice unless same_model."""
+        self.editor = editor
+        if editor is not None and not same_model:
+            self.model_serial += 1
+
+    def current_editor(self) -> Editor:
+        """The shared model, or the user's one sentence while another one is being loaded."""
+        editor = self.editor
+        if editor is None:
+            raise user_error("The studio is loading another model; try again in a moment.")
+        return editor
+
+    def page_is_current(self, page: JobSlot | None) -> bool:
+        """Whether a page's settings were made for the model the studio has now."""
+        return not isinstance(page, JobSlot) or page.model == self.model_serial
+
     def model_summary(self) -> str:
+        if self.editor is None:
+            return "Loading a model…"
         info = self.editor.info
         return (
             f"**{info.name}** · {info.image_size}×{info.image_size} px · {info.num_classes} classes · "
@@ -157,30 +174,13 @@ class Session:
         )
 
     def class_choices(self) -> list[tuple[str, int]]:
+        if self.editor is None:
+            return []
         return [(f"{i}: {name}", i) for i, name in enumerate(self.editor.info.class_names)]
 
     def page_loaded(self) -> tuple[str, dict[str, Any], JobSlot]:
         """Model line and class list for a freshly opened page, and the page's own job slot."""
-        return self.model_summary(), gr.update(choices=self.class_choices()), JobSlot()
-
-    def load_model(self, name: str | None, path: str | None) -> Editor:
-        """Switch model (returns it); on failure say why and keep the previous one."""
-        if self.loader is None:
-            raise user_error("This studio's model is fixed; it can be changed where the studio is started (--model).")
-        target = (path or "").strip() or (name or "").strip()
-        if not target:
-            raise user_error("Choose a model or type the path of a model folder.")
-        with self._load_lock:
-            try:
-                editor = self.loader(target)
-            except ValueError as e:  # EditError / CheckpointError: one sentence for the user
-                raise user_error(str(e)) from e
-            except Exception as e:
-                log.exception("loading model %s failed", target)
-                raise user_error(f"Could not load the model '{target}'; the server log has the details.") from e
-            self.editor = editor
-        gr.Info(f"Loaded model {editor.info.name}.")
-        return editor
+        return self.model_summary(), gr.update(choices=self.class_choices()), JobSlot(self.model_serial)
 
     # ---- the input picture -------------------------------------------------------------
     @staticmethod
@@ -258,7 +258,14 @@ class Session:
         mask_box: the hidden textbox the page's script fills with the canvas's mask (canvas_io)."""
 
         def handler(values: Values) -> Iterator[dict[Any, Any]]:
-            editor = self.editor
+            editor = self.current_editor()  # the edit runs to its end on this model, whatever is loaded later
+            page = values[slot]
+            if not self.page_is_current(page):
+                page.model = self.model_serial  # the page has been brought up to date (ModelPanelView.check_page)
+                raise user_error(
+                    f"The studio's model was switched to {editor.info.name} since this page set up its settings; "
+                    "they and the class list now fit it, so check them and run again."
+                )
             extra: dict[Any, Any] = {}
             try:
                 fields = run.fields(values)
@@ -272,7 +279,6 @@ class Session:
                 request = EditRequest(run.mode, picture, mask if run.uses_mask else None, options=options, **fields)
             except EditError as e:
                 raise user_error(str(e)) from e
-            page = values[slot]
             if isinstance(page, JobSlot) and page.busy:
                 raise user_error("Your previous edit is still running: wait for it, or press Stop first.")
             yield from self._stream(editor, request, page, extra, out)
@@ -360,7 +366,7 @@ class Session:
     def api_run(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """One request from an API caller (a JSON-like dict) -> (PNG path carrying its parameters, parameters).
         The endpoints return one picture, so only one candidate is made."""
-        editor = self.editor
+        editor = self.current_editor()
         try:
             options = data.pop("options", None) or {}
             if not isinstance(options, dict):

@@ -278,6 +278,7 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: Page, files: dict[str
     # history, nor wipe a stroke painted after it.
     page.wait_for_timeout(3000)
     assert painted(page) == 0, "Continue should start with a clean mask"
+    page.locator("#canvas").scroll_into_view_if_needed()  # the result's cells may have scrolled it away
     box = page.locator("#canvas canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx - 30 * zoom, cy - 60 * zoom)
@@ -306,6 +307,7 @@ def test_class_edit(page: Page, tmp_path: Path) -> None:
     page.get_by_role("option", name=target, exact=True).click()
     assert page.input_value("#class-dd input") == target
     page.click("#canvas button[title='Brush']")
+    page.locator("#canvas").scroll_into_view_if_needed()
     box = page.locator("#canvas canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx - 30, cy - 60)
@@ -372,8 +374,8 @@ def test_api_inpaint_with_gradio_client(app_url: str, files: dict[str, Path]) ->
 
 
 def test_user_errors_show_one_sentence(page: Page, files: dict[str, Path], offsite: list[str]) -> None:
-    """A text file renamed .png, an empty mask and a missing model each get one clear sentence;
-    the app stays up and keeps its model."""
+    """A text file renamed .png and an empty mask each get one clear sentence; the app stays up
+    (a model that fails to load: tests/test_model_panel.py)."""
     page.set_input_files("input[type=file][data-testid$='-upload-button']", str(files["bad"]))
     toast = page.locator("[data-testid='toast-body']").filter(has_text="not an image")
     toast.first.wait_for()
@@ -388,13 +390,6 @@ def test_user_errors_show_one_sentence(page: Page, files: dict[str, Path], offsi
     page.click("role=tab[name='In-paint']")
     page.click("#run-inpaint")
     page.locator("[data-testid='toast-body']").filter(has_text="Paint over the area").first.wait_for()
-
-    info = page.inner_text("#model-info")
-    page.fill("#model-path input, #model-path textarea", "/no/such/model")
-    page.click("#load-model")
-    page.locator("[data-testid='toast-body']").filter(has_text="/no/such/model").first.wait_for()
-    shot(page, "10-model-load-failed")
-    assert info in page.inner_text("#model-info")  # the previous model stays
 
 
 @pytest.fixture()

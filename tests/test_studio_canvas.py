@@ -145,3 +145,49 @@ def test_candidates_are_tiled_in_even_rows():
     sheet = tile(small)  # 4 x 2, each 64 px cell enlarged 4x with the gaps
     assert sheet.size == (4 * 64 * 4 + 3 * 16, 2 * 64 * 4 + 16)
     assert tile([photo(910, 512)]).size == (910, 512)
+
+
+def test_a_mask_for_the_canvas_is_a_small_black_and_white_png():
+    mask = np.zeros((48, 64), bool)
+    mask[10:20, 5:30] = True
+    url = canvas_io.mask_data_url(mask)
+    assert url.startswith("data:image/png;base64,") and len(url) < 2000
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as im:
+        assert im.mode == "L" and im.size == (64, 48)
+        assert ((np.asarray(im) >= 128) == mask).all()
+
+
+def test_an_uploaded_mask_is_scaled_when_it_has_the_pictures_shape_and_refused_otherwise(tmp_path, monkeypatch):
+    """Upload mask…: same size as it is; twice the size scaled (with a notice); another shape refused
+    in one sentence. Returned: the mask at the canvas's size, for the page's script to draw."""
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from editing import Limits
+    from studio.mask_panel import MaskPanel
+
+    notices: list[str] = []
+    monkeypatch.setattr(gr, "Info", lambda text, *a, **k: notices.append(text))
+    panel = MaskPanel(SimpleNamespace(editor=SimpleNamespace(limits=Limits())))
+    original = photo(100, 50)
+    shown = original.resize((200, 100))
+    box = np.zeros((50, 100), bool)
+    box[10:30, 20:60] = True
+
+    def drawn(url: str) -> np.ndarray:
+        with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as im:
+            assert im.size == shown.size
+            return np.asarray(im.resize(original.size, Image.Resampling.BILINEAR)) >= 128
+
+    Image.fromarray(box.astype(np.uint8) * 255).save(tmp_path / "same.png")
+    assert (drawn(panel.uploaded(str(tmp_path / "same.png"), original, shown)) == box).all() and not notices
+    Image.fromarray(box.astype(np.uint8) * 255).resize((200, 100), Image.NEAREST).save(tmp_path / "twice.png")
+    assert (drawn(panel.uploaded(str(tmp_path / "twice.png"), original, shown)) == box).all()
+    assert notices == ["The mask was 200×100 px; it was scaled to the picture's 100×50 px."]
+    Image.new("L", (100, 100), 255).save(tmp_path / "square.png")
+    with pytest.raises(gr.Error, match="another shape") as caught:
+        panel.uploaded(str(tmp_path / "square.png"), original, shown)
+    assert "100×100 px" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(gr.Error, match="Open a picture first"):
+        panel.uploaded(str(tmp_path / "same.png"), None, None)

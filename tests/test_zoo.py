@@ -1,151 +1,21 @@
-"""Fetching the published models through the real huggingface_hub client, against a stand-in hub.
-
-The stand-in is this file's own HTTP server on 127.0.0.1 serving what `hf_hub_download` asks for
-(HEAD and GET on /{repo}/resolve/{revision}/{filename}, with X-Repo-Commit, ETag, Content-Length
-and Range), with tiny published-format .pth files under the published names. Every client runs in
-a fresh process, since huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE and HF_HUB_OFFLINE at import.
+"""Fetching the published models through the real huggingface_hub client, against the stand-in hub
+of tests/hub_standin.py (tiny published-format .pth files under the published names). Every client
+runs in a fresh process, since huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE and HF_HUB_OFFLINE at import.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from hub_standin import hub_env, run_python
 
-from var_core.zoo import HF_REPO, KNOWN_SIZES, VQVAE_FILE, ZOO
-
-TINY = Path(__file__).parent / "fixtures" / "tiny"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-class StandInHub:
-    """A threaded HTTP server that answers like the hub's file endpoints, and logs every request."""
-
-    def __init__(self, files: dict[str, bytes]):
-        self.files = files
-        self.log: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
-        self.cut_once: set[str] = set()  # files whose next full GET stops halfway through the body
-        self.missing: set[str] = set()  # files answered with 404
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_HEAD(self) -> None:
-                self._serve(body=False)
-
-            def do_GET(self) -> None:
-                self._serve(body=True)
-
-            def _serve(self, body: bool) -> None:
-                asked = self.headers.get("Range")
-                hub.log.append((self.command, self.path, asked))
-                m = re.fullmatch(rf"/{HF_REPO}/resolve/([^/]+)/(.+)", urlsplit(self.path).path)
-                if m is None or m[2] not in hub.files or m[2] in hub.missing:
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "EntryNotFound")
-                    self.send_header("X-Repo-Commit", COMMIT)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                data = hub.files[m[2]]
-                start = int(re.fullmatch(r"bytes=(\d+)-", asked)[1]) if asked else 0
-                self.send_response(206 if asked else 200)
-                self.send_header("X-Repo-Commit", COMMIT)
-                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-                self.send_header("Accept-Ranges", "bytes")
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(data) - start))
-                if asked:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.end_headers()
-                if not body:
-                    return
-                if m[2] in hub.cut_once and not asked:
-                    hub.cut_once.discard(m[2])
-                    self.wfile.write(data[: len(data) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                self.wfile.write(data[start:])
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def requests(self, method: str | None = None) -> list[str]:
-        """Requested file names (all, or of one method), in order."""
-        return [p.rsplit("/", 1)[-1] for m, p, _ in self.log if method in (None, m)]
-
-
-def _pth(path: Path) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(load_file(str(path)), buffer)
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def published() -> dict[str, bytes]:
-    """The tiny reference pair as plain .pth state dicts under the published d16 names."""
-    return {VQVAE_FILE: _pth(TINY / "vae.safetensors"), "var_d16.pth": _pth(TINY / "var.safetensors")}
-
-
-@pytest.fixture
-def hub(published: dict[str, bytes]) -> Iterator[StandInHub]:
-    server = StandInHub(published)
-    yield server
-    server.stop()
-
-
-def _env(hub: StandInHub, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HF_", "HUGGINGFACE_", "VAR_MODELS_DIR"))
-        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
-    }  # no VAR_MODELS_DIR: ./models of the working directory (tmp_path), unless `extra` sets one
-    env.update(
-        HF_ENDPOINT=hub.url,
-        HF_HOME=str(tmp_path / "hf"),
-        HF_HUB_CACHE=str(tmp_path / "hf" / "hub"),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        **extra,
-    )
-    return env
-
-
-def _python(code: str, env: dict[str, str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
-    if check and out.returncode != 0:
-        raise AssertionError(f"exit {out.returncode}\n{out.stdout}\n{out.stderr}")
-    return out
-
+from var_core.zoo import KNOWN_SIZES, VQVAE_FILE, ZOO
 
 LOAD = """
 from editing import Editor
@@ -155,8 +25,8 @@ print("LOADED", editor.name, editor.resolution, editor.var.config["depth"])
 
 
 def test_first_use_downloads_then_the_cache_serves_with_the_hub_gone(hub, published, tmp_path):
-    env = _env(hub, tmp_path)
-    out = _python(LOAD.format(download=True), env, tmp_path)
+    env = hub_env(hub, tmp_path)
+    out = run_python(LOAD.format(download=True), env, tmp_path)
     assert "LOADED VAR-d16 64 2" in out.stdout
     assert re.search(r"Downloading d16: vae_ch160v4096z32.pth \(\d+ MB\), var_d16.pth \(\d+ MB\)", out.stderr)
     assert re.search(r"var_d16.pth: 100%", out.stderr), out.stderr  # the terminal progress bar
@@ -167,13 +37,13 @@ def test_first_use_downloads_then_the_cache_serves_with_the_hub_gone(hub, publis
 
     hub.stop()
     for download in (True, False):
-        again = _python(LOAD.format(download=download), env, tmp_path)
+        again = run_python(LOAD.format(download=download), env, tmp_path)
         assert "LOADED VAR-d16 64 2" in again.stdout and "Downloading" not in again.stderr
 
 
 def test_cli_loads_a_published_name_from_the_cache(hub, tmp_path):
-    env = _env(hub, tmp_path)
-    _python("from var_core.zoo import fetch; fetch('d16')", env, tmp_path)
+    env = hub_env(hub, tmp_path)
+    run_python("from var_core.zoo import fetch; fetch('d16')", env, tmp_path)
     hub.stop()
     cli = [sys.executable, "-m", "editing", "--model", "d16", "--device", "cpu", "--out-dir", "out", "--seed", "1"]
     out = subprocess.run(cli, env={**env, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path, capture_output=True, text=True)
@@ -193,7 +63,7 @@ calls = []
 paths = fetch("d16", progress=lambda f, done, total: calls.append((f, done, total)))
 print(json.dumps({"paths": [str(p) for p in paths], "calls": calls}))
 """
-    out = json.loads(_python(code, _env(hub, tmp_path), tmp_path).stdout)
+    out = json.loads(run_python(code, hub_env(hub, tmp_path), tmp_path).stdout)
     gets = [(p.rsplit("/", 1)[-1], r) for m, p, r in hub.log if m == "GET"]
     size = len(published["var_d16.pth"])
     resumed_at = int(re.fullmatch(r"bytes=(\d+)-", gets[-1][1] or "bytes=0-")[1])
@@ -216,7 +86,7 @@ try:
 except CheckpointError as e:
     print(e)
 """
-    out = _python(code.format(offline=None if how == "env" else True), _env(hub, tmp_path, **extra), tmp_path)
+    out = run_python(code.format(offline=None if how == "env" else True), hub_env(hub, tmp_path, **extra), tmp_path)
     assert hub.log == []
     message = out.stdout.strip()
     assert message.startswith("vae_ch160v4096z32.pth is not on this machine: put it in models/ with var_d16.pth")
@@ -235,10 +105,12 @@ try:
 except CheckpointError as e:
     print(e)
 """
-    env = _env(hub, tmp_path, VAR_MODELS_DIR="my-models")
-    assert _python(code, env, tmp_path).stdout.startswith("var_d16.pth is not on this machine: put it in my-models/ (")
+    env = hub_env(hub, tmp_path, VAR_MODELS_DIR="my-models")
+    assert run_python(code, env, tmp_path).stdout.startswith(
+        "var_d16.pth is not on this machine: put it in my-models/ ("
+    )
     (folder / "var_d16.pth").write_bytes(published["var_d16.pth"])
-    out = _python("from var_core.zoo import fetch; print(fetch('d16'))", env, tmp_path)
+    out = run_python("from var_core.zoo import fetch; print(fetch('d16'))", env, tmp_path)
     assert "my-models/vae_ch160v4096z32.pth" in out.stdout and hub.log == []
 
 
@@ -250,12 +122,12 @@ cards = catalog()
 card = model_card("d16", ask_hub=True)
 print(json.dumps([len(cards), [(f.filename, f.size, f.exact, f.present) for f in card.files]]))
 """
-    n, files = json.loads(_python(code, _env(hub, tmp_path), tmp_path).stdout)
+    n, files = json.loads(run_python(code, hub_env(hub, tmp_path), tmp_path).stdout)
     assert n == len(ZOO)
     assert files == [[name, len(data), True, False] for name, data in published.items()]
     assert hub.requests() == list(published) and hub.requests("HEAD") == list(published)  # catalog() asked nothing
     hub.stop()
-    n, files = json.loads(_python(code, _env(hub, tmp_path), tmp_path).stdout)
+    n, files = json.loads(run_python(code, hub_env(hub, tmp_path), tmp_path).stdout)
     assert files == [[name, KNOWN_SIZES[name], False, False] for name in published]
 
 
@@ -269,7 +141,7 @@ try:
 except CheckpointError as e:
     print(e)
 """
-    message = _python(code, _env(hub, tmp_path), tmp_path).stdout.strip()
+    message = run_python(code, hub_env(hub, tmp_path), tmp_path).stdout.strip()
     assert message.startswith("Could not download var_d16.pth from FoundationVision/var (HTTP 404)")
     assert message.endswith("or put the file in models/.") and str(tmp_path) not in message
 
@@ -283,7 +155,7 @@ def test_known_sizes_match_the_published_key_tables():
 
 
 def test_the_var_core_command_lists_and_fetches(hub, tmp_path):
-    env = _env(hub, tmp_path)
+    env = hub_env(hub, tmp_path)
 
     def run(*args: str) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "var_core", *args]
@@ -329,5 +201,5 @@ try:
 except Stop:
     print("stopped")
 """
-    assert _python(code, _env(hub, tmp_path), tmp_path).stdout.strip() == "stopped"
+    assert run_python(code, hub_env(hub, tmp_path), tmp_path).stdout.strip() == "stopped"
     assert not list((tmp_path / "hf" / "hub").rglob("blobs/*"))  # nothing half-written is left as a file

@@ -1,0 +1,144 @@
+"""A stand-in for the Hugging Face hub on 127.0.0.1, for tests that fetch published models for real.
+
+It serves what `hf_hub_download` asks for (HEAD and GET on /{repo}/resolve/{revision}/{filename},
+with X-Repo-Commit, ETag, Content-Length and Range) and logs every request; the `published` fixture
+(tests/conftest.py) gives tiny published-format .pth files under the d16 names. Clients run in fresh
+processes, since huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE and HF_HUB_OFFLINE at import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import torch
+from safetensors.torch import load_file
+
+from var_core.zoo import HF_REPO, VQVAE_FILE
+
+TINY = Path(__file__).parent / "fixtures" / "tiny"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class StandInHub:
+    """A threaded HTTP server that answers like the hub's file endpoints, and logs every request."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files = files
+        self.log: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self.cut_once: set[str] = set()  # files whose next full GET stops halfway through the body
+        self.missing: set[str] = set()  # files answered with 404
+        self.seconds_per_mb = 0.0  # > 0: bodies are sent in 64 kB pieces at this pace (a slow connection)
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_HEAD(self) -> None:
+                self._serve(body=False)
+
+            def do_GET(self) -> None:
+                self._serve(body=True)
+
+            def _serve(self, body: bool) -> None:
+                asked = self.headers.get("Range")
+                hub.log.append((self.command, self.path, asked))
+                m = re.fullmatch(rf"/{HF_REPO}/resolve/([^/]+)/(.+)", urlsplit(self.path).path)
+                if m is None or m[2] not in hub.files or m[2] in hub.missing:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.send_header("X-Repo-Commit", COMMIT)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = hub.files[m[2]]
+                start = int(re.fullmatch(r"bytes=(\d+)-", asked)[1]) if asked else 0
+                self.send_response(206 if asked else 200)
+                self.send_header("X-Repo-Commit", COMMIT)
+                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data) - start))
+                if asked:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.end_headers()
+                if not body:
+                    return
+                if m[2] in hub.cut_once and not asked:
+                    hub.cut_once.discard(m[2])
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if hub.seconds_per_mb <= 0:
+                    self.wfile.write(data[start:])
+                    return
+                for at in range(start, len(data), 65536):
+                    self.wfile.write(data[at : at + 65536])
+                    self.wfile.flush()
+                    time.sleep(hub.seconds_per_mb * 65536 / 1e6)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def requests(self, method: str | None = None) -> list[str]:
+        """Requested file names (all, or of one method), in order."""
+        return [p.rsplit("/", 1)[-1] for m, p, _ in self.log if method in (None, m)]
+
+
+def _pth(path: Path) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(load_file(str(path)), buffer)
+    return buffer.getvalue()
+
+
+def published_files() -> dict[str, bytes]:
+    """The tiny reference pair as plain .pth state dicts under the published d16 names."""
+    return {VQVAE_FILE: _pth(TINY / "vae.safetensors"), "var_d16.pth": _pth(TINY / "var.safetensors")}
+
+
+def hub_env(hub: StandInHub, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGINGFACE_", "VAR_MODELS_DIR"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }  # no VAR_MODELS_DIR: ./models of the working directory (tmp_path), unless `extra` sets one
+    env.update(
+        HF_ENDPOINT=hub.url,
+        HF_HOME=str(tmp_path / "hf"),
+        HF_HUB_CACHE=str(tmp_path / "hf" / "hub"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        **extra,
+    )
+    return env
+
+
+def run_python(code: str, env: dict[str, str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    if check and out.returncode != 0:
+        raise AssertionError(f"exit {out.returncode}\n{out.stdout}\n{out.stderr}")
+    return out

@@ -1,0 +1,393 @@
+"""The studio's models for real: `python app.py --model d16` fetching through huggingface_hub from the
+stand-in hub (tests/hub_standin.py), the Model panel in Chromium (the list, Load with progress, the demo
+notice, a broken model, a page told that the model changed), the locked model (also through Gradio's
+HTTP routes), and the memory of a switch."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hub_standin import TINY, StandInHub, hub_env
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from studio.launch import parse_args, switch_allowed
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app.py"
+ARTIFACTS = ROOT / "test-artifacts" / "model-panel"
+CHROMIUM = "/usr/bin/chromium"
+LISTED = ["demo", "d16", "d20", "d24", "d30", "d36"]
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+
+
+class App:
+    """`python app.py ARGS` in a subprocess, its output in a file; `url` once it serves."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.log_path = cwd / f"app-{time.monotonic_ns()}.log"
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(APP), *args], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 180
+        while (found := re.search(r"Running on local URL:\s+(http://\S+)", self.log)) is None:
+            if self.proc.poll() is not None:
+                pytest.fail(f"app.py exited with {self.proc.returncode}:\n{self.log[-3000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"app.py did not serve within 180 s:\n{self.log[-3000:]}")
+            time.sleep(0.3)
+        self.url = found[1].rstrip("/") + "/"
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[App]:
+    app = App(args, env, cwd)
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        assert r.status == 200
+        return r.read().decode()
+
+
+def post(url: str, payload: dict) -> tuple[int, str]:
+    request = urllib.request.Request(
+        url, json.dumps(payload).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def generated_by(url: str) -> str:
+    """The model that makes a picture through the /generate endpoint now (raw HTTP, as any client)."""
+    status, body = post(url + "gradio_api/call/generate", {"data": [0, {"seed": 1}]})
+    assert status == 200, body
+    events = get(url + f"gradio_api/call/generate/{json.loads(body)['event_id']}")
+    done = events.split("event: complete\ndata: ", 1)[1].splitlines()[0]
+    return json.loads(done)[1]["model"]
+
+
+# ---- fetching on first use, from the command line -------------------------------------------------
+def test_first_start_downloads_d16_then_the_cache_serves_it(hub: StandInHub, published, tmp_path):
+    env = hub_env(hub, tmp_path)
+    args = ["--model", "d16", "--device", "cpu", "--port", "0"]
+    with running(args, env, tmp_path) as app:
+        assert "VAR-d16" in get(app.url + "config")
+    said = re.search(r"Downloading d16: vae_ch160v4096z32.pth \(\d+ MB\), var_d16.pth \(\d+ MB\)", app.log)
+    assert said, app.log
+    assert said.start() < app.log.index("var_d16.pth: ") < app.log.index("var_d16.pth: 100%")  # size, then the bar
+    assert sorted(hub.requests("GET")) == sorted(published)
+    assert {p.read_bytes() for p in (tmp_path / "hf" / "hub").rglob("blobs/*")} == set(published.values())
+
+    hub.stop()
+    with running(args, env, tmp_path) as again:
+        assert "VAR-d16" in get(again.url + "config")
+    assert "Downloading" not in again.log
+
+
+@pytest.mark.parametrize("how", ["--offline", "HF_HUB_OFFLINE=1"])
+def test_offline_requests_nothing_and_says_which_file_goes_where(hub: StandInHub, tmp_path, how):
+    env = hub_env(hub, tmp_path, **({"HF_HUB_OFFLINE": "1"} if how != "--offline" else {}))
+    args = ["--model", "d16", "--device", "cpu", "--port", "0", *([how] if how == "--offline" else [])]
+    run = subprocess.run([sys.executable, str(APP), *args], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode != 0 and hub.log == []
+    assert "error: vae_ch160v4096z32.pth is not on this machine: put it in models/ with var_d16.pth" in run.stderr
+    assert "downloads are off" in run.stderr
+    assert str(tmp_path) not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_switching_is_locked_off_loopback_unless_asked():
+    assert switch_allowed(parse_args([]))
+    assert not switch_allowed(parse_args(["--host", "0.0.0.0"]))
+    assert not switch_allowed(parse_args(["--share"]))
+    assert switch_allowed(parse_args(["--host", "0.0.0.0", "--model-switch"]))
+    assert not switch_allowed(parse_args(["--no-model-switch"]))
+
+
+# ---- the Model panel in a browser ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def open_page(browser: Browser, url: str) -> Page:
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    open_panel(page)
+    page.wait_for_function("() => document.querySelector('#model-info').innerText.includes(' px')")
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def model_info(page: Page) -> str:
+    return page.inner_text("#model-info")
+
+
+def wait_info(page: Page, text: str) -> None:
+    """Wait until the model line shows `text` (a fresh page gets the current model from its load event)."""
+    page.wait_for_function(f"() => document.querySelector('#model-info').innerText.includes({text!r})")
+
+
+def open_panel(page: Page) -> None:
+    page.locator("#model").get_by_text("Model", exact=True).first.click()
+    page.wait_for_selector("#model-list table", state="visible")
+
+
+def pick(page: Page, name: str) -> None:
+    page.click("#model-choice input")
+    page.click(f"ul[role='listbox'] li[aria-label^='{name} ·']")
+
+
+def toast(page: Page) -> str:
+    """The text of the next error or info toast, which is then closed."""
+    body = page.locator("[data-testid='toast-body']").first
+    body.wait_for(timeout=120_000)
+    text = re.sub(r"^(Error|Info|Warning)\s*×?\s*", "", " ".join(body.inner_text().split()))
+    for close in page.locator("[data-testid='toast-close']").all():
+        close.click()
+    page.wait_for_function("() => !document.querySelector(\"[data-testid='toast-body']\")")
+    return text
+
+
+def generate(page: Page) -> str:
+    """Press Generate new picture (Class edit); the status it ends with, or the toast it raised."""
+    page.click("#tab-class-button") if page.locator("#tab-class-button").count() else page.get_by_role(
+        "tab", name="Class edit"
+    ).click()
+    page.evaluate("document.querySelector('#status textarea').value = ''")
+    page.click("#run-generate")
+    page.wait_for_function(
+        "() => /^(Done|Failed)/.test(document.querySelector('#status textarea').value)"
+        " || document.querySelector(\"[data-testid='toast-body']\") !== null",
+        timeout=120_000,
+    )
+    if page.locator("[data-testid='toast-body']").count():
+        return toast(page)
+    return page.input_value("#status textarea")
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    """A models folder with a working model folder (tiny) and one whose VAR file is damaged (broken)."""
+    models = tmp_path / "models"
+    for name in ("tiny", "broken"):
+        (models / name).mkdir(parents=True)
+        shutil.copy(TINY / "vae.safetensors", models / name / "vae.safetensors")
+    shutil.copy(TINY / "var.safetensors", models / "tiny" / "var.safetensors")
+    (models / "broken" / "var.pth").write_bytes(b"not a checkpoint\n" * 1000)
+    return models
+
+
+@needs_chromium
+def test_the_model_panel_lists_downloads_loads_and_survives_a_broken_model(
+    hub: StandInHub, published, tmp_path, models_dir, browser
+):
+    hub.seconds_per_mb = 0.2  # a few seconds of download: the progress shows
+    env = hub_env(hub, tmp_path)
+    with running(["--port", "0", "--device", "cpu"], env, tmp_path) as app:
+        first, other = open_page(browser, app.url), open_page(browser, app.url)
+        notice = first.inner_text("#demo-notice")
+        assert "64-px toy trained on emoji" in notice and "python app.py --model d16" in notice
+        rows = [" ".join(r.split()) for r in first.locator("#model-list tbody tr").all_inner_texts()]
+        assert [r.split()[0] for r in rows] == [*LISTED, "broken", "tiny"]
+        assert rows[0].startswith("demo (loaded) 64 px 18 MB yes")
+        assert rows[1] == "d16 256 px 1.68 GB to download no" and rows[6].startswith("broken unreadable")
+        assert rows[7].startswith("tiny 64 px 20 MB yes")
+        assert first.locator("#model-path").count() == 0 and first.locator("#model textarea").count() == 0
+        assert first.locator("#model input").count() == first.locator("#model-choice input").count() == 1
+        shot(first, "panel")
+
+        pick(first, "d16")
+        first.click("#load-model")
+        first.wait_for_function(
+            "() => /Downloading vae_ch160v4096z32.pth - [1-9][0-9]?\\.[0-9]%/.test("
+            "document.querySelector('#model-info').innerText)"
+        )  # the bar moves as the bytes come
+        shot(first, "downloading")
+        first.wait_for_function("() => document.querySelector('#model-info').innerText.includes('VAR-d16')")
+        assert toast(first) == "Loaded model VAR-d16."
+        assert not first.locator("#demo-notice").is_visible()
+        assert sorted(hub.requests("GET")) == sorted(published)
+        assert re.search(r"d16 \(loaded\) 256 px \d+ MB yes", " ".join(first.inner_text("#model-list").split()))
+
+        # The other page's settings were made for the demo: told once, brought up to date, then it runs.
+        said = generate(other)
+        assert said == (
+            "The studio's model was switched to VAR-d16 since this page set up its settings; they and the "
+            "class list now fit it, so check them and run again."
+        )
+        assert "VAR-d16" in model_info(other)
+        assert generate(other).startswith("Done: 4 candidate(s)")
+
+        pick(first, "broken")
+        first.click("#load-model")
+        failed = toast(first)
+        shot(first, "broken")
+        assert failed == "var.pth is not a readable PyTorch checkpoint; re-download it; VAR-d16 is loaded again."
+        assert "VAR-d16" in model_info(first) and generate(first).startswith("Done: 4 candidate(s)")
+        assert str(tmp_path) not in app.log.split("refused:")[-1]
+
+        # The handler is a real HTTP route where switching is allowed (the locked test relies on this).
+        status, body = post(app.url + "gradio_api/call/load_model", {"data": ["tiny"]})
+        assert status == 200, body
+        get(app.url + f"gradio_api/call/load_model/{json.loads(body)['event_id']}")
+        wait_info(open_page(browser, app.url), "tiny · 64×64 px")
+
+
+@needs_chromium
+def test_a_locked_model_cannot_be_switched_from_the_page_or_by_http(hub: StandInHub, tmp_path, models_dir, browser):
+    env = hub_env(hub, tmp_path)
+    with running(["--port", "0", "--device", "cpu", "--no-model-switch"], env, tmp_path) as app:
+        page = open_page(browser, app.url)
+        assert page.locator("#load-model").count() == 0 and page.locator("#model-choice").count() == 0
+        assert "fixed on this server" in page.inner_text("#model-fixed")
+        notice = page.inner_text("#demo-notice")
+        assert "python app.py --model d16" in notice and "press Load" not in notice
+        shot(page, "locked")
+
+        config = json.loads(get(app.url + "config"))
+        assert all(d.get("api_name") != "load_model" for d in config["dependencies"])
+        status, _ = post(app.url + "gradio_api/call/load_model", {"data": ["d16"]})
+        assert status >= 400
+        for index in range(len(config["dependencies"])):  # every handler the server has, with a model name
+            for data in (["d16"], ["d16", None], ["tiny"]):
+                post(
+                    app.url + "gradio_api/queue/join",
+                    {"data": data, "fn_index": index, "session_hash": f"probe{index}", "event_data": None},
+                )
+        time.sleep(3)
+        assert hub.log == []
+        assert generated_by(app.url) == "demo"
+
+
+MISSING = """
+from editing import load_listed
+from editing.catalog import fetch_listed
+from studio.model_panel import ModelSwitch, SwitchError
+from studio.session import Session
+
+switch = ModelSwitch(
+    lambda name, progress: load_listed(name, "{models}", offline=True),
+    "{models}",
+    "demo",
+    fetch=lambda name, progress: fetch_listed(name, True, progress),
+)
+session = Session(load_listed("demo"))
+for name in ("d16", "../models/tiny", "{models}/tiny"):
+    try:
+        switch.switch(session, name)
+    except SwitchError as e:
+        print(e)
+print(session.editor.name, session.model_serial)
+session.close()
+"""
+
+
+def test_a_model_missing_offline_or_not_listed_is_one_sentence_without_server_paths(
+    hub: StandInHub, tmp_path, models_dir
+):
+    code = textwrap.dedent(MISSING.format(models=models_dir))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=hub_env(hub, tmp_path, VAR_MODELS_DIR=str(models_dir)),  # as --models-dir sets it
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    missing, unlisted, by_path, state = out.stdout.splitlines()
+    assert missing.startswith(
+        "vae_ch160v4096z32.pth is not on this machine: put it in the models folder with var_d16.pth"
+    ), missing
+    assert missing.endswith("; demo stays loaded.") and hub.log == []
+    assert unlisted == by_path == "Only the listed models can be loaded here; pick one from the list."
+    assert all(str(tmp_path) not in line for line in (missing, unlisted))
+    assert state == "demo 0"  # the demo stayed, and pages were not told of a change
+
+
+# ---- memory: the old model goes before the new one comes ----------------------------------------
+SWITCH = """
+import os, shutil, torch, var_core
+from editing import load_listed
+from studio.model_panel import ModelSwitch
+from studio.session import Session
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+
+torch.manual_seed(0)
+big = var_core.VAR(vocab_size=64, z_channels=8, depth=8, num_classes=10, patch_nums=(1, 2, 3, 4))
+for name in ("big-a", "big-b"):
+    shutil.copytree("{tiny}", f"models/{{name}}", ignore=shutil.ignore_patterns("var.safetensors", "expected*"))
+torch.save(big.state_dict(), "models/big-a/var.pth")
+os.link("models/big-a/var.pth", "models/big-b/var.pth")  # the same weights, loaded twice
+del big
+size = sum(p.stat().st_size for p in __import__("pathlib").Path("models/big-b").iterdir())
+switch = ModelSwitch(lambda name, progress: load_listed(name, "models"), "models", "big-a")
+session = Session(load_listed("big-a", "models"))
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")
+switch.switch(session, "big-b")
+print(size, status("VmHWM") - before, session.editor.name)
+session.close()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_switch_never_holds_two_large_models(tmp_path):
+    (tmp_path / "models").mkdir()
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(SWITCH.format(tiny=TINY))],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    size, grown, name = out.stdout.split()
+    assert name == "big-b"
+    assert int(grown) < 0.5 * int(size), (
+        f"peak grew by {int(grown) / 1e6:.0f} MB switching to a {int(size) / 1e6:.0f} MB model"
+    )
