@@ -11,11 +11,7 @@ import os
 import re
 import shlex
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, sync_playwright
+from studio_server import running
 
 from editing import read_params
 from studio.pictures import BRUSH_SIZE, CANVAS_SIDE
@@ -45,13 +42,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
 ]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def picture() -> Image.Image:
@@ -87,38 +77,9 @@ def app_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def app_url(app_log: Path) -> Iterator[str]:
-    """`python app.py --port N` as a subprocess; its URL once it answers."""
-    port = free_port()
-    log = app_log
-    extra = shlex.split(os.environ.get("VAR_APP_ARGS", ""))
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port), *extra], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer within 180 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if proc.returncode not in (0, -15, None):
-            print(log.read_text()[-3000:])
+    """`python app.py` (plus $VAR_APP_ARGS) as a subprocess; its URL once it serves."""
+    with running(shlex.split(os.environ.get("VAR_APP_ARGS", "")), app_log) as studio:
+        yield studio.url
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +128,8 @@ def run_and_wait(pg: Page, button: str) -> str:
     """Click a run button and wait for the status line to say how it ended (or for an error toast)."""
     for close in pg.locator("[data-testid='toast-close']").all():
         close.click()
+    # a closed toast stays in the page while it fades out; it must not pass for this run's error
+    pg.wait_for_function("() => document.querySelector(\"[data-testid='toast-body']\") === null")
     pg.evaluate("document.querySelector('#status textarea').value = ''")
     pg.click(button)
     pg.wait_for_function(

@@ -3,16 +3,13 @@ same time, each with live previews, and Stop reaches the worker."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from test_app import CHROMIUM, CHROMIUM_ARGS, SIZE, free_port, paint_line, picture, wait_picture
+from studio_server import running
+from test_app import CHROMIUM, CHROMIUM_ARGS, SIZE, paint_line, picture, wait_picture
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install .[ray]")
 pytestmark = [
@@ -28,31 +25,9 @@ RECORD = (  # every status the page shows, sampled every 20 ms
 
 @pytest.fixture(scope="module")
 def workers_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
     log = tmp_path_factory.mktemp("workers-log") / "app.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--workers", "2"], cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 240
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py --workers 2 exited:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                time.sleep(1)
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py --workers 2 did not answer within 240 s:\n{log.read_text()[-3000:]}")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with running(["--workers", "2"], log, wait=240) as studio:
+        yield studio.url
 
 
 @pytest.fixture(scope="module")

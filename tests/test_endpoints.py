@@ -3,52 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from studio_server import running
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python app.py --mcp` on a free port."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("endpoints") / "app.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--mcp"], cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(log.read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with running(["--mcp"], tmp_path_factory.mktemp("endpoints") / "app.log") as studio:
+        yield studio.url
 
 
 @pytest.fixture(scope="module")

@@ -15,61 +15,19 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from hub_standin import TINY, StandInHub, hub_env
 from playwright.sync_api import Browser, Page, sync_playwright
+from studio_server import APP, ROOT, running
 
 from studio.launch import parse_args, switch_allowed
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "app.py"
 ARTIFACTS = ROOT / "test-artifacts" / "model-panel"
 CHROMIUM = "/usr/bin/chromium"
 LISTED = ["demo", "d16", "d20", "d24", "d30", "d36"]
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-
-
-class App:
-    """`python app.py ARGS` in a subprocess, its output in a file; `url` once it serves."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.log_path = cwd / f"app-{time.monotonic_ns()}.log"
-        with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(APP), *args], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 180
-        while (found := re.search(r"Running on local URL:\s+(http://\S+)", self.log)) is None:
-            if self.proc.poll() is not None:
-                pytest.fail(f"app.py exited with {self.proc.returncode}:\n{self.log[-3000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"app.py did not serve within 180 s:\n{self.log[-3000:]}")
-            time.sleep(0.3)
-        self.url = found[1].rstrip("/") + "/"
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-@contextmanager
-def running(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[App]:
-    app = App(args, env, cwd)
-    try:
-        yield app
-    finally:
-        app.stop()
 
 
 def get(url: str) -> str:
@@ -102,7 +60,7 @@ def generated_by(url: str) -> str:
 def test_first_start_downloads_d16_then_the_cache_serves_it(hub: StandInHub, published, tmp_path):
     env = hub_env(hub, tmp_path)
     args = ["--model", "d16", "--device", "cpu", "--port", "0"]
-    with running(args, env, tmp_path) as app:
+    with running(args, tmp_path, env, tmp_path) as app:
         assert "VAR-d16" in get(app.url + "config")
     said = re.search(r"Downloading d16: vae_ch160v4096z32.pth \(\d+ MB\), var_d16.pth \(\d+ MB\)", app.log)
     assert said, app.log
@@ -111,7 +69,7 @@ def test_first_start_downloads_d16_then_the_cache_serves_it(hub: StandInHub, pub
     assert {p.read_bytes() for p in (tmp_path / "hf" / "hub").rglob("blobs/*")} == set(published.values())
 
     hub.stop()
-    with running(args, env, tmp_path) as again:
+    with running(args, tmp_path, env, tmp_path) as again:
         assert "VAR-d16" in get(again.url + "config")
     assert "Downloading" not in again.log
 
@@ -223,7 +181,7 @@ def test_the_model_panel_lists_downloads_loads_and_survives_a_broken_model(
 ):
     hub.seconds_per_mb = 0.2  # a few seconds of download: the progress shows
     env = hub_env(hub, tmp_path)
-    with running(["--port", "0", "--device", "cpu"], env, tmp_path) as app:
+    with running(["--port", "0", "--device", "cpu"], tmp_path, env, tmp_path) as app:
         first, other = open_page(browser, app.url), open_page(browser, app.url)
         notice = first.inner_text("#demo-notice")
         assert "64-px toy trained on emoji" in notice and "python app.py --model d16" in notice
@@ -276,7 +234,7 @@ def test_the_model_panel_lists_downloads_loads_and_survives_a_broken_model(
 @needs_chromium
 def test_a_locked_model_cannot_be_switched_from_the_page_or_by_http(hub: StandInHub, tmp_path, models_dir, browser):
     env = hub_env(hub, tmp_path)
-    with running(["--port", "0", "--device", "cpu", "--no-model-switch"], env, tmp_path) as app:
+    with running(["--port", "0", "--device", "cpu", "--no-model-switch"], tmp_path, env, tmp_path) as app:
         page = open_page(browser, app.url)
         assert page.locator("#load-model").count() == 0 and page.locator("#model-choice").count() == 0
         assert "fixed on this server" in page.inner_text("#model-fixed")

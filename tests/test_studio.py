@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import gradio as gr
+from studio_server import Studio
 
 from editing import EditOptions
 from editing.options import option
@@ -64,22 +62,10 @@ def test_a_taken_port_is_one_sentence():
 
 
 def test_sigterm_removes_the_studio_files(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
+    studio = Studio([], tmp_path / "app.log", env={**os.environ, "TMPDIR": str(tmp_path)})
     assert list(tmp_path.glob("var-edit-app-*")), "the studio made no folder for its files"
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+    studio.stop()  # SIGTERM
+    assert studio.proc.returncode == 0, studio.log[-3000:]
     assert not list(tmp_path.glob("var-edit-app-*"))
 
 

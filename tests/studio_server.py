@@ -1,0 +1,65 @@
+"""The studio as the tests start it: `python app.py ARGS --port 0` in a subprocess, its console in a file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app.py"
+
+
+class Studio:
+    """A started studio: `url` once Gradio serves it, `log` its console output so far.
+
+    log_path: the file for its console output, or a folder to make a new one in."""
+
+    def __init__(
+        self, args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, wait: float = 180
+    ) -> None:
+        self.log_path = log_path / f"app-{time.monotonic_ns()}.log" if log_path.is_dir() else log_path
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(APP), "--port", "0", *args], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + wait
+        while (found := re.search(r"Running on local URL:\s+(http://\S+)", self.log)) is None:
+            if self.proc.poll() is not None:
+                pytest.fail(f"app.py {' '.join(args)} exited with {self.proc.returncode}:\n{self.log[-3000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"app.py {' '.join(args)} did not serve within {wait:g} s:\n{self.log[-3000:]}")
+            time.sleep(0.3)
+        self.url = found[1].rstrip("/") + "/"
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, signal_wait: float = 30) -> None:
+        """SIGTERM (the studio removes its files), then SIGKILL if it does not end within `signal_wait` s."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=signal_wait)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextmanager
+def running(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, wait: float = 180
+) -> Iterator[Studio]:
+    """A studio for the length of the `with` block."""
+    studio = Studio(args, log_path, env, cwd, wait)
+    try:
+        yield studio
+    finally:
+        studio.stop()
