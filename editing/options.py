@@ -109,6 +109,13 @@ class EditOptions:
         "Blends similar tokens instead of picking one "
         "(Gumbel-softmax 'more smooth' sampling): softer, less noisy detail.",
     )
+    keep_fitting: bool = option(
+        False,
+        bool,
+        "Keep what already fits the class",
+        "Class edits: inside the mask, keep the picture's own detail wherever the new class finds it at least "
+        "as likely as the picture alone does, so only what must change is redrawn.",
+    )
     policy: str = option(
         "touch",
         str,
