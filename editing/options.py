@@ -114,7 +114,8 @@ class EditOptions:
         bool,
         "Keep what already fits the class",
         "Class edits: inside the mask, keep the picture's own detail wherever the new class finds it at least "
-        "as likely as the picture alone does, so only what must change is redrawn.",
+        "as likely as the picture alone does; more of the picture stays, but the new class shows less.",
+        advanced=True,
     )
     policy: str = option(
         "touch",
