@@ -109,6 +109,14 @@ class EditOptions:
         "Blends similar tokens instead of picking one "
         "(Gumbel-softmax 'more smooth' sampling): softer, less noisy detail.",
     )
+    keep_fitting: bool = option(
+        False,
+        bool,
+        "Keep what already fits the class",
+        "Class edits: inside the mask, keep the picture's own detail wherever the new class finds it at least "
+        "as likely as the picture alone does; more of the picture stays, but the new class shows less.",
+        advanced=True,
+    )
     policy: str = option(
         "touch",
         str,

@@ -22,7 +22,7 @@ from var_core import VAR, VQVAE, SamplingOptions, sample_scales
 
 from .job import EditJob, Progress
 from .plan import Plan
-from .teacher_forcing import TeacherForcing
+from .teacher_forcing import FIT_THRESHOLD, TeacherForcing
 
 
 def row_seed(seed: int, candidate: int) -> int:
@@ -55,7 +55,7 @@ def sample(
     scale and each decode, so passes that share a device take turns scale by scale and a short
     edit never waits for the whole of a long one."""
     slots = slots if slots is not None else list(range(len(plans)))
-    labels, options, generators, sources, regenerate, replay, owner = [], [], [], [], [], [], []
+    labels, options, generators, sources, regenerate, replay, fit, owner = [], [], [], [], [], [], [], []
     for p, plan in enumerate(plans):
         for i in range(plan.options.num_samples):
             labels.append(plan.label)
@@ -64,11 +64,12 @@ def sample(
             sources.append(plan.source)
             regenerate.append(plan.regenerate)
             replay.append(plan.options.replay)
+            fit.append(FIT_THRESHOLD if plan.options.keep_fitting else None)
             owner.append(p)
     label_rows = torch.tensor(labels, device=device)
     keep = None
     if any(s is not None for s in sources):
-        keep = TeacherForcing.for_rows(vqvae, sources, regenerate, replay, device)
+        keep = TeacherForcing.for_rows(vqvae, sources, regenerate, replay, device, fit)
     K = var.num_scales
     f_hat, tokens = None, []
     steps = sample_scales(var, vqvae, label_rows, options, generators, keep)

@@ -50,6 +50,14 @@ class KeepHook(Protocol):
         """Optional: which tokens of scale k are sampled, known before the run: bool (B, pn_k^2) on the CPU, the
         complement of the `keep` map `__call__` gives (None: all). A hook without it gets every token sampled."""
 
+    def fits(
+        self, k: int, f_hat: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, places: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Optional: sampled tokens to keep after all, judged by the guided rows' two CFG branches: cond and uncond
+        logits (n_g, V) of scale k's sampled tokens in guided rows, places (n_g,) their flat index into (B * pn_k^2)
+        -> (keep, tokens), both (B, pn_k^2), like `__call__`, or None. Called before the draws, which it leaves as
+        they are."""
+
 
 @dataclass
 class ScaleStep:
@@ -136,13 +144,14 @@ class _Scale:
     """One scale's n sampled tokens, in (row, position) order. `select`: the positions the head runs for among the
     B + G rows of both CFG branches (None: all, in that order), the n sampled tokens first, then the unconditional
     twins of those in guided rows; `guided` (n_g,): which of the n are guided (None: all n); `t` (n_g, 1): their
-    guidance weight cfg * k / (K - 1)."""
+    guidance weight cfg * k / (K - 1); `places` (n_g,): the guided ones' flat index into (B * l)."""
 
     n: int
     select: Selection | None
     guided: torch.Tensor | None
     t: torch.Tensor
     groups: list[_Group]
+    places: torch.Tensor
 
 
 def _plan(
@@ -188,7 +197,8 @@ def _plan(
             every = len(tokens) == n
             parts.append(_Group(opt, None if every else tokens.to(device), flat[tokens].to(device), draws))
         all_guided = len(guided) == n
-        plan.append(_Scale(n, select, None if all_guided else guided.to(device), t.to(device), parts))
+        places = flat[guided].to(device)
+        plan.append(_Scale(n, select, None if all_guided else guided.to(device), t.to(device), parts, places))
     return plan
 
 
@@ -211,7 +221,8 @@ def sample_scales(
     labels: (B,) class ids, `var.num_classes` for the unconditional class.
     options: one for all rows, or one per row. generator: one for all rows, or one per row.
     keep: called before each scale's update; tokens it marks kept replace the sampled ones, and those it
-    announces through `keep.sampled` are the only ones the head, filtering and sampling run for.
+    announces through `keep.sampled` are the only ones the head, filtering and sampling run for; a hook with
+    `fits` may keep some of those too, judged by the guided rows' two CFG branches.
     Rows that are unconditional or have cfg 0 run one CFG branch; the others two.
     """
     quant = vqvae.quantize
@@ -241,6 +252,10 @@ def sample_scales(
         n = scale.n
         with var.autocast():
             logits = var.step(x, conditioning, caches, scale.select).view(-1, var.vocab_size)
+        fitted = None
+        if G and hasattr(keep, "fits"):
+            cond_logits = logits[:n] if scale.guided is None else logits[scale.guided]
+            fitted = keep.fits(k, f_hat, cond_logits, logits[n:], scale.places)
         if G:
             if scale.guided is None:
                 logits = (1 + scale.t) * logits[:n] - scale.t * logits[n:]
@@ -261,9 +276,13 @@ def sample_scales(
         if kept is not None:
             mask, kept_tokens = kept
             idx = torch.where(mask, kept_tokens, idx)
+        if fitted is not None:
+            idx = torch.where(fitted[0], fitted[1], idx)
         h = codebook[idx]  # (B, l, Cvae)
         for group, vectors in smooth:
             h.view(-1, quant.Cvae)[group.places] = vectors
+        if fitted is not None and smooth:
+            h = torch.where(fitted[0].unsqueeze(-1), codebook[idx], h)
         h = h.transpose(1, 2).reshape(B, quant.Cvae, pn, pn)
         f_hat = f_hat + quant.scale_contribution(h, k)
         yield ScaleStep(k, f_hat, idx)
