@@ -74,7 +74,7 @@ class Ours:
         from editing.masks import scale_masks
         from editing.teacher_forcing import run_edit
 
-        options = var_core.SamplingOptions(cfg=1.5, top_k=900, top_p=0.96, fast_decode=fast)
+        options = var_core.SamplingOptions(cfg=1.5, top_k=900, top_p=0.96, fast=fast)
         g = torch.Generator().manual_seed(seed)
         if name == "generate":
             var_core.generate(self.var, self.vqvae, torch.tensor([CLASS]), options, g)
@@ -138,9 +138,8 @@ class Side:
     """A worker subprocess for one side."""
 
     def __init__(self, side: str, threads: int, seed: int, original: Path | None = None):
-        env = dict(os.environ)
-        if original is not None:
-            env["PYTHONPATH"] = str(original)
+        # ours: this checkout's packages, whatever another checkout may have installed
+        env = {**os.environ, "PYTHONPATH": str(original if original is not None else ROOT)}
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", side, "--threads", str(threads)]
         cmd += ["--seed", str(seed)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)

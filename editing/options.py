@@ -109,6 +109,14 @@ class EditOptions:
         "Blends similar tokens instead of picking one "
         "(Gumbel-softmax 'more smooth' sampling): softer, less noisy detail.",
     )
+    fast: bool = option(
+        _SAMPLING.fast,
+        bool,
+        "Fast mode",
+        "On hardware with fast bfloat16 (recent Intel CPUs with AMX, GPUs): the last two scales and the decoder "
+        "run in bfloat16, about 1.5x faster overall on such a CPU. The coarse layout is the same as without it; "
+        "some fine tokens change (about 92-97 % agree) and the picture differs slightly (about 30 dB PSNR).",
+    )
     policy: str = option(
         "touch",
         str,
@@ -208,7 +216,7 @@ class EditOptions:
 
     def sampling(self) -> SamplingOptions:
         """The sampler's share of the options."""
-        return SamplingOptions(self.cfg, self.top_k, self.top_p, self.more_smooth)
+        return SamplingOptions(self.cfg, self.top_k, self.top_p, self.more_smooth, self.fast)
 
 
 def spec_of(f: dataclasses.Field) -> OptionSpec:

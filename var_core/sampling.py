@@ -25,21 +25,24 @@ from typing import Protocol
 import torch
 
 from .transformer import VAR, Selection
-from .vqvae import VQVAE
+from .vqvae import VQVAE, fast_dtype
+
+FAST_SCALES = 2  # the fast mode's bfloat16 transformer runs the last this many scales
 
 
 @dataclass(frozen=True)
 class SamplingOptions:
     """cfg: guidance strength (ramped from 0 at scale 0 to cfg at the last); top_k 0 / top_p 0 disable.
 
-    fast_decode: the fast mode; decode the picture in bfloat16 where the hardware does that faster (see
-    `VQVAE.decode_fhat`): the tokens are the same, the pixels move by about 45 dB PSNR."""
+    fast: where the hardware computes bfloat16 faster than float32 (`fast_dtype`: CUDA, CPUs with AVX512-BF16 or
+    AMX; elsewhere it changes nothing), run the transformer at the last `FAST_SCALES` scales and the decoder in
+    bfloat16. The coarser scales stay exact; the last two move some tokens (bench/fast_fidelity.py)."""
 
     cfg: float = 1.5
     top_k: int = 900
     top_p: float = 0.96
     more_smooth: bool = False
-    fast_decode: bool = False
+    fast: bool = False
 
 
 class KeepHook(Protocol):
@@ -212,13 +215,16 @@ def sample_scales(
     options: one for all rows, or one per row. generator: one for all rows, or one per row.
     keep: called before each scale's update; tokens it marks kept replace the sampled ones, and those it
     announces through `keep.sampled` are the only ones the head, filtering and sampling run for.
-    Rows that are unconditional or have cfg 0 run one CFG branch; the others two.
+    Rows that are unconditional or have cfg 0 run one CFG branch; the others two. The rows must agree on `fast`.
     """
     quant = vqvae.quantize
     B, K, device = labels.shape[0], var.num_scales, labels.device
     per_row = [options] * B if isinstance(options, SamplingOptions) else list(options)
     if len(per_row) != B or (isinstance(generator, Sequence) and len(generator) != B):
         raise ValueError("Give one SamplingOptions and one generator per row, or one for all rows.")
+    if len({o.fast for o in per_row}) > 1:
+        raise ValueError("Rows of one batch must agree on `fast`: sample fast and exact rows in separate passes.")
+    fast = fast_dtype(device) if per_row[0].fast else None
     uncond = var.num_classes
     guided = [i for i, (o, c) in enumerate(zip(per_row, labels.tolist(), strict=True)) if o.cfg != 0 and c != uncond]
     G = len(guided)
@@ -239,7 +245,8 @@ def sample_scales(
     codebook = quant.embedding.weight.float()
     for k, (pn, scale) in enumerate(zip(var.patch_nums, plan, strict=True)):
         n = scale.n
-        with var.autocast():
+        late = fast is not None and k >= K - FAST_SCALES
+        with torch.autocast(device.type, dtype=fast) if late else var.autocast():
             logits = var.step(x, conditioning, caches, scale.select).view(-1, var.vocab_size)
         if G:
             if scale.guided is None:
@@ -319,4 +326,4 @@ def generate(
 ) -> torch.Tensor:
     """Class-conditional generation: labels (B,) -> images (B, 3, H, W) in [0, 1]."""
     f_hat, _ = sample_fhat(var, vqvae, labels, options, generator)
-    return vqvae.decode_fhat(f_hat, fast=options.fast_decode).add(1).mul(0.5)
+    return vqvae.decode_fhat(f_hat, fast=options.fast).add(1).mul(0.5)
