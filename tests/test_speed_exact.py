@@ -225,6 +225,25 @@ def test_fast_mode_keeps_the_coarse_scales_and_most_fine_tokens(demo):
         assert 10 * math.log10(4 / max((a - b).square().mean().item(), 1e-12)) > 25  # images in [-1, 1]
 
 
+def test_fast_mode_edits_keep_the_coarse_scales_and_the_kept_tokens(demo):
+    """In-paints and class edits with different masks in one batch: at the last scale the fast mode runs only the
+    positions some row samples; the coarser scales match the exact run and every kept token is the hook's."""
+    vqvae, var = demo
+    rows, labels, hook = _batch(vqvae, var)
+    edits = [0, 1, 3]
+    sub = TeacherForcing.for_rows(vqvae, [rows[i][1] for i in edits], [rows[i][2] for i in edits], [False] * 3, "cpu")
+    fast = var_core.SamplingOptions(cfg=GREEDY.cfg, top_k=1, top_p=0.0, fast=True)
+    _, exact = var_core.sample_fhat(var, vqvae, labels[edits], GREEDY, keep=sub)
+    steps = list(var_core.sample_scales(var, vqvae, labels[edits], fast, keep=sub))
+    tokens = [step.tokens for step in steps]
+    K = var.num_scales
+    assert _same(exact[: K - FAST_SCALES], tokens[: K - FAST_SCALES])
+    kept = ~sub.sampled(K - 1)
+    _, forced = sub(K - 1, steps[-2].f_hat)
+    assert torch.equal(tokens[-1][kept], forced[kept])
+    assert (exact[-1] == tokens[-1])[~kept].float().mean() >= 0.5
+
+
 def test_fast_and_exact_rows_do_not_share_a_batch(demo):
     vqvae, var = demo
     options = [var_core.SamplingOptions(), var_core.SamplingOptions(fast=True)]

@@ -139,13 +139,15 @@ class _Scale:
     """One scale's n sampled tokens, in (row, position) order. `select`: the positions the head runs for among the
     B + G rows of both CFG branches (None: all, in that order), the n sampled tokens first, then the unconditional
     twins of those in guided rows; `guided` (n_g,): which of the n are guided (None: all n); `t` (n_g, 1): their
-    guidance weight cfg * k / (K - 1)."""
+    guidance weight cfg * k / (K - 1). `columns`: the only positions the transformer runs (None: all); `select`
+    then counts positions among those."""
 
     n: int
     select: Selection | None
     guided: torch.Tensor | None
     t: torch.Tensor
     groups: list[_Group]
+    columns: torch.Tensor | None = None
 
 
 def _plan(
@@ -155,8 +157,10 @@ def _plan(
     per_row: list[SamplingOptions],
     generator: Generators,
     device: torch.device,
+    pruned_from: int,
 ) -> list[_Scale]:
-    """Per scale: index tensors of the sampled tokens, built on the host from bool maps (B, l) and moved once."""
+    """Per scale: index tensors of the sampled tokens, built on the host from bool maps (B, l) and moved once.
+    From scale `pruned_from` on the transformer runs only the positions sampled in some row."""
     B, K, G = len(per_row), var.num_scales, len(guided_rows)
     is_guided = torch.zeros(B, dtype=torch.bool)
     is_guided[guided_rows] = True
@@ -172,11 +176,17 @@ def _plan(
         flat, n = rows * l + pos, len(rows)
         in_guided = is_guided[rows]
         guided = in_guided.nonzero().view(-1)
-        if bool(where.all()):
+        columns, width, column = None, l, pos  # the positions run (None: all), how many, each token's among them
+        used = where.any(0)
+        if k >= pruned_from and bool(used.any()) and not bool(used.all()):
+            columns = used.nonzero().view(-1)
+            width, column = len(columns), used.cumsum(0)[pos] - 1
+            columns = columns.to(device)
+        head = torch.cat((rows * width + column, twin[rows[guided]] * width + column[guided]))
+        if len(head) == (B + G) * width:
             select = None
         else:
-            head = torch.cat((flat, twin[rows[guided]] * l + pos[guided]))
-            select = Selection(head.to(device), (head // l).to(device))
+            select = Selection(head.to(device), (head // width).to(device))
         t = torch.tensor([opt.cfg * (k / (K - 1)) for opt in per_row])[rows[guided]].view(-1, 1)  # cfg * ratio
         counts = torch.bincount(rows, minlength=B).tolist()
         parts = []
@@ -191,7 +201,7 @@ def _plan(
             every = len(tokens) == n
             parts.append(_Group(opt, None if every else tokens.to(device), flat[tokens].to(device), draws))
         all_guided = len(guided) == n
-        plan.append(_Scale(n, select, None if all_guided else guided.to(device), t.to(device), parts))
+        plan.append(_Scale(n, select, None if all_guided else guided.to(device), t.to(device), parts, columns))
     return plan
 
 
@@ -225,6 +235,7 @@ def sample_scales(
     if len({o.fast for o in per_row}) > 1:
         raise ValueError("Rows of one batch must agree on `fast`: sample fast and exact rows in separate passes.")
     fast = fast_dtype(device) if per_row[0].fast else None
+    pruned_from = K - 1 if fast is not None else K  # the fast mode runs only sampled positions at the last scale
     uncond = var.num_classes
     guided = [i for i, (o, c) in enumerate(zip(per_row, labels.tolist(), strict=True)) if o.cfg != 0 and c != uncond]
     G = len(guided)
@@ -233,7 +244,7 @@ def sample_scales(
     for k, pn in enumerate(var.patch_nums):
         where = keep.sampled(k) if hasattr(keep, "sampled") else None
         sampled.append(torch.ones(B, pn * pn, dtype=torch.bool) if where is None else where.cpu())
-    plan = _plan(var, sampled, guided, per_row, generator, device)
+    plan = _plan(var, sampled, guided, per_row, generator, device, pruned_from)
     # The unconditional branch runs only for guided rows; for the others both branches are equal.
     cond = var.class_emb(torch.cat((labels, labels.new_full((G,), uncond))))
     with var.autocast():
@@ -246,6 +257,8 @@ def sample_scales(
     for k, (pn, scale) in enumerate(zip(var.patch_nums, plan, strict=True)):
         n = scale.n
         late = fast is not None and k >= K - FAST_SCALES
+        if scale.columns is not None:
+            x = x[:, scale.columns]
         with torch.autocast(device.type, dtype=fast) if late else var.autocast():
             logits = var.step(x, conditioning, caches, scale.select).view(-1, var.vocab_size)
         if G:
