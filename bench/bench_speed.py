@@ -12,7 +12,7 @@ cfg 1.5, top-k 900, top-p 0.96, every timing including the VQVAE decode. Rows:
                        regenerated ("touch" masks), the picture's encoding cached (not timed);
   class edit 10 / 40 % the 10 and 40 % boxes redrawn as class 207 (two CFG branches);
 each exact and in the fast mode (`SamplingOptions(fast=True)`: the last two scales and the decoder in bfloat16
-where the CPU has fast bfloat16, and at the last scale only the positions being sampled).
+where the CPU has fast bfloat16, and at those two scales only the positions being sampled).
 Each side runs in its own worker process (this script with --worker); the original's has the checkout on its
 PYTHONPATH (set through `env=`) and imports its `models` package there only; nothing of it is copied here. The
 driver sends the tasks to the two workers one at a time, the original first in odd repeats and last in even ones;

@@ -226,10 +226,10 @@ def test_fast_mode_keeps_the_coarse_scales_and_most_fine_tokens(demo):
 
 
 def test_fast_mode_edits_keep_the_coarse_scales_and_the_kept_tokens(demo):
-    """In-paints and class edits with different masks in one batch: at the last scale the fast mode runs only the
+    """In-paints and class edits with different masks in one batch: at the last two scales the fast mode runs only the
     positions some row samples; the coarser scales match the exact run and every kept token is the hook's."""
     vqvae, var = demo
-    rows, labels, hook = _batch(vqvae, var)
+    rows, labels, _ = _batch(vqvae, var)
     edits = [0, 1, 3]
     sub = TeacherForcing.for_rows(vqvae, [rows[i][1] for i in edits], [rows[i][2] for i in edits], [False] * 3, "cpu")
     fast = var_core.SamplingOptions(cfg=GREEDY.cfg, top_k=1, top_p=0.0, fast=True)
@@ -241,7 +241,8 @@ def test_fast_mode_edits_keep_the_coarse_scales_and_the_kept_tokens(demo):
     kept = ~sub.sampled(K - 1)
     _, forced = sub(K - 1, steps[-2].f_hat)
     assert torch.equal(tokens[-1][kept], forced[kept])
-    assert (exact[-1] == tokens[-1])[~kept].float().mean() >= 0.5
+    agree = [(exact[k] == tokens[k])[sub.sampled(k)].float().mean().item() for k in range(K - FAST_SCALES, K)]
+    assert min(agree) >= 0.4, agree  # greedy, demo model: 0.85 and 0.65 with AMX
 
 
 def test_fast_and_exact_rows_do_not_share_a_batch(demo):

@@ -10,6 +10,9 @@ attention output and MLP, the logits head, CFG, filtering and sampling run for t
 alone. Which tokens those are is known before the run (`KeepHook.sampled`), so the loop gathers
 them with index tensors built once and never waits on the device.
 
+The fast mode (`SamplingOptions.fast`) trades exactness at the last two scales for speed: bfloat16 there, and
+there the transformer runs only the positions being sampled, so an edit's cost shrinks with its mask.
+
 `sample_scales` yields after every scale, so a caller can show previews or stop early by
 leaving the loop; `sample_fhat` runs it to the end. Rows of one batch may differ in class,
 sampling options and random generator: each row's draws come from its own generator, so a row
@@ -36,7 +39,8 @@ class SamplingOptions:
 
     fast: where the hardware computes bfloat16 faster than float32 (`fast_dtype`: CUDA, CPUs with AVX512-BF16 or
     AMX; elsewhere it changes nothing), run the transformer at the last `FAST_SCALES` scales and the decoder in
-    bfloat16. The coarser scales stay exact; the last two move some tokens (bench/fast_fidelity.py)."""
+    bfloat16, and at those scales only the positions some row samples (their kept tokens are not attended to).
+    The coarser scales stay exact; the last two move some tokens (bench/fast_fidelity.py)."""
 
     cfg: float = 1.5
     top_k: int = 900
@@ -235,7 +239,7 @@ def sample_scales(
     if len({o.fast for o in per_row}) > 1:
         raise ValueError("Rows of one batch must agree on `fast`: sample fast and exact rows in separate passes.")
     fast = fast_dtype(device) if per_row[0].fast else None
-    pruned_from = K - 1 if fast is not None else K  # the fast mode runs only sampled positions at the last scale
+    pruned_from = K - FAST_SCALES if fast is not None else K  # the fast mode runs only sampled positions there
     uncond = var.num_classes
     guided = [i for i, (o, c) in enumerate(zip(per_row, labels.tolist(), strict=True)) if o.cfg != 0 and c != uncond]
     G = len(guided)
