@@ -8,10 +8,11 @@ d16-shaped models with random weights (speed does not depend on the values), 256
 cfg 1.5, top-k 900, top-p 0.96, every timing including the VQVAE decode. Rows:
   original generate    the original's `autoregressive_infer_cfg` (class 207): the baseline, 1.00x;
   generate             ours, class 207;
-  in-paint 10 % / 40 % ours, unconditional (one CFG branch), a centre box of 10 % / 40 % of the picture's area
+  in-paint 10..80 %    ours, unconditional (one CFG branch), a centre box of 10 / 20 / 40 / 80 % of the picture's area
                        regenerated ("touch" masks), the picture's encoding cached (not timed);
-  class edit 10 / 40 % the same boxes redrawn as class 207 (two CFG branches);
-each exact and with `fast_decode` (the fast mode: the decoder in bfloat16 where the CPU has it).
+  class edit 10 / 40 % the 10 and 40 % boxes redrawn as class 207 (two CFG branches);
+each exact and in the fast mode (`SamplingOptions(fast=True)`: the last two scales and the decoder in bfloat16
+where the CPU has fast bfloat16, and at those two scales only the positions being sampled).
 Each side runs in its own worker process (this script with --worker); the original's has the checkout on its
 PYTHONPATH (set through `env=`) and imports its `models` package there only; nothing of it is copied here. The
 driver sends the tasks to the two workers one at a time, the original first in odd repeats and last in even ones;
@@ -37,7 +38,7 @@ from common import MARK, ROOT, fmt, load_avg, machine_info, median, paired_ratio
 
 CLASS = 207
 AIMS = {"generate": 0.85, "inpaint10": 0.5, "class10": 0.75}
-ROWS = [("generate", "generate"), ("inpaint10", "in-paint 10 %"), ("inpaint40", "in-paint 40 %")]
+ROWS = [("generate", "generate"), *((f"inpaint{a}", f"in-paint {a} %") for a in (10, 20, 40, 80))]
 ROWS += [("class10", "class edit 10 %"), ("class40", "class edit 40 %")]
 
 
@@ -74,13 +75,14 @@ class Ours:
         from editing.masks import scale_masks
         from editing.teacher_forcing import run_edit
 
-        options = var_core.SamplingOptions(cfg=1.5, top_k=900, top_p=0.96, fast_decode=fast)
+        options = var_core.SamplingOptions(cfg=1.5, top_k=900, top_p=0.96, fast=fast)
         g = torch.Generator().manual_seed(seed)
         if name == "generate":
             var_core.generate(self.var, self.vqvae, torch.tensor([CLASS]), options, g)
             return
         label = self.var.num_classes if name.startswith("inpaint") else CLASS
-        regenerate = scale_masks(centre_box(256, int(name[-2:]) / 100), self.var.patch_nums)
+        area = int(name.removeprefix("inpaint").removeprefix("class")) / 100
+        regenerate = scale_masks(centre_box(256, area), self.var.patch_nums)
         labels = torch.tensor([label])
         f_hat, _ = run_edit(self.var, self.vqvae, labels, options, self.source, regenerate, generator=g)
         self.vqvae.decode_fhat(f_hat, fast=fast)
@@ -138,9 +140,8 @@ class Side:
     """A worker subprocess for one side."""
 
     def __init__(self, side: str, threads: int, seed: int, original: Path | None = None):
-        env = dict(os.environ)
-        if original is not None:
-            env["PYTHONPATH"] = str(original)
+        # ours: this checkout's packages, whatever another checkout may have installed
+        env = {**os.environ, "PYTHONPATH": str(original if original is not None else ROOT)}
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", side, "--threads", str(threads)]
         cmd += ["--seed", str(seed)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)

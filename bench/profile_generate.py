@@ -1,141 +1,104 @@
-"""torch.profiler view of one 256 px generation (d16 shape, random weights), ours and optionally the original.
+"""torch.profiler view of where our time goes: 256 px generation and a 10 % in-paint (d16 shape, random weights).
 
-    python bench/profile_generate.py [--original /work/orig] [--batch 1] [--uncond] [--device cuda] [--rows 25]
+    python bench/profile_generate.py [--tasks generate,inpaint10] [--fast] [--threads 2] [--rows 15]
 
-Phases are labelled by wrapping (in this process only, no file is changed) the transformer pass, the
-logits head, top-k/top-p filtering + sampling, the residual/upsample update and the VQVAE decode, so the
-two implementations can be compared phase by phase; then the top operators by self time are listed.
-Both sides run in this one process, one after the other (use bench_generate.py for timings).
+Ranges are added by wrapping methods of this process's model objects (no file changes): the transformer per
+scale, and inside it the attention (qkv, cache, SDPA, proj) and the MLP; the logits head; top-k/top-p and the
+draw; the keep hook (teacher forcing); the f_hat update and next input; the VQVAE decode split into its
+16 px part (conv_in, mid and level 4 with their global attention) and each upsampling level. Times are the
+inclusive CPU time of each range, shares of the wall time of the run; then the top operators by self time.
+The tasks are those of bench_speed.py (its `Ours` worker builds the models and the picture to edit).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
-import importlib
-import io
-import os
+import itertools
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
-from common import original_helpers
+from bench_speed import Ours
 from torch.profiler import ProfilerActivity, profile, record_function
 
-PHASES = ("transformer", "logits_head", "sample", "fhat_update", "decode")
+import editing.teacher_forcing as teacher_forcing
+import var_core.sampling as sampling
 
 
-def labelled(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """fn wrapped in a profiler range called `phase:name`."""
+def labelled(name: str | Callable[..., str], fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn wrapped in a profiler range `phase:<name>` (name may be a function of fn's arguments)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with record_function(f"phase:{name}"):
+        with record_function("phase:" + (name(*args, **kwargs) if callable(name) else name)):
             return fn(*args, **kwargs)
 
     return wrapper
 
 
-def ours_runner(device: str, batch: int, uncond: bool) -> Callable[[], Any]:
-    """Our generation with its phases labelled."""
-    import var_core
-    import var_core.sampling as sampling
+def instrument(ours: Ours) -> None:
+    var, vqvae = ours.var, ours.vqvae
+    pns = var.patch_nums
+    calls = itertools.count()  # every run steps through all scales in order
 
-    torch.manual_seed(0)
-    vqvae = var_core.VQVAE().to(device).eval().requires_grad_(False)
-    var = var_core.VAR(depth=16).to(device).eval().requires_grad_(False)
+    def scale(x: torch.Tensor, cond: Any, caches: list, *rest: Any) -> str:
+        k = next(calls) % len(pns)
+        return f"transformer scale {k} ({pns[k]}x{pns[k]})"
+
+    var.step = labelled(scale, var.step)
     for block in var.blocks:
-        block.forward = labelled("transformer", block.forward)
-    var.logits = labelled("logits_head", var.logits)
-    sampling.filter_top_k_top_p = labelled("sample", sampling.filter_top_k_top_p)
-    vqvae.quantize.scale_contribution = labelled("fhat_update", vqvae.quantize.scale_contribution)
+        block.attn.forward = labelled("  attention (qkv, cache, sdpa, proj)", block.attn.forward)
+        block.ffn.forward = labelled("  mlp", block.ffn.forward)
+    var.logits = labelled("logits head", var.logits)
+    sampling.top_k_top_p = labelled("top-k/top-p", sampling.top_k_top_p)
+    sampling.draw = labelled("draw (exponential race)", sampling.draw)
+    sampling._exponential = labelled("draw noise", sampling._exponential)
+    quant = vqvae.quantize
+    quant.scale_contribution = labelled("f_hat update", quant.scale_contribution)
+    var.next_input = labelled("next input", var.next_input)
+    hook = teacher_forcing.TeacherForcing
+    hook.__call__ = labelled("keep hook", hook.__call__)
+    dec = vqvae.decoder
     vqvae.decode_fhat = labelled("decode", vqvae.decode_fhat)
-    g = torch.Generator().manual_seed(0)
-    labels = torch.full((batch,), 1000) if uncond else torch.randint(0, 1000, (1, batch), generator=g)[0]
-    labels = labels.to(device)
-    options = var_core.SamplingOptions(cfg=1.5, top_k=900, top_p=0.96)
-
-    def go() -> Any:
-        return var_core.generate(var, vqvae, labels, options, torch.Generator(device).manual_seed(0))
-
-    return go
+    dec.mid.forward = labelled("  decoder mid (16 px, attention)", dec.mid.forward)
+    for i, level in enumerate(dec.up):
+        side = pns[-1] * 2 ** (len(dec.up) - 1 - i)
+        attn = ", attention" if len(level.attn) else ""
+        level.forward = labelled(f"  decoder level {i} ({side} px{attn})", level.forward)
 
 
-def original_runner(device: str, batch: int, uncond: bool, original: str) -> Callable[[], Any]:
-    """The original's generation with its phases labelled."""
-    os.environ.setdefault("VAR_ORIG_DIR", str(Path(original) / "VAR"))
-    with contextlib.redirect_stdout(io.StringIO()):
-        helpers = original_helpers(original)  # it makes the original's VAR/ importable
-        ovar = importlib.import_module("models.var")
-        vae, var = helpers.build_original_d16(0)
-    vae, var = vae.to(device), var.to(device)
-    if device != "cpu":
-        var.rng = torch.Generator(device=device)
-    for block in var.blocks:
-        block.forward = labelled("transformer", block.forward)
-    var.get_logits = labelled("logits_head", var.get_logits)
-    ovar.sample_with_top_k_top_p_ = labelled("sample", ovar.sample_with_top_k_top_p_)
-    quant = vae.quantize
-    quant.get_next_autoregressive_input = labelled("fhat_update", quant.get_next_autoregressive_input)
-    vae.fhat_to_img = labelled("decode", vae.fhat_to_img)
-    g = torch.Generator().manual_seed(0)
-    labels = torch.full((batch,), 1000) if uncond else torch.randint(0, 1000, (1, batch), generator=g)[0]
-    labels = labels.to(device)
-
-    def go() -> Any:
-        return var.autoregressive_infer_cfg(B=batch, label_B=labels.clone(), g_seed=0, cfg=1.5, top_k=900, top_p=0.96)
-
-    return go
-
-
-def run_profile(name: str, go: Callable[[], Any], device: str, rows: int) -> dict[str, float]:
-    """Profile one call; print the phase split and top operators; return {phase: ms}."""
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
-    with torch.inference_mode(), profile(activities=activities) as prof:
+def run_profile(ours: Ours, task: str, fast: bool, rows: int) -> None:
+    ours.task(task, fast, seed=0)  # warm-up
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
         t = time.perf_counter()
-        go()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        ours.task(task, fast, seed=0)
         wall = time.perf_counter() - t
     events = prof.key_averages()
-    phases = {e.key.split(":", 1)[1]: e.cpu_time_total / 1e3 for e in events if e.key.startswith("phase:")}
-    print(f"\n## {name}: {wall:.2f} s wall (under the profiler)\n")
-    print("| phase | ms (inclusive CPU) | share |\n|---|---|---|")
-    for p in PHASES:
-        ms = phases.get(p, float("nan"))
-        print(f"| {p} | {ms:.0f} | {100 * ms / (wall * 1e3):.0f}% |")
-    sort = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
-    print("\n```\n" + events.table(sort_by=sort, row_limit=rows) + "\n```")
-    return {"wall_ms": wall * 1e3, **phases}
+    phases = sorted((e.key.split(":", 1)[1], e.cpu_time_total / 1e3) for e in events if e.key.startswith("phase:"))
+    mode = "fast" if fast else "exact"
+    print(f"\n## {task}, {mode}: {wall:.2f} s wall under the profiler, {torch.get_num_threads()} threads\n")
+    print("| range | ms (inclusive CPU) | share of wall |\n|---|---|---|")
+    for name, ms in phases:
+        print(f"| {name} | {ms:.0f} | {100 * ms / (wall * 1e3):.1f} % |")
+    print("\n```\n" + events.table(sort_by="self_cpu_time_total", row_limit=rows) + "\n```")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--original", default=None)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--uncond", action="store_true")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--tasks", default="generate,inpaint10", help="comma-separated tasks of bench_speed.py")
+    p.add_argument("--fast", action="store_true", help="the fast mode")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--rows", type=int, default=25)
-    p.add_argument("--only", choices=("ours", "original"), default=None)
+    p.add_argument("--rows", type=int, default=15)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = {}
-    if args.only != "original":
-        results["ours"] = run_profile("ours", ours_runner(args.device, args.batch, args.uncond), args.device, args.rows)
-    if args.original and args.only != "ours":
-        go = original_runner(args.device, args.batch, args.uncond, args.original)
-        results["original"] = run_profile("original", go, args.device, args.rows)
-    if len(results) == 2:
-        print("\n| phase | ours ms | original ms | ours/original |\n|---|---|---|---|")
-        for ph in ("wall_ms", *PHASES):
-            a, b = results["ours"].get(ph, float("nan")), results["original"].get(ph, float("nan"))
-            print(f"| {ph} | {a:.0f} | {b:.0f} | {a / b:.2f}x |")
+    ours = Ours(seed=0)
+    instrument(ours)
+    for task in args.tasks.split(","):
+        run_profile(ours, task, args.fast, args.rows)
     return 0
 
 

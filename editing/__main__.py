@@ -44,6 +44,7 @@ def _option_flag(parser: argparse.ArgumentParser, name: str, default: Any, spec:
     if spec.kind in (int, float) and spec.low is not None:
         detail += f" A number{range_text(spec)}."
     detail += f" Default: {default!r} (or the model's)."
+    detail = detail.replace("%", "%%")  # argparse formats help with %
     if spec.kind is bool:
         parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=detail)
     elif spec.choices:

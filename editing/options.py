@@ -117,6 +117,15 @@ class EditOptions:
         "as likely as the picture alone does; more of the picture stays, but the new class shows less.",
         advanced=True,
     )
+    fast: bool = option(
+        _SAMPLING.fast,
+        bool,
+        "Fast mode",
+        "On hardware with fast bfloat16 (CPUs with AMX, GPUs): the last two scales and the decoder run in "
+        "bfloat16 and there only the redrawn cells are computed; about 2x faster on such a CPU. The coarse layout "
+        "is the same as without it, fine detail may differ (demo model: 94-97 % of the fine tokens of a "
+        "generation agree, pictures 29-55 dB PSNR apart; in-paints keep the unmasked area and seam within 1 dB).",
+    )
     policy: str = option(
         "touch",
         str,
@@ -216,7 +225,7 @@ class EditOptions:
 
     def sampling(self) -> SamplingOptions:
         """The sampler's share of the options."""
-        return SamplingOptions(self.cfg, self.top_k, self.top_p, self.more_smooth)
+        return SamplingOptions(self.cfg, self.top_k, self.top_p, self.more_smooth, self.fast)
 
 
 def spec_of(f: dataclasses.Field) -> OptionSpec:

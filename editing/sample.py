@@ -48,13 +48,33 @@ def sample(
     slots: list[int] | None = None,
     turn: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> list[np.ndarray]:
-    """Sample every candidate of every plan in one pass -> per plan uint8 (n, R, R, 3).
+    """Sample every candidate of every plan -> per plan uint8 (n, R, R, 3): one pass, or two when some plans ask
+    for the fast mode and others do not (its bfloat16 scales run for a whole batch).
 
     job: checked for cancellation after every scale and given previews if it wants them, keyed
     by `slots[p]` (the request's index in the caller's list; default p). turn: held around each
     scale and each decode, so passes that share a device take turns scale by scale and a short
     edit never waits for the whole of a long one."""
     slots = slots if slots is not None else list(range(len(plans)))
+    out: list[np.ndarray] = [np.empty(0)] * len(plans)
+    for fast in (False, True):
+        part = [p for p, plan in enumerate(plans) if plan.options.fast == fast]
+        if part:
+            arrays = _one_pass([plans[p] for p in part], var, vqvae, device, job, [slots[p] for p in part], turn)
+            for p, array in zip(part, arrays, strict=True):
+                out[p] = array
+    return out
+
+
+def _one_pass(
+    plans: list[Plan],
+    var: VAR,
+    vqvae: VQVAE,
+    device: str,
+    job: EditJob | None,
+    slots: list[int],
+    turn: Callable[[], AbstractContextManager[None]],
+) -> list[np.ndarray]:
     labels, options, generators, sources, regenerate, replay, fit, owner = [], [], [], [], [], [], [], []
     for p, plan in enumerate(plans):
         for i in range(plan.options.num_samples):
@@ -101,7 +121,7 @@ def sample(
 def _final(
     vqvae: VQVAE, f_hat: torch.Tensor, tokens: list[torch.Tensor], row: int, options: SamplingOptions
 ) -> np.ndarray:
-    """Row `row`'s picture, uint8 (1, R, R, 3), computed from that row alone (in bfloat16 if it asks `fast_decode`).
+    """Row `row`'s picture, uint8 (1, R, R, 3), computed from that row alone (in bfloat16 if it asks `fast`).
 
     Matrix products give last-bit differences with the batch size, so the batched f_hat is not
     used: the picture is rebuilt from the row's tokens, which those differences do not change.
@@ -110,7 +130,7 @@ def _final(
         f_row = f_hat[row : row + 1]
     else:
         f_row = vqvae.quantize.tokens_to_fhat([t[row : row + 1] for t in tokens])
-    return to_uint8(vqvae.decode_fhat(f_row, fast=options.fast_decode))
+    return to_uint8(vqvae.decode_fhat(f_row, fast=options.fast))
 
 
 @torch.no_grad()

@@ -488,3 +488,15 @@ def test_keep_fitting_option_reaches_the_sampler(editor, monkeypatch):
     for keep_fitting in (False, True):
         editor.edit_class(picture, mask, 2, EditOptions(seed=1, num_samples=2, keep_fitting=keep_fitting))
     assert seen == [[math.inf] * 2, [FIT_THRESHOLD] * 2]
+
+
+def test_fast_and_exact_requests_in_one_run_match_their_runs_alone(editor):
+    """The fast mode's bfloat16 scales run for a whole batch, so fast and exact requests are sampled in separate
+    passes: each gives what it gives alone, in its place."""
+    exact = EditRequest("inpaint", _picture(), _stroke(), options=EditOptions(seed=3))
+    fast = EditRequest("inpaint", _picture(seed=1), _stroke(), options=EditOptions(seed=4, fast=True))
+    together = editor.run([fast, exact])
+    for request, result in zip((fast, exact), together, strict=True):
+        alone = editor.run([request])[0]
+        assert result.params["fast"] == request.options.fast
+        assert np.array_equal(np.asarray(result.images[0]), np.asarray(alone.images[0]))

@@ -10,6 +10,9 @@ attention output and MLP, the logits head, CFG, filtering and sampling run for t
 alone. Which tokens those are is known before the run (`KeepHook.sampled`), so the loop gathers
 them with index tensors built once and never waits on the device.
 
+The fast mode (`SamplingOptions.fast`) trades exactness at the last two scales for speed: bfloat16 there, and
+there the transformer runs only the positions being sampled, so an edit's cost shrinks with its mask.
+
 `sample_scales` yields after every scale, so a caller can show previews or stop early by
 leaving the loop; `sample_fhat` runs it to the end. Rows of one batch may differ in class,
 sampling options and random generator: each row's draws come from its own generator, so a row
@@ -25,21 +28,25 @@ from typing import Protocol
 import torch
 
 from .transformer import VAR, Selection
-from .vqvae import VQVAE
+from .vqvae import VQVAE, fast_dtype
+
+FAST_SCALES = 2  # the fast mode's bfloat16 transformer runs the last this many scales
 
 
 @dataclass(frozen=True)
 class SamplingOptions:
     """cfg: guidance strength (ramped from 0 at scale 0 to cfg at the last); top_k 0 / top_p 0 disable.
 
-    fast_decode: the fast mode; decode the picture in bfloat16 where the hardware does that faster (see
-    `VQVAE.decode_fhat`): the tokens are the same, the pixels move by about 45 dB PSNR."""
+    fast: where the hardware computes bfloat16 faster than float32 (`fast_dtype`: CUDA, CPUs with AVX512-BF16 or
+    AMX; elsewhere it changes nothing), run the transformer at the last `FAST_SCALES` scales and the decoder in
+    bfloat16, and at those scales only the positions some row samples (their kept tokens are not attended to).
+    The coarser scales stay exact; the last two move some tokens (bench/fast_fidelity.py)."""
 
     cfg: float = 1.5
     top_k: int = 900
     top_p: float = 0.96
     more_smooth: bool = False
-    fast_decode: bool = False
+    fast: bool = False
 
 
 class KeepHook(Protocol):
@@ -144,7 +151,8 @@ class _Scale:
     """One scale's n sampled tokens, in (row, position) order. `select`: the positions the head runs for among the
     B + G rows of both CFG branches (None: all, in that order), the n sampled tokens first, then the unconditional
     twins of those in guided rows; `guided` (n_g,): which of the n are guided (None: all n); `t` (n_g, 1): their
-    guidance weight cfg * k / (K - 1); `places` (n_g,): the guided ones' flat index into (B * l)."""
+    guidance weight cfg * k / (K - 1); `places` (n_g,): the guided ones' flat index into (B * l). `columns`: the
+    only positions the transformer runs (None: all); `select` then counts positions among those."""
 
     n: int
     select: Selection | None
@@ -152,6 +160,7 @@ class _Scale:
     t: torch.Tensor
     groups: list[_Group]
     places: torch.Tensor
+    columns: torch.Tensor | None = None
 
 
 def _plan(
@@ -161,8 +170,10 @@ def _plan(
     per_row: list[SamplingOptions],
     generator: Generators,
     device: torch.device,
+    pruned_from: int,
 ) -> list[_Scale]:
-    """Per scale: index tensors of the sampled tokens, built on the host from bool maps (B, l) and moved once."""
+    """Per scale: index tensors of the sampled tokens, built on the host from bool maps (B, l) and moved once.
+    From scale `pruned_from` on the transformer runs only the positions sampled in some row."""
     B, K, G = len(per_row), var.num_scales, len(guided_rows)
     is_guided = torch.zeros(B, dtype=torch.bool)
     is_guided[guided_rows] = True
@@ -178,11 +189,17 @@ def _plan(
         flat, n = rows * l + pos, len(rows)
         in_guided = is_guided[rows]
         guided = in_guided.nonzero().view(-1)
-        if bool(where.all()):
+        columns, width, column = None, l, pos  # the positions run (None: all), how many, each token's among them
+        used = where.any(0)
+        if k >= pruned_from and bool(used.any()) and not bool(used.all()):
+            columns = used.nonzero().view(-1)
+            width, column = len(columns), used.cumsum(0)[pos] - 1
+            columns = columns.to(device)
+        head = torch.cat((rows * width + column, twin[rows[guided]] * width + column[guided]))
+        if len(head) == (B + G) * width:
             select = None
         else:
-            head = torch.cat((flat, twin[rows[guided]] * l + pos[guided]))
-            select = Selection(head.to(device), (head // l).to(device))
+            select = Selection(head.to(device), (head // width).to(device))
         t = torch.tensor([opt.cfg * (k / (K - 1)) for opt in per_row])[rows[guided]].view(-1, 1)  # cfg * ratio
         counts = torch.bincount(rows, minlength=B).tolist()
         parts = []
@@ -198,7 +215,7 @@ def _plan(
             parts.append(_Group(opt, None if every else tokens.to(device), flat[tokens].to(device), draws))
         all_guided = len(guided) == n
         places = flat[guided].to(device)
-        plan.append(_Scale(n, select, None if all_guided else guided.to(device), t.to(device), parts, places))
+        plan.append(_Scale(n, select, None if all_guided else guided.to(device), t.to(device), parts, places, columns))
     return plan
 
 
@@ -223,13 +240,17 @@ def sample_scales(
     keep: called before each scale's update; tokens it marks kept replace the sampled ones, and those it
     announces through `keep.sampled` are the only ones the head, filtering and sampling run for; a hook with
     `fits` may keep some of those too, judged by the guided rows' two CFG branches.
-    Rows that are unconditional or have cfg 0 run one CFG branch; the others two.
+    Rows that are unconditional or have cfg 0 run one CFG branch; the others two. The rows must agree on `fast`.
     """
     quant = vqvae.quantize
     B, K, device = labels.shape[0], var.num_scales, labels.device
     per_row = [options] * B if isinstance(options, SamplingOptions) else list(options)
     if len(per_row) != B or (isinstance(generator, Sequence) and len(generator) != B):
         raise ValueError("Give one SamplingOptions and one generator per row, or one for all rows.")
+    if len({o.fast for o in per_row}) > 1:
+        raise ValueError("Rows of one batch must agree on `fast`: sample fast and exact rows in separate passes.")
+    fast = fast_dtype(device) if per_row[0].fast else None
+    pruned_from = K - FAST_SCALES if fast is not None else K  # the fast mode runs only sampled positions there
     uncond = var.num_classes
     guided = [i for i, (o, c) in enumerate(zip(per_row, labels.tolist(), strict=True)) if o.cfg != 0 and c != uncond]
     G = len(guided)
@@ -238,7 +259,7 @@ def sample_scales(
     for k, pn in enumerate(var.patch_nums):
         where = keep.sampled(k) if hasattr(keep, "sampled") else None
         sampled.append(torch.ones(B, pn * pn, dtype=torch.bool) if where is None else where.cpu())
-    plan = _plan(var, sampled, guided, per_row, generator, device)
+    plan = _plan(var, sampled, guided, per_row, generator, device, pruned_from)
     # The unconditional branch runs only for guided rows; for the others both branches are equal.
     cond = var.class_emb(torch.cat((labels, labels.new_full((G,), uncond))))
     with var.autocast():
@@ -250,7 +271,10 @@ def sample_scales(
     codebook = quant.embedding.weight.float()
     for k, (pn, scale) in enumerate(zip(var.patch_nums, plan, strict=True)):
         n = scale.n
-        with var.autocast():
+        late = fast is not None and k >= K - FAST_SCALES
+        if scale.columns is not None:
+            x = x[:, scale.columns]
+        with torch.autocast(device.type, dtype=fast) if late else var.autocast():
             logits = var.step(x, conditioning, caches, scale.select).view(-1, var.vocab_size)
         fitted = None
         if G and hasattr(keep, "fits"):
@@ -338,4 +362,4 @@ def generate(
 ) -> torch.Tensor:
     """Class-conditional generation: labels (B,) -> images (B, 3, H, W) in [0, 1]."""
     f_hat, _ = sample_fhat(var, vqvae, labels, options, generator)
-    return vqvae.decode_fhat(f_hat, fast=options.fast_decode).add(1).mul(0.5)
+    return vqvae.decode_fhat(f_hat, fast=options.fast).add(1).mul(0.5)

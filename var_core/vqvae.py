@@ -7,6 +7,9 @@ Data flow: image (B, 3, H, W) in [-1, 1] -> encoder -> quant_conv -> f (B, Cvae,
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 
 import torch
 import torch.nn as nn
@@ -190,6 +193,21 @@ def fast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if device.type == "cpu" and any(has) else None
 
 
+@functools.cache
+def keep_large_blocks_on_the_heap() -> None:
+    """Have glibc's malloc reuse freed blocks of up to 256 MiB instead of mapping fresh pages for each.
+
+    By default blocks over 32 MiB (every 160-channel 256 px map of the decoder is 42 MiB) get a new mmap per
+    allocation, and touching its pages for the first time costs about 15 % of a CPU decode. Process-wide and
+    harmless (memory is reused, not leaked); a no-op where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD: keep up to this much freed memory for reuse
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 class VQVAE(nn.Module):
     """Multi-scale residual VQVAE; defaults are the published `vae_ch160v4096z32` settings."""
 
@@ -268,6 +286,8 @@ class VQVAE(nn.Module):
 
         fast: run the decoder in bfloat16 where the hardware does that faster than float32 (CUDA, CPUs with
         AVX512-BF16 or AMX: about 4x on such a CPU), else as usual; pixels move by about 45 dB PSNR."""
+        if f_hat.device.type == "cpu":
+            keep_large_blocks_on_the_heap()
         dtype = fast_dtype(f_hat.device) if fast else None
         with self.autocast(f_hat.device.type, dtype):
             h = self.post_quant_conv(f_hat.float().contiguous(memory_format=torch.channels_last))
