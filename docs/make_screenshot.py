@@ -11,11 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import shlex
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +21,17 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _browser_tests() -> Any:
-    """tests/test_app.py, loaded from its file: its Chromium settings and test picture."""
-    spec = importlib.util.spec_from_file_location("test_app", ROOT / "tests" / "test_app.py")
+def _tests_module(name: str) -> Any:
+    """tests/NAME.py, loaded from its file (and known by its name, for the test modules that import it)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-_tests = _browser_tests()
+studio_server = _tests_module("studio_server")  # how the tests start the studio
+_tests = _tests_module("test_app")  # the browser tests' Chromium settings and test picture
 CHROMIUM, CHROMIUM_ARGS, picture = _tests.CHROMIUM, _tests.CHROMIUM_ARGS, _tests.picture
 
 
@@ -41,24 +40,14 @@ def main() -> None:
     p.add_argument("--app-args", default="")
     p.add_argument("--out", default=str(ROOT / "docs" / "app-mid-edit.png"))
     args = p.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *shlex.split(args.app_args)], cwd=ROOT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(360):
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    log = Path(tempfile.mkdtemp(prefix="var-edit-screenshot-"))
+    with studio_server.running(shlex.split(args.app_args), log) as app:
         image = Path("/tmp/var-edit-screenshot.png")
         picture().save(image)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(app.url)
             page.wait_for_selector("#canvas button[title='Upload']")
             page.set_input_files("#canvas input[type=file]", str(image))
             page.wait_for_selector("#canvas button[title='Brush Size']")
@@ -74,19 +63,16 @@ def main() -> None:
             page.click("#settings button.label-wrap")
             page.fill("#opt-num-samples input[type=number]", "8")
             page.press("#opt-num-samples input[type=number]", "Enter")
-            page.evaluate("window.scrollTo(0, 0)")
+            page.click("#settings button.label-wrap")  # closed again, so the page fits one screenshot
             page.click("#run-inpaint")
             page.wait_for_function(
                 "() => /Scale [3-7]\\//.test(document.querySelector('#status textarea').value)"
                 " && [...document.querySelectorAll('#live-preview img')].some(i => i.complete && i.naturalWidth > 0)",
                 polling=20,
             )
-            page.screenshot(path=args.out)
+            page.screenshot(path=args.out, full_page=True)
             browser.close()
         print(f"wrote {args.out}")
-    finally:
-        app.terminate()
-        app.wait(timeout=20)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ rerun ('more smooth' rows, which blend codes instead of picking tokens, only up 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
@@ -103,7 +104,8 @@ def _one_pass(
         if job is not None:
             job.check()
             if job.previews and step.k < K - 1:
-                job.report(Progress(step.k + 1, K, _split(_preview(vqvae, f_hat, step.k), owner, slots)))
+                shown = _paste_kept(_preview(vqvae, f_hat, step.k), plans, owner)
+                job.report(Progress(step.k + 1, K, _split(shown, owner, slots)))
     assert f_hat is not None
     if job is not None:
         job.check()
@@ -113,7 +115,8 @@ def _one_pass(
             finals.append(_final(vqvae, f_hat, tokens, r, options[r]))
     rows = np.concatenate(finals)
     if job is not None and job.previews:
-        job.report(Progress(K, K, _split([Image.fromarray(a) for a in rows], owner, slots)))
+        shown = _paste_kept([Image.fromarray(a) for a in rows], plans, owner)
+        job.report(Progress(K, K, _split(shown, owner, slots)))
     owners = np.array(owner)
     return [rows[owners == p] for p in range(len(plans))]
 
@@ -141,6 +144,21 @@ def _preview(vqvae: VQVAE, f_hat: torch.Tensor, k: int) -> list[Image.Image]:
     small = to_uint8(vqvae.decode_fhat(quant.downsample(f_hat, k)))
     R = vqvae.image_size
     return [Image.fromarray(a).resize((R, R), Image.NEAREST if pn <= 4 else Image.BICUBIC) for a in small]
+
+
+def _paste_kept(images: list[Image.Image], plans: list[Plan], owner: list[int]) -> list[Image.Image]:
+    """Previews (R x R) with the picture's own pixels in every cell the finest scale keeps, so that while an edit
+    runs only what it redraws changes (the coarse maps of the kept area are not the picture yet)."""
+    out = []
+    for image, p in zip(images, owner, strict=True):
+        plan = plans[p]
+        if plan.x is None or plan.regenerate is None:
+            out.append(image)
+            continue
+        R, pn = plan.x.shape[0], math.isqrt(plan.regenerate[-1].numel())
+        redrawn = plan.regenerate[-1].view(pn, pn).cpu().numpy().repeat(R // pn, 0).repeat(R // pn, 1)
+        out.append(Image.fromarray(np.where(redrawn[..., None], np.asarray(image), plan.x)))
+    return out
 
 
 def _split(images: list[Image.Image], owner: list[int], slots: list[int]) -> dict[int, list[Image.Image]]:

@@ -322,6 +322,22 @@ def test_previews_stream_every_scale(editor):
     assert [s[0] for s in steps] == list(range(1, K + 1)) and all(s[1] == K and s[2] == 2 for s in steps)
 
 
+def test_previews_change_only_the_cells_the_edit_redraws(editor):
+    """While an edit runs, the kept cells of every preview show the picture itself, from the first scale on."""
+    picture = _picture()
+    request = EditRequest("inpaint", picture, _stroke(), options=EditOptions(seed=0, num_samples=2))
+    cells = editor.preview_cells(request).regenerated
+    job = editor.submit([request], previews=True)
+    shown = [np.asarray(image) for p in job.updates(timeout=60) for image in p.previews[0]]
+    job.result()
+    R, P = picture.size[0], cells.shape[0]
+    redrawn = cells.repeat(R // P, 0).repeat(R // P, 1)
+    assert redrawn.any() and not redrawn.all()
+    for image in shown:
+        assert np.array_equal(image[~redrawn], np.asarray(picture)[~redrawn])
+    assert any(not np.array_equal(image[redrawn], np.asarray(picture)[redrawn]) for image in shown)
+
+
 def test_region_past_the_border_is_free_and_the_rest_is_not():
     from editing.canvas import Region
 
