@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from editing import Limits
+from editing import Limits, default_device
 
 MB = 1024 * 1024
 
@@ -149,9 +149,7 @@ def start_workers(args: argparse.Namespace, limits: Limits) -> Any:
         raise OSError("--workers needs Ray: pip install .[ray] (or 'ray[serve]')") from e
     gpus = args.gpus_per_worker
     if gpus is None:
-        import torch
-
-        gpus = 1.0 if torch.cuda.is_available() and args.device in (None, "cuda") else 0.0
+        gpus = 1.0 if args.device in (None, "cuda") and default_device() == "cuda" else 0.0
     return RemoteEditor(args.model, args.workers, args.ray, args.device, args.dtype, gpus, limits=limits)
 
 
