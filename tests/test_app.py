@@ -13,6 +13,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -97,21 +98,34 @@ def offsite() -> list[str]:
     return []
 
 
+@contextmanager
+def studio_page(
+    browser: Browser, url: str, artifacts: Path | None = None, height: int = 1100, offsite: list[str] | None = None
+) -> Iterator[Page]:
+    """A fresh page on the studio; `artifacts`: a screenshot folder to empty first; requests off this machine
+    are added to `offsite`."""
+    if artifacts is not None:
+        shutil.rmtree(artifacts, ignore_errors=True)
+        artifacts.mkdir(parents=True)
+    context = browser.new_context(viewport={"width": 1400, "height": height}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    if offsite is not None:
+        local = (url, "data:", "blob:", "http://127.0.0.1", "http://localhost")
+        pg.on("request", lambda r: None if r.url.startswith(local) else offsite.append(r.url))
+    pg.goto(url)
+    pg.wait_for_selector("#canvas button[title='Upload']")
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
 @pytest.fixture(scope="module")
 def page(browser: Browser, app_url: str, offsite: list[str]) -> Iterator[Page]:
     """One page on the app for the whole module (the tests build on each other's state)."""
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    local = (app_url, "data:", "blob:", "http://127.0.0.1", "http://localhost")
-    pg.on("request", lambda r: None if r.url.startswith(local) else offsite.append(r.url))
-    pg.goto(app_url)
-    pg.wait_for_selector("#canvas button[title='Upload']")
-    yield pg
-    context.close()
+    with studio_page(browser, app_url, ARTIFACTS, offsite=offsite) as pg:
+        yield pg
 
 
 def wait_canvas(pg: Page) -> None:
@@ -358,13 +372,8 @@ def test_user_errors_show_one_sentence(page: Page, files: dict[str, Path], offsi
 @pytest.fixture()
 def fresh(browser: Browser, app_url: str) -> Iterator[Page]:
     """A page of its own (the module's page carries the earlier tests' state)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    pg.goto(app_url)
-    pg.wait_for_selector("#canvas button[title='Upload']")
-    yield pg
-    context.close()
+    with studio_page(browser, app_url) as pg:
+        yield pg
 
 
 def open_accordion(pg: Page, elem_id: str, shows: str) -> None:

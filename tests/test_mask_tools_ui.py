@@ -8,7 +8,6 @@ Run with ``pytest -m browser tests/test_mask_tools_ui.py``.
 from __future__ import annotations
 
 import io
-import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page
-from test_app import CHROMIUM, ROOT, app_log, app_url, browser, download, run_and_wait, wait_picture
+from test_app import CHROMIUM, ROOT, app_log, app_url, browser, download, run_and_wait, studio_page, wait_picture
 
 from studio.mask_panel import select, to_canvas
 
@@ -71,16 +70,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def page(browser: Browser, app_url: str) -> Iterator[Page]:
     """One page for the module (the tests build on each other's mask)."""
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    pg.goto(app_url)
-    pg.wait_for_selector("#canvas button[title='Upload']")
-    yield pg
-    context.close()
+    with studio_page(browser, app_url, ARTIFACTS, height=1300) as pg:
+        yield pg
 
 
 def shot(pg: Page, name: str) -> None:
