@@ -26,7 +26,7 @@ from editing.mask_tools import grow, invert, select_object
 from . import canvas_io
 from .cells import cells_overlay
 from .pictures import DISPLAY_MAX, display_copy
-from .session import Session, user_error
+from .session import PictureOnItsWay, Session, user_error
 from .settings import Settings
 from .tabs import Values
 
@@ -112,7 +112,7 @@ class MaskPanel:
         on_canvas(self.invert, lambda mask, picture, pixels: invert(mask))
         on_canvas(self.grow, lambda mask, picture, pixels: grow(mask, pixels))
         on_canvas(self.shrink, lambda mask, picture, pixels: grow(mask, -pixels))
-        on_canvas(self.select, select)
+        on_canvas(self.select, lambda mask, picture, pixels: select(mask, picture))
 
         uploaded = self.upload.upload(self.uploaded, [self.upload, original, shown], [self.mask_out], **tool)
         uploaded.success(None, [self.mask_out, self.note], [self.note], **draw)
@@ -203,9 +203,9 @@ class MaskPanel:
             """The cells the canvas's mask will redraw with the current settings (never an error box)."""
             try:
                 picture, _, mask = self._canvas_mask(values[mask_box], values[original], values[shown])
-            except EditError as e:
-                if "not reached the server" in str(e):
-                    return gr.skip(), gr.skip()  # a new picture on its way: its own refresh follows
+            except PictureOnItsWay:
+                return gr.skip(), gr.skip()  # its own refresh follows
+            except EditError:
                 return None, NOTHING
             if not mask.any():
                 return None, NOTHING
@@ -223,9 +223,9 @@ class MaskPanel:
         return refresh
 
 
-def select(hint: np.ndarray, picture: Image.Image, pixels: int = 0) -> np.ndarray:
+def select(hint: np.ndarray, picture: Image.Image) -> np.ndarray:
     """The object in the box around the strokes `hint` (bool, the picture's size), by GrabCut on a
-    copy of at most SELECT_SIDE px, as a mask of the picture's size. (pixels: unused, a tool's argument.)"""
+    copy of at most SELECT_SIDE px, as a mask of the picture's size."""
     if not hint.any():
         raise EditError("Draw a rough box or a few strokes around the object first.")
     work = display_copy(picture, SELECT_SIDE)

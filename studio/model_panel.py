@@ -139,16 +139,18 @@ def models_table(entries: list[ModelEntry], loaded: str | None) -> str:
     rows = ["| Model | Resolution | Size | Here |", "|---|---|---|---|"]
     for e in entries:
         name = f"**{e.name}** (loaded)" if e.name == loaded else e.name
-        resolution = f"{e.resolution} px" if e.resolution else "unreadable"
         size = format_size(e.size) if e.present else f"{format_size(e.size)} to download"
-        rows.append(f"| {name} | {resolution} | {size} | {'yes' if e.present else 'no'} |")
+        rows.append(f"| {name} | {_resolution(e)} | {size} | {'yes' if e.present else 'no'} |")
     return "\n".join(rows)
 
 
+def _resolution(e: ModelEntry) -> str:
+    return f"{e.resolution} px" if e.resolution else "unreadable"
+
+
 def _choice_label(e: ModelEntry) -> str:
-    resolution = f"{e.resolution} px" if e.resolution else "unreadable"
     where = format_size(e.size) if e.present else f"downloads {format_size(e.size)}"
-    return f"{e.name} · {resolution} · {where}"
+    return f"{e.name} · {_resolution(e)} · {where}"
 
 
 @dataclass

@@ -65,6 +65,10 @@ def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
     return removed
 
 
+class PictureOnItsWay(EditError):
+    """The canvas shows a picture the server has not received yet (it follows in a moment)."""
+
+
 def user_error(text: str) -> gr.Error:
     """A mistake the user can fix: one sentence in the page, one line in the log, no traceback."""
     text = " ".join(str(text).split()) or "Something went wrong."
@@ -128,7 +132,7 @@ class Session:
         self.editor: Editor | None = editor  # None while another model is being loaded
         self.model_serial = 0  # goes up each time the shared model becomes a different one
         self.time_limit = time_limit
-        self._load_lock = threading.Lock()
+        self._api_dirs_lock = threading.Lock()
         remove_stale_workdirs()
         self._api_dirs: deque[Path] = deque(maxlen=API_FILES_KEPT)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
@@ -219,14 +223,14 @@ class Session:
     ) -> tuple[Image.Image, Image.Image, Image.Image]:
         """The full-resolution input, its display copy and the mask, from what the page's script read off
         the canvas (only the strokes travel: the picture is already here). EditError where the canvas
-        does not hold the picture the server has (a new one still on its way)."""
+        does not hold the picture the server has (PictureOnItsWay: a new one still on its way)."""
         canvas = canvas_io.parse_mask(payload)
         if canvas.empty:
             raise EditError("Upload or paste a picture first.")
         if original is None or shown is None or not canvas.shows(shown):
             if shown is not None and canvas.size == shown.size:
                 log.info("canvas fingerprint differs from the picture by %.1f", canvas.difference(shown))
-            raise EditError("The picture on the canvas has not reached the server yet; try again in a moment.")
+            raise PictureOnItsWay("The picture on the canvas has not reached the server yet; try again in a moment.")
         return original, shown, canvas.mask_at(original.size)
 
     def continue_from(
@@ -378,7 +382,7 @@ class Session:
         except EditError as e:
             raise user_error(str(e)) from e
         run_dir = Path(tempfile.mkdtemp(dir=self.workdir))
-        with self._load_lock:
+        with self._api_dirs_lock:
             if len(self._api_dirs) == self._api_dirs.maxlen:  # Gradio has long copied the oldest one
                 shutil.rmtree(self._api_dirs[0], ignore_errors=True)
             self._api_dirs.append(run_dir)

@@ -158,6 +158,14 @@ def run_and_wait(pg: Page, button: str) -> str:
     return pg.input_value("#status textarea")
 
 
+def fix_seed_and_candidates(pg: Page, seed: int, n: int) -> None:
+    """In the open Settings: a fixed seed and n candidates."""
+    pg.uncheck("#random-seed input[type=checkbox]")
+    pg.fill("#opt-seed input", str(seed))
+    pg.fill("#opt-num-samples input[type=number]", str(n))
+    pg.press("#opt-num-samples input[type=number]", "Enter")
+
+
 def download(pg: Page, tmp: Path) -> Path:
     """Save the selected candidate through the Download PNG button."""
     with pg.expect_download() as info:
@@ -221,10 +229,7 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: Page, files: dict[str
     shot(page, "02-stroke")
 
     page.click("#settings button.label-wrap")
-    page.uncheck("#random-seed input[type=checkbox]")
-    page.fill("#opt-seed input", "7")
-    page.fill("#opt-num-samples input[type=number]", "2")
-    page.press("#opt-num-samples input[type=number]", "Enter")
+    fix_seed_and_candidates(page, 7, 2)
     status = run_and_wait(page, "#run-inpaint")
     shot(page, "03-inpaint-result")
     assert status.startswith("Done"), status

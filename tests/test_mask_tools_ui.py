@@ -16,7 +16,18 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page
-from test_app import CHROMIUM, ROOT, app_log, app_url, browser, download, run_and_wait, studio_page, wait_picture
+from test_app import (
+    CHROMIUM,
+    ROOT,
+    app_log,
+    app_url,
+    browser,
+    download,
+    fix_seed_and_candidates,
+    run_and_wait,
+    studio_page,
+    wait_picture,
+)
 
 from studio.mask_panel import select, to_canvas
 
@@ -226,10 +237,7 @@ def test_the_cells_view_is_what_the_run_redraws(page: Page, files: dict[str, Pat
     """The cells shown before the run are the cells the in-paint run reports it regenerated."""
     view = fetch(cells_state(page)[0])
     page.click("#settings button.label-wrap")
-    page.uncheck("#random-seed input[type=checkbox]")
-    page.fill("#opt-seed input", "5")
-    page.fill("#opt-num-samples input[type=number]", "1")
-    page.press("#opt-num-samples input[type=number]", "Enter")
+    fix_seed_and_candidates(page, 5, 1)
     status = run_and_wait(page, "#run-inpaint")
     assert status.startswith("Done"), status
     page.check("text=Show the regenerated token cells")
