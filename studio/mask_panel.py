@@ -79,10 +79,11 @@ class MaskPanel:
                         elem_id="mask-cells",
                     )
                     self.note = gr.Markdown(NOTHING, elem_id="mask-note")
-            # Hidden: the mask the server made, for the page's script to draw; the mask file to save.
-            self.mask_out = gr.Textbox("", visible=False, elem_id="mask-out")
-            self.file = gr.DownloadButton("Mask file", visible="hidden", elem_id="mask-file")
-            self.changed = canvas_io.mask_changed_button()
+        # Hidden: the mask the server made, for the page's script to draw; the mask file to save. Outside the
+        # panel, which the tabs show and hide: showing it again would show its hidden children too.
+        self.mask_out = gr.Textbox("", visible=False, elem_id="mask-out")
+        self.file = gr.DownloadButton("Mask file", visible="hidden", elem_id="mask-file")
+        self.changed = canvas_io.mask_changed_button()
         return panel
 
     def wire(

@@ -291,4 +291,6 @@ def test_clear_empties_the_view_and_out_paint_hides_the_tools(page: Page) -> Non
     page.locator("#mask-tools").wait_for(state="hidden")
     page.click("role=tab[name='Class edit']")
     page.locator("#mask-tools").wait_for(state="visible")
+    for helper in ("#mask-file", "#mask-changed"):  # the script's buttons stay out of sight
+        assert not page.locator(helper).is_visible(), helper
     shot(page, "09-class-edit-tab")
