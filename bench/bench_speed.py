@@ -59,10 +59,12 @@ class Ours:
 
         import var_core
         from editing.teacher_forcing import encode_source
+        from var_core.cpu_linear import prepack
 
         torch.manual_seed(seed)
         self.vqvae = var_core.VQVAE().eval().requires_grad_(False)
         self.var = var_core.VAR(depth=16, patch_nums=self.vqvae.schedule).eval().requires_grad_(False)
+        prepack(self.var)  # as loading does on the CPU
         g = torch.Generator().manual_seed(1234)
         low = torch.rand(1, 3, 8, 8, generator=g) * 2 - 1  # a smooth picture to edit
         picture = torch.nn.functional.interpolate(low, size=(256, 256), mode="bicubic").clamp(-1, 1)

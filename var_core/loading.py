@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from .cpu_linear import prepack
 from .quantizer import QuantResidual
 from .schedule import Schedule
 from .transformer import VAR
@@ -515,6 +516,7 @@ def load_var(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     weight_dtype: torch.dtype | None = None,
+    cpu_prepack: bool = True,
     **overrides: Any,
 ) -> VAR:
     """Build a VAR transformer that samples with `vqvae`; both then hold the same `Schedule` object.
@@ -523,8 +525,9 @@ def load_var(
     original unless weight_dtype (e.g. torch.bfloat16, which halves the memory of the transformer
     blocks) is given, and then dtype must be that precision too.
     A VAR whose schedule differs from the VQVAE's is refused (load both with `load_pair`).
+    cpu_prepack: on the CPU in float32, hold the linear layers in oneDNN's layout (`cpu_linear.prepack`).
     """
-    return _build_var(*_var_checkpoint(source, **overrides), vqvae, device, dtype, weight_dtype)
+    return _build_var(*_var_checkpoint(source, **overrides), vqvae, device, dtype, weight_dtype, cpu_prepack)
 
 
 def _build_var(
@@ -534,6 +537,7 @@ def _build_var(
     device: str | torch.device,
     dtype: torch.dtype,
     weight_dtype: torch.dtype | None,
+    cpu_prepack: bool,
 ) -> VAR:
     name = ckpt.name
     if weight_dtype not in (None, torch.float32) and dtype != weight_dtype:
@@ -552,7 +556,10 @@ def _build_var(
         model = VAR(**{**cfg, "patch_nums": vqvae.schedule})
     _materialize(model, ckpt, device, weight_dtype, _in_blocks)
     model.compute_dtype = dtype
-    return model.eval().requires_grad_(False)
+    model.eval().requires_grad_(False)
+    if cpu_prepack:
+        prepack(model)
+    return model
 
 
 def load_pair(
@@ -561,12 +568,13 @@ def load_pair(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     weight_dtype: torch.dtype | None = None,
+    cpu_prepack: bool = True,
 ) -> tuple[VQVAE, VAR]:
     """Load a VQVAE and the VAR that samples with it around one `Schedule`.
 
     The schedule is the VAR's (its position table fixes it); a VQVAE file that records another
     one (project .safetensors do) is refused, since its quantizer was trained for other scales.
-    Both files are checked (sizes, keys, shapes) before either model is allocated.
+    Both files are checked (sizes, keys, shapes) before either model is allocated. cpu_prepack: as `load_var`.
     """
     var_ckpt, var_cfg = _var_checkpoint(var_source)
     vae_ckpt = _open(vae_source)
@@ -578,7 +586,7 @@ def load_pair(
                 f"was trained for {Schedule(tuple(recorded))}: the two files do not belong together."
             )
     vqvae = _build_vqvae(vae_ckpt, device, torch.float32, {"patch_nums": tuple(var_cfg["patch_nums"])})
-    var = _build_var(var_ckpt, var_cfg, vqvae, device, dtype, weight_dtype)
+    var = _build_var(var_ckpt, var_cfg, vqvae, device, dtype, weight_dtype, cpu_prepack)
     return vqvae, var
 
 

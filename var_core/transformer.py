@@ -49,13 +49,20 @@ class KVCache:
         return self.k[:, :, : self.end], self.v[:, :, : self.end]
 
 
+class Linear(nn.Linear):
+    """nn.Linear whose bias may be given per call (the attention's q/k/v bias is built from three parameters)."""
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias if bias is None else bias)
+
+
 class SelfAttention(nn.Module):
     """Multi-head attention on L2-normalised q and k with a learnt per-head temperature."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
         self.heads, self.head_dim = heads, dim // heads
-        self.mat_qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.mat_qkv = Linear(dim, 3 * dim, bias=False)
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))
         self.register_buffer("zero_k_bias", torch.zeros(dim))
@@ -72,7 +79,7 @@ class SelfAttention(nn.Module):
         """x (B, L, C) -> (B, L, C); with `select`, only those positions' outputs: (n, 1, C)."""
         B, L, C = x.shape
         bias = torch.cat((self.q_bias, self.zero_k_bias, self.v_bias))
-        qkv = F.linear(x, self.mat_qkv.weight, bias).view(B, L, 3, self.heads, self.head_dim)
+        qkv = self.mat_qkv(x, bias).view(B, L, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, L, head_dim)
         scale = self.scale_mul_1H11.clamp_max(MAX_SCALE_MUL).exp()
         q = F.normalize(q, dim=-1).mul_(scale).to(v.dtype)
@@ -93,10 +100,11 @@ class FFN(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU(approximate="tanh")
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class AdaLNBlock(nn.Module):
