@@ -237,6 +237,8 @@ class VQVAE(nn.Module):
         self.downsample = 2 ** (len(ch_mult) - 1)
         self.encoder = Encoder(ch, tuple(ch_mult), num_res_blocks, z_channels, dropout)
         self.decoder = Decoder(ch, tuple(ch_mult), num_res_blocks, z_channels, dropout)
+        for part in (self.encoder, self.decoder):  # their maps run channels-last; weights in it too spare a reorder
+            part.to(memory_format=torch.channels_last)
         self.quant_conv = nn.Conv2d(z_channels, z_channels, 3, padding=1)
         self.post_quant_conv = nn.Conv2d(z_channels, z_channels, 3, padding=1)
         schedule = as_schedule(patch_nums)
