@@ -101,6 +101,43 @@ def test_scales_with_nothing_sampled(demo):
     assert _same(skipped, every)
 
 
+def _first_block_rows(var: var_core.VAR, run) -> list[int]:
+    """Rows of each call of the first block's MLP during run()."""
+    seen: list[int] = []
+    spy = var.blocks[0].ffn.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[:-1].numel()))
+    try:
+        run()
+    finally:
+        spy.remove()
+    return seen
+
+
+def test_the_kept_first_scales_run_as_one_pass(demo):
+    """Scales where no row samples a token go through the transformer together (each weight read once), with the
+    tokens of a scale-by-scale run; an edit that samples nothing runs no transformer at all."""
+    vqvae, var = demo
+    R = vqvae.image_size
+    masks = scale_masks(_box(R, 0.4, 0.4, 0.6, 0.6), var.patch_nums)
+    first = next(k for k, m in enumerate(masks) if m.any())
+    assert first >= 2
+    source = encode_source(vqvae, _picture(3, R))
+    hook = TeacherForcing.for_rows(vqvae, [source, source], [masks, masks], [False, False], "cpu")
+    labels = torch.tensor([var.num_classes, 2])
+    tokens: list[torch.Tensor] = []
+    rows = _first_block_rows(var, lambda: tokens.extend(var_core.sample_fhat(var, vqvae, labels, GREEDY, keep=hook)[1]))
+    sizes = [pn * pn for pn in var.patch_nums]
+    assert rows == [3 * sum(sizes[:first]), *(3 * size for size in sizes[first:])]  # rows: both + the guided twin
+    _, every = var_core.sample_fhat(var, vqvae, labels, GREEDY, keep=EveryToken(hook))
+    assert _same(tokens, every)
+    nothing = [torch.zeros_like(m) for m in masks]
+    empty = TeacherForcing.for_rows(vqvae, [source], [nothing], [False], "cpu")
+    kept: list[torch.Tensor] = []
+    label = torch.tensor([2])
+    run = lambda: kept.extend(var_core.sample_fhat(var, vqvae, label, GREEDY, keep=empty)[1])  # noqa: E731
+    assert _first_block_rows(var, run) == []
+    assert _same(kept, source.tokens)
+
+
 def test_greedy_tokens_are_the_argmax_of_the_teacher_forced_logits(demo):
     """An independent route to the same numbers: the full block-causal pass over the sampled tokens (no cache, no
     skips, no sampler) with CFG applied by hand picks every token the sampler picked."""

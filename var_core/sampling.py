@@ -8,7 +8,9 @@ Only what the kept tokens need is computed for them: every position runs through
 (its keys and values feed the cache and the attention of its own scale), but the last block's
 attention output and MLP, the logits head, CFG, filtering and sampling run for the sampled tokens
 alone. Which tokens those are is known before the run (`KeepHook.sampled`), so the loop gathers
-them with index tensors built once and never waits on the device.
+them with index tensors built once and never waits on the device. The first scales of an edit where no row
+samples anything are known outright (the kept tokens): they run through the transformer in one pass
+(`VAR.prefill`), each weight read once for all of them instead of once per scale.
 
 The fast mode (`SamplingOptions.fast`) trades exactness at the last two scales for speed: bfloat16 there, and
 there the transformer runs only the positions being sampled, so an edit's cost shrinks with its mask.
@@ -27,6 +29,7 @@ from typing import Protocol
 
 import torch
 
+from .quantizer import MultiScaleQuantizer
 from .transformer import VAR, Selection
 from .vqvae import VQVAE, fast_dtype
 
@@ -269,7 +272,26 @@ def sample_scales(
     P = var.patch_nums[-1]
     f_hat = torch.zeros(B, quant.Cvae, P, P, device=device)
     codebook = quant.embedding.weight.float()
-    for k, (pn, scale) in enumerate(zip(var.patch_nums, plan, strict=True)):
+
+    def next_input(k: int) -> torch.Tensor:  # scale k's inputs from f_hat, the guided rows twice
+        x = var.next_input(quant.downsample(f_hat, k), k)
+        return torch.cat((x, x[guided_rows])) if G else x
+
+    start = _kept_prefix(sampled, pruned_from)
+    if start:  # nothing to sample before `start`: the kept tokens in order, then one transformer pass over them all
+        inputs = [x]
+        for k in range(start):
+            idx = keep(k, f_hat)[1]
+            f_hat = f_hat + _contribution(quant, codebook[idx], k)
+            yield ScaleStep(k, f_hat, idx)
+            if k + 1 < K:
+                inputs.append(next_input(k + 1))
+        if start < K:
+            with var.autocast():
+                var.prefill(torch.cat(inputs[:start], dim=1), conditioning, caches)
+            x = inputs[start]
+    for k in range(start, K):
+        pn, scale = var.patch_nums[k], plan[k]
         n = scale.n
         late = fast is not None and k >= K - FAST_SCALES
         if scale.columns is not None:
@@ -307,13 +329,24 @@ def sample_scales(
             h.view(-1, quant.Cvae)[group.places] = vectors
         if fitted is not None and smooth:
             h = torch.where(fitted[0].unsqueeze(-1), codebook[idx], h)
-        h = h.transpose(1, 2).reshape(B, quant.Cvae, pn, pn)
-        f_hat = f_hat + quant.scale_contribution(h, k)
+        f_hat = f_hat + _contribution(quant, h, k)
         yield ScaleStep(k, f_hat, idx)
         if k + 1 < K:
-            x = var.next_input(quant.downsample(f_hat, k + 1), k + 1)
-            if G:
-                x = torch.cat((x, x[guided_rows]))
+            x = next_input(k + 1)
+
+
+def _kept_prefix(sampled: list[torch.Tensor], limit: int) -> int:
+    """How many leading scales sample no token in any row (bool maps (B, l) per scale), at most `limit`."""
+    for k, where in enumerate(sampled[:limit]):
+        if bool(where.any()):
+            return k
+    return min(len(sampled), limit)
+
+
+def _contribution(quant: MultiScaleQuantizer, h: torch.Tensor, k: int) -> torch.Tensor:
+    """Code vectors (B, pn_k^2, Cvae) of scale k -> what they add to f_hat (B, Cvae, P, P)."""
+    pn = quant.patch_nums[k]
+    return quant.scale_contribution(h.transpose(1, 2).reshape(h.shape[0], quant.Cvae, pn, pn), k)
 
 
 def _smooth(

@@ -307,6 +307,16 @@ class VAR(nn.Module):
     def new_cache(self, batch: int, device, dtype) -> list[KVCache]:
         return [KVCache(batch, self.heads, self.L, self.C // self.heads, device, dtype) for _ in self.blocks]
 
+    def prefill(self, x: torch.Tensor, cond: Conditioning, caches: list[KVCache]) -> None:
+        """The first scales at once, when none of their tokens is sampled: their inputs (B, l_0 + ... + l_p, C), from
+        an empty cache -> every block's keys and values of those positions written to the caches. The same sums
+        as `step` scale by scale (block-causal mask), with every weight read once instead of once per scale."""
+        bias = self.attn_bias_for_masking[:, :, : x.shape[1], : x.shape[1]]
+        nothing = torch.zeros(0, dtype=torch.long, device=x.device)
+        last = len(self.blocks) - 1
+        for i, (block, mod, cache) in enumerate(zip(self.blocks, cond.blocks, caches, strict=True)):
+            x = block(x, mod, bias, cache, Selection(nothing, nothing) if i == last else None)
+
     def step(
         self, x: torch.Tensor, cond: Conditioning, caches: list[KVCache], select: Selection | None = None
     ) -> torch.Tensor:
