@@ -3,18 +3,18 @@
     python bench/profile_generate.py [--tasks generate,inpaint10] [--fast] [--threads 2] [--rows 15]
 
 Ranges are added by wrapping methods of this process's model objects (no file changes): the transformer per
-scale, and inside it the attention (qkv, cache, SDPA, proj) and the MLP; the logits head; top-k/top-p and the
-draw; the keep hook (teacher forcing); the f_hat update and next input; the VQVAE decode split into its
-16 px part (conv_in, mid and level 4 with their global attention) and each upsampling level. Times are the
-inclusive CPU time of each range, shares of the wall time of the run; then the top operators by self time.
-The tasks are those of bench_speed.py (its `Ours` worker builds the models and the picture to edit).
+scale (and the one pass over an edit's kept first scales), and inside it the attention (qkv, cache, SDPA, proj)
+and the MLP; the logits head; top-k/top-p and the draw; the keep hook (teacher forcing); the f_hat update and
+next input; the VQVAE decode split into its 16 px part (conv_in, mid and level 4 with their global attention)
+and each upsampling level. Times are the inclusive CPU time of each range, shares of the wall time of the
+run; then the top operators by self time. The tasks are those of bench_speed.py (its `Ours` worker builds the
+models and the picture to edit).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import sys
 import time
 from collections.abc import Callable
@@ -42,13 +42,18 @@ def labelled(name: str | Callable[..., str], fn: Callable[..., Any]) -> Callable
 def instrument(ours: Ours) -> None:
     var, vqvae = ours.var, ours.vqvae
     pns = var.patch_nums
-    calls = itertools.count()  # every run steps through all scales in order
+    begins = [b for b, _ in var.begin_ends]
 
     def scale(x: torch.Tensor, cond: Any, caches: list, *rest: Any) -> str:
-        k = next(calls) % len(pns)
+        k = begins.index(caches[0].end)  # the cache holds every position before this scale's
         return f"transformer scale {k} ({pns[k]}x{pns[k]})"
 
+    def prefix(x: torch.Tensor, cond: Any, caches: list) -> str:
+        k = begins.index(x.shape[1]) if x.shape[1] in begins else len(pns)
+        return f"transformer, kept scales 0-{k - 1} in one pass"
+
     var.step = labelled(scale, var.step)
+    var.prefill = labelled(prefix, var.prefill)
     for block in var.blocks:
         block.attn.forward = labelled("  attention (qkv, cache, sdpa, proj)", block.attn.forward)
         block.ffn.forward = labelled("  mlp", block.ffn.forward)
