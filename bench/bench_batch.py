@@ -19,6 +19,7 @@ import torch
 
 import var_core
 from editing import EditOptions, Editor, EditRequest
+from var_core.cpu_linear import prepack
 
 
 def picture(size: int, seed: int) -> np.ndarray:
@@ -46,6 +47,7 @@ def editor(name: str) -> Editor:
     torch.manual_seed(0)
     vqvae = var_core.VQVAE().eval().requires_grad_(False)
     var = var_core.VAR(depth=16, patch_nums=vqvae.schedule).eval().requires_grad_(False)
+    prepack(var)  # as loading does on the CPU
     return Editor(vqvae, var, device="cpu", defaults=EditOptions(cfg=1.5, top_k=900, top_p=0.96), name="d16-random")
 
 

@@ -23,6 +23,7 @@ import torch
 import var_core
 from editing.masks import scale_masks
 from editing.teacher_forcing import encode_source, run_edit
+from var_core.cpu_linear import prepack
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo"
 
@@ -54,6 +55,7 @@ def models(name: str) -> tuple[var_core.VQVAE, var_core.VAR, var_core.SamplingOp
     torch.manual_seed(0)
     vqvae = var_core.VQVAE().eval().requires_grad_(False)
     var = var_core.VAR(depth=16, patch_nums=vqvae.schedule).eval().requires_grad_(False)
+    prepack(var)  # as loading does on the CPU
     return vqvae, var, var_core.SamplingOptions(cfg=1.5, top_k=1, top_p=0.0)
 
 

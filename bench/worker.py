@@ -59,12 +59,14 @@ class Ours:
 
     def __init__(self, device: str, dtype: str, seed: int):
         import var_core
+        from var_core.cpu_linear import prepack
 
         torch.manual_seed(seed)
         self.device = device
         self.vqvae = var_core.VQVAE().to(device).eval().requires_grad_(False)
         self.var = var_core.VAR(depth=16).to(device).eval().requires_grad_(False)
         self.var.compute_dtype = getattr(torch, dtype)
+        prepack(self.var)  # as loading does (CPU, float32 only)
         self.num_classes = self.var.num_classes
         self._source = None
 
