@@ -3,6 +3,7 @@
     python bench/bench_speed.py --original /path/to/FoundationVision/VAR [--repeats 3] [--threads 2] [--json out.json]
     python bench/bench_speed.py --original ... --threads 1 --clock cpu    # steadier on a shared machine
     python bench/bench_speed.py --original ... --stat min                 # fastest repeats, for bursty load
+    python bench/bench_speed.py --original ... --fast-float32             # fast mode without fast bfloat16
 
 d16-shaped models with random weights (speed does not depend on the values), 256 px, CPU, batch 1,
 cfg 1.5, top-k 900, top-p 0.96, every timing including the VQVAE decode. Rows:
@@ -54,12 +55,17 @@ def centre_box(size: int, area: float):
 
 
 class Ours:
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, fast_float32: bool = False):
         import torch
 
         import var_core
+        import var_core.sampling
+        import var_core.vqvae
         from editing.teacher_forcing import encode_source
         from var_core.cpu_linear import prepack
+
+        if fast_float32:  # the fast mode as on hardware without fast bfloat16: its pruning alone
+            var_core.sampling.fast_dtype = var_core.vqvae.fast_dtype = lambda device: None
 
         torch.manual_seed(seed)
         self.vqvae = var_core.VQVAE().eval().requires_grad_(False)
@@ -122,11 +128,11 @@ class Original:
         self.var.autoregressive_infer_cfg(B=1, label_B=labels, g_seed=seed, cfg=1.5, top_k=900, top_p=0.96)
 
 
-def worker(side: str, threads: int, seed: int) -> None:
+def worker(side: str, threads: int, seed: int, fast_float32: bool) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    model = Ours(seed) if side == "ours" else Original(seed)
+    model = Ours(seed, fast_float32) if side == "ours" else Original(seed)
     print(MARK + json.dumps({"ready": side, "threads": torch.get_num_threads()}), flush=True)
     for line in sys.stdin:
         req = json.loads(line)
@@ -141,11 +147,11 @@ def worker(side: str, threads: int, seed: int) -> None:
 class Side:
     """A worker subprocess for one side."""
 
-    def __init__(self, side: str, threads: int, seed: int, original: Path | None = None):
+    def __init__(self, side: str, threads: int, seed: int, original: Path | None = None, fast_float32: bool = False):
         # ours: this checkout's packages, whatever another checkout may have installed
         env = {**os.environ, "PYTHONPATH": str(original if original is not None else ROOT)}
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", side, "--threads", str(threads)]
-        cmd += ["--seed", str(seed)]
+        cmd += ["--seed", str(seed)] + (["--fast-float32"] if fast_float32 else [])
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
         self.info = self.read()
 
@@ -198,13 +204,18 @@ def main(argv: list[str] | None = None) -> int:
         help="median: each row's median, ratios the median of the per-repeat ratios; min: the fastest repeat of "
         "each row and their ratio (load on a shared machine only ever adds time)",
     )
+    p.add_argument(
+        "--fast-float32",
+        action="store_true",
+        help="time the fast mode as on hardware without fast bfloat16 (float32, the last two scales' pruning alone)",
+    )
     p.add_argument("--json", default=None)
     p.add_argument("--worker", choices=("ours", "original"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.threads, args.seed)
+        worker(args.worker, args.threads, args.seed, args.fast_float32)
         return 0
-    ours = Side("ours", args.threads, args.seed)
+    ours = Side("ours", args.threads, args.seed, fast_float32=args.fast_float32)
     orig = Side("original", args.threads, args.seed, original_checkout(args.original)) if args.original else None
     tasks = [(f"{name}{'_fast' if fast else ''}", name, fast) for name, _ in ROWS for fast in (False, True)]
     if orig is not None:
@@ -243,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(rows: list[dict[str, Any]], base: str, info: dict[str, Any], args: argparse.Namespace, loads) -> str:
     names = {"original": "original: generate", **{k: f"ours: {v}" for k, v in ROWS}}
-    names.update({f"{k}_fast": f"ours: {v}, fast" for k, v in ROWS})
+    fast = "fast (float32, pruning alone)" if args.fast_float32 else "fast"
+    names.update({f"{k}_fast": f"ours: {v}, {fast}" for k, v in ROWS})
     head = (
         f"{info['date']} | {info['cpu']} | {args.threads} threads | torch {info['torch']} | d16, 256 px, batch 1, "
         f"cfg 1.5, top-k 900, top-p 0.96, incl. decode | {args.clock} seconds, {args.repeats} repeats, {args.stat} | "

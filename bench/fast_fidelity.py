@@ -1,6 +1,6 @@
 """What the fast mode trades: the same runs exact and with `SamplingOptions(fast=True)`, same seeds.
 
-    python bench/fast_fidelity.py [--model d16|demo] [--labels 4] [--threads 2]
+    python bench/fast_fidelity.py [--model d16|demo] [--labels 4] [--threads 2] [--fast-float32]
 
 Generation, greedy (top-k 1, cfg 1.5) on a d16-shaped VAR with random weights or sampled with the model's own
 settings on the demo model: the share of tokens that agree per scale and the PSNR of the fast picture against
@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 
 import var_core
+import var_core.sampling
+import var_core.vqvae
 from editing.masks import scale_masks
 from editing.teacher_forcing import encode_source, run_edit
 from var_core.cpu_linear import prepack
@@ -78,9 +80,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default="d16", choices=("d16", "demo"))
     p.add_argument("--labels", type=int, default=4, help="pictures: classes 0, 1, ... and the unconditional one")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--fast-float32",
+        action="store_true",
+        help="the fast mode as on hardware without fast bfloat16 (float32, the last two scales' pruning alone)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.fast_float32:
+        var_core.sampling.fast_dtype = var_core.vqvae.fast_dtype = lambda device: None
     vqvae, var, exact = models(args.model)
     fast = var_core.SamplingOptions(exact.cfg, exact.top_k, exact.top_p, exact.more_smooth, fast=True)
     n = min(args.labels - 1, var.num_classes)

@@ -121,10 +121,11 @@ class EditOptions:
         _SAMPLING.fast,
         bool,
         "Fast mode",
-        "On hardware with fast bfloat16 (CPUs with AMX, GPUs): the last two scales and the decoder run in "
-        "bfloat16 and there only the redrawn cells are computed; 2-2.5x faster on such a CPU. The coarse layout "
-        "is the same as without it, fine detail may differ (demo model: 95-98 % of the fine tokens of a "
-        "generation agree, pictures 31-60 dB PSNR apart; in-paints keep the unmasked area and seam within 1 dB).",
+        "At the last two scales only the redrawn cells are computed, so small edits get cheaper; where the "
+        "hardware has fast bfloat16 (CPUs with AMX, GPUs) those scales and the decoder also run in it: 2-2.5x "
+        "faster on such a CPU. The coarse layout is the same as without it, fine detail may differ (demo model: "
+        "95-98 % of the fine tokens of a generation agree, pictures 31-60 dB PSNR apart; in-paints keep the "
+        "unmasked area and seam within 1 dB).",
     )
     policy: str = option(
         "touch",

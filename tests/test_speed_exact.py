@@ -101,15 +101,15 @@ def test_scales_with_nothing_sampled(demo):
     assert _same(skipped, every)
 
 
-def _first_block_rows(var: var_core.VAR, run) -> list[int]:
-    """Rows of each call of the first block's MLP during run()."""
+def _tokens_and_rows(var: var_core.VAR, vqvae: var_core.VQVAE, labels, options, keep) -> tuple[list, list[int]]:
+    """A run's token maps, and the rows of each call of the first block's MLP during it."""
     seen: list[int] = []
     spy = var.blocks[0].ffn.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[:-1].numel()))
     try:
-        run()
+        tokens = var_core.sample_fhat(var, vqvae, labels, options, keep=keep)[1]
     finally:
         spy.remove()
-    return seen
+    return tokens, seen
 
 
 def test_the_kept_first_scales_run_as_one_pass(demo):
@@ -123,19 +123,15 @@ def test_the_kept_first_scales_run_as_one_pass(demo):
     source = encode_source(vqvae, _picture(3, R))
     hook = TeacherForcing.for_rows(vqvae, [source, source], [masks, masks], [False, False], "cpu")
     labels = torch.tensor([var.num_classes, 2])
-    tokens: list[torch.Tensor] = []
-    rows = _first_block_rows(var, lambda: tokens.extend(var_core.sample_fhat(var, vqvae, labels, GREEDY, keep=hook)[1]))
+    tokens, rows = _tokens_and_rows(var, vqvae, labels, GREEDY, hook)
     sizes = [pn * pn for pn in var.patch_nums]
     assert rows == [3 * sum(sizes[:first]), *(3 * size for size in sizes[first:])]  # rows: both + the guided twin
     _, every = var_core.sample_fhat(var, vqvae, labels, GREEDY, keep=EveryToken(hook))
     assert _same(tokens, every)
     nothing = [torch.zeros_like(m) for m in masks]
     empty = TeacherForcing.for_rows(vqvae, [source], [nothing], [False], "cpu")
-    kept: list[torch.Tensor] = []
-    label = torch.tensor([2])
-    run = lambda: kept.extend(var_core.sample_fhat(var, vqvae, label, GREEDY, keep=empty)[1])  # noqa: E731
-    assert _first_block_rows(var, run) == []
-    assert _same(kept, source.tokens)
+    kept, rows = _tokens_and_rows(var, vqvae, torch.tensor([2]), GREEDY, empty)
+    assert rows == [] and _same(kept, source.tokens)
 
 
 def test_greedy_tokens_are_the_argmax_of_the_teacher_forced_logits(demo):
@@ -280,6 +276,29 @@ def test_fast_mode_edits_keep_the_coarse_scales_and_the_kept_tokens(demo):
     assert torch.equal(tokens[-1][kept], forced[kept])
     agree = [(exact[k] == tokens[k])[sub.sampled(k)].float().mean().item() for k in range(K - FAST_SCALES, K)]
     assert min(agree) >= 0.4, agree  # greedy, demo model: 0.85 and 0.65 with AMX
+
+
+def test_without_fast_bfloat16_the_fast_mode_still_prunes(demo, monkeypatch):
+    """On hardware without fast bfloat16 the fast mode keeps float32 but still runs, at its last scales, only the
+    positions being sampled: an edit gets cheaper, a generation (nothing to leave out) stays bit for bit exact."""
+    import var_core.sampling as sampling
+
+    monkeypatch.setattr(sampling, "fast_dtype", lambda device: None)
+    vqvae, var = demo
+    fast = var_core.SamplingOptions(cfg=GREEDY.cfg, top_k=1, top_p=0.0, fast=True)
+    labels = torch.tensor([0, var.num_classes])
+    assert _same(var_core.sample_fhat(var, vqvae, labels, GREEDY)[1], var_core.sample_fhat(var, vqvae, labels, fast)[1])
+    R, K = vqvae.image_size, var.num_scales
+    masks = scale_masks(_box(R, 0.3, 0.3, 0.6, 0.6), var.patch_nums)
+    hook = TeacherForcing.for_rows(vqvae, [encode_source(vqvae, _picture(4, R))], [masks], [False], "cpu")
+    label = torch.tensor([var.num_classes])
+    exact, rows_exact = _tokens_and_rows(var, vqvae, label, GREEDY, hook)
+    tokens, rows_fast = _tokens_and_rows(var, vqvae, label, fast, hook)
+    assert rows_fast[:-FAST_SCALES] == rows_exact[:-FAST_SCALES]
+    assert rows_fast[-FAST_SCALES:] == [int(hook.sampled(k).sum()) for k in range(K - FAST_SCALES, K)]
+    assert _same(exact[: K - FAST_SCALES], tokens[: K - FAST_SCALES])
+    kept = ~hook.sampled(K - 1)
+    assert torch.equal(tokens[-1][kept], exact[-1][kept])
 
 
 def test_fast_and_exact_rows_do_not_share_a_batch(demo):

@@ -12,8 +12,9 @@ them with index tensors built once and never waits on the device. The first scal
 samples anything are known outright (the kept tokens): they run through the transformer in one pass
 (`VAR.prefill`), each weight read once for all of them instead of once per scale.
 
-The fast mode (`SamplingOptions.fast`) trades exactness at the last two scales for speed: bfloat16 there, and
-there the transformer runs only the positions being sampled, so an edit's cost shrinks with its mask.
+The fast mode (`SamplingOptions.fast`) trades exactness at the last two scales for speed: there the transformer
+runs only the positions being sampled, so an edit's cost shrinks with its mask, and in bfloat16 where the
+hardware has it fast.
 
 `sample_scales` yields after every scale, so a caller can show previews or stop early by
 leaving the loop; `sample_fhat` runs it to the end. Rows of one batch may differ in class,
@@ -40,10 +41,11 @@ FAST_SCALES = 2  # the fast mode's bfloat16 transformer runs the last this many 
 class SamplingOptions:
     """cfg: guidance strength (ramped from 0 at scale 0 to cfg at the last); top_k 0 / top_p 0 disable.
 
-    fast: where the hardware computes bfloat16 faster than float32 (`fast_dtype`: CUDA, CPUs with AVX512-BF16 or
-    AMX; elsewhere it changes nothing), run the transformer at the last `FAST_SCALES` scales and the decoder in
-    bfloat16, and at those scales only the positions some row samples (their kept tokens are not attended to).
-    The coarser scales stay exact; the last two move some tokens (bench/fast_fidelity.py)."""
+    fast: at the last `FAST_SCALES` scales run the transformer only for the positions some row samples (their kept
+    tokens are not attended to), and, where the hardware computes bfloat16 faster than float32 (`fast_dtype`:
+    CUDA, CPUs with AVX512-BF16 or AMX), run those scales and the decoder in bfloat16. The coarser scales stay
+    exact; the last two move some tokens (bench/fast_fidelity.py). A generation, having nothing kept to leave
+    out, is only faster where bfloat16 is."""
 
     cfg: float = 1.5
     top_k: int = 900
@@ -252,8 +254,8 @@ def sample_scales(
         raise ValueError("Give one SamplingOptions and one generator per row, or one for all rows.")
     if len({o.fast for o in per_row}) > 1:
         raise ValueError("Rows of one batch must agree on `fast`: sample fast and exact rows in separate passes.")
-    fast = fast_dtype(device) if per_row[0].fast else None
-    pruned_from = K - FAST_SCALES if fast is not None else K  # the fast mode runs only sampled positions there
+    low = fast_dtype(device) if per_row[0].fast else None  # the fast mode's bfloat16, where it is fast
+    pruned_from = K - FAST_SCALES if per_row[0].fast else K  # the fast mode runs only sampled positions there
     uncond = var.num_classes
     guided = [i for i, (o, c) in enumerate(zip(per_row, labels.tolist(), strict=True)) if o.cfg != 0 and c != uncond]
     G = len(guided)
@@ -293,10 +295,10 @@ def sample_scales(
     for k in range(start, K):
         pn, scale = var.patch_nums[k], plan[k]
         n = scale.n
-        late = fast is not None and k >= K - FAST_SCALES
+        late = low is not None and k >= K - FAST_SCALES
         if scale.columns is not None:
             x = x[:, scale.columns]
-        with torch.autocast(device.type, dtype=fast) if late else var.autocast():
+        with torch.autocast(device.type, dtype=low) if late else var.autocast():
             logits = var.step(x, conditioning, caches, scale.select).view(-1, var.vocab_size)
         fitted = None
         if G and hasattr(keep, "fits"):
