@@ -34,7 +34,7 @@ from .quantizer import MultiScaleQuantizer
 from .transformer import VAR, Selection
 from .vqvae import VQVAE, fast_dtype
 
-FAST_SCALES = 2  # the fast mode's bfloat16 transformer runs the last this many scales
+FAST_SCALES = 2  # the fast mode prunes (and, where it is fast, runs in bfloat16) the last this many scales
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,7 @@ def sample_scales(
     for k in range(start, K):
         pn, scale = var.patch_nums[k], plan[k]
         n = scale.n
-        late = low is not None and k >= K - FAST_SCALES
+        late = low is not None and k >= pruned_from
         if scale.columns is not None:
             x = x[:, scale.columns]
         with torch.autocast(device.type, dtype=low) if late else var.autocast():
