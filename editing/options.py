@@ -121,11 +121,9 @@ class EditOptions:
         _SAMPLING.fast,
         bool,
         "Fast mode",
-        "At the last two scales only the redrawn cells are computed, so small edits get cheaper; where the "
-        "hardware has fast bfloat16 (CPUs with AMX, GPUs) those scales and the decoder also run in it: 2-2.5x "
-        "faster on such a CPU. The coarse layout is the same as without it, fine detail may differ (demo model: "
-        "95-98 % of the fine tokens of a generation agree, pictures 31-60 dB PSNR apart; in-paints keep the "
-        "unmasked area and seam within 1 dB).",
+        "Quicker, a little less faithful: the finest detail is worked out only where you painted, and on GPUs "
+        "and recent CPUs (AMX) in a lighter number format, 2-2.5x faster. The layout stays the same; small "
+        "details may come out differently (README, Speed).",
     )
     policy: str = option(
         "touch",

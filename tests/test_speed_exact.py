@@ -244,7 +244,7 @@ def test_random_rows_are_independent_of_their_batch(demo):
 
 def test_fast_mode_keeps_the_coarse_scales_and_most_fine_tokens(demo):
     """Greedy, the fast mode changes no token below its last FAST_SCALES scales and few on them; the picture stays
-    close. (On hardware without fast bfloat16 it changes nothing at all.)"""
+    close. (On hardware without fast bfloat16 a generation is unchanged.)"""
     vqvae, var = demo
     labels = torch.tensor([0, 1, 2, var.num_classes])
     fast = var_core.SamplingOptions(cfg=GREEDY.cfg, top_k=1, top_p=0.0, fast=True)
