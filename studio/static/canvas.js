@@ -1,0 +1,222 @@
+// The studio's page script: reads the canvas's PixiJS scene for the server (see studio/canvas_io.py).
+// @NAME@ placeholders are filled in by canvas_io from its constants.
+(() => {
+  if (window.__varEdit) return;
+  const PREFIX = "@PREFIX@", GRID = @GRID@, SAME = @SAME@, MASK_RGB = @MASK_RGB@, MASK_ALPHA = @MASK_ALPHA@;
+  const apps = [];
+  const before = globalThis.__PIXI_APP_INIT__;
+  globalThis.__PIXI_APP_INIT__ = (app, version) => {
+    apps.push(app);
+    if (typeof before === "function") before(app, version);
+  };
+
+  // The editor's scene: image container, its background layer and the picture's texture.
+  function scene() {
+    const host = document.querySelector("#canvas");
+    const app = apps.find((a) => a.canvas && host && host.contains(a.canvas)
+      && !a.canvas.closest(".pixi-target-crop") && a.stage && !a.stage.destroyed);
+    if (!app) throw new Error("the canvas's PixiJS application was not found");
+    let image = null, background = null;
+    const find = (node) => {
+      for (const child of node.children || []) {
+        if (child.zIndex === -1 && (child.children || []).some((s) => s.texture)) {
+          image = node; background = child; return;
+        }
+        find(child);
+        if (image) return;
+      }
+    };
+    find(app.stage);
+    const sprites = background ? background.children.filter((s) => s.texture) : [];
+    if (sprites.length < 2) return { app, picture: null };
+    return { app, image, background, picture: sprites[sprites.length - 1].texture };
+  }
+
+  // The picture's pixels (PixiJS reads them premultiplied), on white, as RGBA.
+  function pixels(app, texture) {
+    const { pixels: px, width, height } = app.renderer.extract.pixels({ target: texture });
+    for (let o = 0; o < px.length; o += 4) {
+      const white = 255 - px[o + 3];
+      px[o] += white; px[o + 1] += white; px[o + 2] += white; px[o + 3] = 255;
+    }
+    return { px, width, height };
+  }
+
+  function fingerprint({ px, width: w, height: h }) {
+    const out = [];
+    for (let gy = 0; gy < GRID; gy++) {
+      const y0 = Math.floor(gy * h / GRID), y1 = Math.max(y0 + 1, Math.floor((gy + 1) * h / GRID));
+      for (let gx = 0; gx < GRID; gx++) {
+        const x0 = Math.floor(gx * w / GRID), x1 = Math.max(x0 + 1, Math.floor((gx + 1) * w / GRID));
+        let r = 0, g = 0, b = 0, n = 0;
+        for (let y = y0; y < y1; y++) {
+          for (let x = x0; x < x1; x++) {
+            const o = (y * w + x) * 4;
+            r += px[o]; g += px[o + 1]; b += px[o + 2]; n++;
+          }
+        }
+        out.push(Math.round(r / n), Math.round(g / n), Math.round(b / n));
+      }
+    }
+    return out;
+  }
+
+  function png(width, height, fill) {
+    const canvas = document.createElement("canvas");
+    canvas.width = width; canvas.height = height;
+    const ctx = canvas.getContext("2d");
+    const data = ctx.createImageData(width, height);
+    fill(data.data);
+    ctx.putImageData(data, 0, 0);
+    return canvas.toDataURL("image/png");
+  }
+
+  // The layers painted on: one sprite each, drawn at the picture's size.
+  function drawLayers(s, W, H) {
+    return s.image.children.filter((c) => c !== s.background && (c.children || []).length === 1
+      && c.children[0].texture && c.children[0].visible && c.children[0].alpha > 0
+      && Math.round(c.children[0].texture.width) === W && Math.round(c.children[0].texture.height) === H);
+  }
+
+  function readMask() {
+    const s = scene();
+    if (!s.picture) return { empty: true };
+    const W = Math.round(s.picture.width), H = Math.round(s.picture.height);
+    const layers = drawLayers(s, W, H);
+    const painted = new Uint8Array(W * H);
+    let count = 0;
+    for (const layer of layers) {
+      const { pixels: px, width, height } = s.app.renderer.extract.pixels({ target: layer.children[0].texture });
+      const sx = width / W, sy = height / H;
+      for (let y = 0; y < H; y++) {
+        const row = Math.min(height - 1, Math.floor(y * sy)) * width;
+        for (let x = 0; x < W; x++) {
+          if (!painted[y * W + x] && px[(row + Math.min(width - 1, Math.floor(x * sx))) * 4 + 3] > 0) {
+            painted[y * W + x] = 1; count++;
+          }
+        }
+      }
+    }
+    const mask = count ? png(W, H, (d) => {
+      for (let i = 0; i < W * H; i++) {
+        const v = painted[i] ? 255 : 0;
+        d[4 * i] = d[4 * i + 1] = d[4 * i + 2] = v; d[4 * i + 3] = 255;
+      }
+    }) : null;
+    return { mask, width: W, height: H, layers: layers.length, painted: count,
+             fingerprint: fingerprint(pixels(s.app, s.picture)) };
+  }
+
+  // A mask the server made (black and white PNG at the canvas's size) drawn into the first layer,
+  // in the brush's colour, half see-through; the other layers are wiped. It lies in the layers'
+  // own textures, so it lines up with the picture; the brush and eraser can correct it.
+  async function writeMask(url) {
+    const s = scene();
+    if (!s.picture) return "Upload or paste a picture first.";
+    const W = Math.round(s.picture.width), H = Math.round(s.picture.height);
+    const layers = drawLayers(s, W, H);
+    if (!layers.length) return "The canvas has no visible layer to draw the mask on; add a layer and try again.";
+    const image = new Image();
+    image.src = url;
+    await image.decode();
+    if (image.width !== W || image.height !== H) return "The picture on the canvas changed meanwhile; try again.";
+    const canvas = document.createElement("canvas");
+    canvas.width = W; canvas.height = H;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(image, 0, 0);
+    const data = ctx.getImageData(0, 0, W, H), d = data.data;
+    for (let o = 0; o < d.length; o += 4) {
+      const on = d[o] >= 128;
+      d[o] = on ? MASK_RGB[0] : 0; d[o + 1] = on ? MASK_RGB[1] : 0; d[o + 2] = on ? MASK_RGB[2] : 0;
+      d[o + 3] = on ? MASK_ALPHA : 0;
+    }
+    ctx.putImageData(data, 0, 0);
+    const first = layers[0].children[0], Sprite = first.constructor, Container = layers[0].constructor;
+    const texture = first.texture.constructor.from(canvas, true);
+    const sprite = new Sprite(texture);
+    sprite.width = W; sprite.height = H;
+    for (const layer of layers) {
+      const box = new Container();
+      if (layer === layers[0]) box.addChild(sprite);
+      s.app.renderer.render({ container: box, target: layer.children[0].texture, clear: true });
+      box.destroy({ children: true });
+    }
+    texture.destroy(true);
+    s.app.render();
+    maskChanged();
+    return "";
+  }
+
+  let lastRead = { picture: null, same: false };
+  function readPicture(known) {
+    const s = scene();
+    if (!s.picture) return { empty: true };
+    const p = pixels(s.app, s.picture), print = fingerprint(p);
+    let same = false;
+    try {
+      const k = JSON.parse(known || "null");
+      same = !!k && k.width === p.width && k.height === p.height
+        && k.fingerprint.every((v, i) => Math.abs(v - print[i]) <= SAME);
+    } catch (e) { same = false; }
+    lastRead = { picture: s.picture, same };
+    if (same) return { same: true };
+    return { picture: png(p.width, p.height, (d) => d.set(p.px)), width: p.width, height: p.height };
+  }
+
+  function fill(args, read) {
+    const t0 = performance.now();
+    let payload;
+    try { payload = read(); } catch (e) { payload = { error: String((e && e.message) || e) }; }
+    payload.ms = Math.round(performance.now() - t0);
+    return args.map((v) => (typeof v === "string" && v.startsWith(PREFIX) ? PREFIX + JSON.stringify(payload) : v));
+  }
+
+  window.__varEdit = {
+    mask: (args) => fill(args, readMask),
+    // Draw the mask the server sent (args[0], a PNG data URL; empty: nothing to draw); returns the
+    // note (args[1]) as it was, or the sentence saying why the mask could not be drawn.
+    writeMask: async (url, note) => {
+      if (!url) return note;
+      try { return (await writeMask(url)) || note; } catch (e) {
+        return "The mask could not be drawn on the canvas (" + String((e && e.message) || e) + "); reload the page.";
+      }
+    },
+    picture: (args) => fill(args, () => readPicture(args.find((v) => typeof v === "string" && !v.startsWith(PREFIX)))),
+    // For tests and curious users: whether the picture on the canvas is the one the server has
+    // (checked since it appeared), its size, and how many of its pixels are painted.
+    inspect: () => {
+      const s = scene(), m = s.picture ? readMask() : { painted: 0, width: 0, height: 0 };
+      const settled = !!s.picture && lastRead.picture === s.picture && lastRead.same;
+      return { settled, painted: m.painted, width: m.width, height: m.height };
+    },
+  };
+
+  // The mask may have changed (a stroke ended, a toolbar button, a new picture): tell the server a
+  // moment later, through the hidden button, so that it shows which cells the mask will redraw.
+  let pending = null;
+  function maskChanged() {
+    clearTimeout(pending);
+    pending = setTimeout(() => {
+      const button = document.getElementById("@MASK_CHANGED@");
+      if (button) button.click();
+    }, 400);
+  }
+  document.addEventListener("pointerup", (e) => {
+    const host = document.querySelector("#canvas");
+    if (host && host.contains(e.target)) maskChanged();
+  }, true);
+
+  // A new picture on the canvas (a new texture): tell the server, through the hidden button.
+  let shown = null;
+  setInterval(() => {
+    let picture = null;
+    try { picture = scene().picture; } catch (e) { return; }
+    if (picture && picture !== shown) {
+      const button = document.getElementById("@CHANGED@");
+      if (!button) return;
+      button.click();
+      maskChanged();
+    }
+    shown = picture;
+  }, 300);
+})();
