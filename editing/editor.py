@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -279,11 +279,16 @@ class Editor:
         )
 
     def submit(
-        self, requests: Sequence[EditRequest], previews: bool = False, time_limit: float | None = None
+        self,
+        requests: Sequence[EditRequest],
+        previews: bool = False,
+        time_limit: float | None = None,
+        visitor: Hashable | None = None,
     ) -> EditJob:
         """Start `run` in the background; follow, stop and collect it through the returned job.
-        time_limit: seconds, after which the run ends at its next scale with an EditError."""
-        job = EditJob(previews=previews, time_limit=time_limit)
+        time_limit: seconds, after which the run ends at its next scale with an EditError; visitor: who
+        asks (a page, an API caller): visitors take turns on the device step by step (editing.turns)."""
+        job = EditJob(previews=previews, time_limit=time_limit, visitor=visitor)
 
         def work() -> None:
             try:
@@ -296,19 +301,20 @@ class Editor:
 
     def _sample(self, plans: list[Plan], job: EditJob | None, slots: list[int]) -> list[np.ndarray]:
         """Encode (cached) and sample plans on the device. Passes running at the same time (several
-        visitors of a studio) take turns on the device scale by scale."""
+        visitors of a studio) take turns on the device step by step, visitors round-robin."""
         if job is not None:
             job.check()
-        with self._turn():
+        with self._turn(job):
             for p in plans:
                 if p.x is not None and p.source is None:
                     p.source = self._cache.encode(self.vqvae, p.x, self.device)
-        return sample(plans, self.var, self.vqvae, self.device, job, slots, self._turn)
+        return sample(plans, self.var, self.vqvae, self.device, job, slots, lambda: self._turn(job))
 
     @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """The device for one step (a scale, a decode, an encoding); out of memory becomes an EditError."""
-        with self._turns():
+    def _turn(self, job: EditJob | None) -> Iterator[None]:
+        """The device for one step (a scale, a decode, an encoding) in the job's visitor's turn; out of
+        memory becomes an EditError."""
+        with self._turns(*((None, None) if job is None else (job.visitor, job.waiting))):
             try:
                 yield
             except torch.OutOfMemoryError as e:

@@ -18,7 +18,7 @@ from PIL import Image
 from .errors import EditCancelled, EditError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Hashable, Iterator
 
     from .compose import EditResult
 
@@ -26,11 +26,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Progress:
     """Scale `step` of `total` is done; previews[i]: the candidates so far of request i (its index in
-    the list given to `Editor.run`), for the requests of the pass that is running."""
+    the list given to `Editor.run`), for the requests of the pass that is running. ahead: before the
+    first scale, other visitors whose turn on the device comes first (step and total are then 0)."""
 
     step: int
     total: int
     previews: dict[int, list[Image.Image]]
+    ahead: int = 0
 
 
 _DONE = object()
@@ -38,10 +40,14 @@ _DONE = object()
 
 class EditJob:
     """A running (or finished) `Editor.run`. previews: whether the pipeline renders previews for it;
-    time_limit: seconds after which the edit ends at its next scale with an EditError."""
+    time_limit: seconds after which the edit ends at its next scale with an EditError; visitor: who
+    asked (a page, an API caller; None: a visitor of its own): visitors take turns on the device."""
 
-    def __init__(self, previews: bool = False, time_limit: float | None = None) -> None:
+    def __init__(
+        self, previews: bool = False, time_limit: float | None = None, visitor: Hashable | None = None
+    ) -> None:
         self.previews = previews
+        self.visitor: Hashable = self if visitor is None else visitor
         self.time_limit = time_limit
         self._deadline = None if time_limit is None else time.monotonic() + time_limit
         self.latest: Progress | None = None
@@ -91,6 +97,11 @@ class EditJob:
                 f"The edit took longer than the {self.time_limit:g} s allowed per edit (--max-edit-seconds); "
                 "ask for fewer candidates or a smaller picture."
             )
+
+    def waiting(self, ahead: int) -> None:
+        """Before its first scale the edit waits for `ahead` other visitors' turns (reported once)."""
+        if self.latest is None:
+            self.report(Progress(0, 0, {}, ahead))
 
     def report(self, progress: Progress) -> None:
         self.latest = progress

@@ -13,7 +13,7 @@ import base64
 import io
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -142,9 +142,14 @@ class RemoteEditor:
         return self._info.image_size
 
     def submit(
-        self, requests: Sequence[EditRequest], previews: bool = False, time_limit: float | None = None
+        self,
+        requests: Sequence[EditRequest],
+        previews: bool = False,
+        time_limit: float | None = None,
+        visitor: Hashable | None = None,
     ) -> EditJob:
-        """Run one request on a worker; the job streams its previews and stops the worker's edit on cancel."""
+        """Run one request on a worker; the job streams its previews and stops the worker's edit on cancel.
+        visitor: unused (each worker runs one edit at a time; Ray Serve queues the rest)."""
         if len(requests) != 1:
             raise EditError("The studio's workers take one request at a time.")
         job = EditJob(previews=previews)

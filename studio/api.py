@@ -16,7 +16,9 @@ from .session import Session, user_error
 def add_endpoints(session: Session) -> None:
     """Create the endpoints inside the current gr.Blocks (their widgets stay hidden)."""
 
-    def inpaint(image: str, mask: str, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    def inpaint(
+        image: str, mask: str, options: dict[str, Any] | None = None, request: gr.Request | None = None
+    ) -> tuple[str, dict[str, Any]]:
         """Regenerate the masked part of a picture so that it fits the rest; every pixel outside the mask is kept.
 
         Args:
@@ -28,10 +30,10 @@ def add_endpoints(session: Session) -> None:
             The edited picture (PNG with its parameters in its metadata) and those parameters.
         """
         _need(image=image, mask=mask)
-        return session.api_run({"mode": "inpaint", "image": image, "mask": mask, "options": options})
+        return session.api_run({"mode": "inpaint", "image": image, "mask": mask, "options": options}, _visitor(request))
 
     def outpaint(
-        image: str, margins: dict[str, Any], options: dict[str, Any] | None = None
+        image: str, margins: dict[str, Any], options: dict[str, Any] | None = None, request: gr.Request | None = None
     ) -> tuple[str, dict[str, Any]]:
         """Grow a picture's canvas and fill the new area so that it continues the picture.
 
@@ -46,10 +48,10 @@ def add_endpoints(session: Session) -> None:
         _need(image=image)
         if not isinstance(margins, dict):
             raise user_error('Margins must be a JSON object such as {"left": 64}.')
-        return session.api_run({"mode": "outpaint", "image": image, **margins, "options": options})
+        return session.api_run({"mode": "outpaint", "image": image, **margins, "options": options}, _visitor(request))
 
     def edit_class(
-        image: str, mask: str, class_id: int, options: dict[str, Any] | None = None
+        image: str, mask: str, class_id: int, options: dict[str, Any] | None = None, request: gr.Request | None = None
     ) -> tuple[str, dict[str, Any]]:
         """Redraw the masked part of a picture as a chosen class (e.g. an ImageNet class), keeping the rest.
 
@@ -63,10 +65,13 @@ def add_endpoints(session: Session) -> None:
         """
         _need(image=image, mask=mask)
         return session.api_run(
-            {"mode": "edit_class", "image": image, "mask": mask, "class_id": class_id, "options": options}
+            {"mode": "edit_class", "image": image, "mask": mask, "class_id": class_id, "options": options},
+            _visitor(request),
         )
 
-    def generate(class_id: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    def generate(
+        class_id: int | None = None, options: dict[str, Any] | None = None, request: gr.Request | None = None
+    ) -> tuple[str, dict[str, Any]]:
         """Draw a new picture of a class at the model's resolution (no class: anything).
 
         Args:
@@ -75,7 +80,7 @@ def add_endpoints(session: Session) -> None:
         Returns:
             The picture (PNG with its parameters in its metadata) and those parameters.
         """
-        return session.api_run({"mode": "generate", "class_id": class_id, "options": options})
+        return session.api_run({"mode": "generate", "class_id": class_id, "options": options}, _visitor(request))
 
     with gr.Row(visible=False):
         image, mask = gr.File(label="image"), gr.File(label="mask")
@@ -91,6 +96,11 @@ def add_endpoints(session: Session) -> None:
     for fn, inputs in calls:
         trigger = gr.Button(visible=False)
         trigger.click(fn, inputs, [result, params], api_name=fn.__name__, concurrency_id="edit")
+
+
+def _visitor(request: gr.Request | None) -> str | None:
+    """An API caller is its session (one gradio_client Client): its edits share one turn on the device."""
+    return None if request is None else request.session_hash
 
 
 def _need(**files: str | None) -> None:

@@ -293,7 +293,7 @@ class Session:
         self, editor: Editor, request: EditRequest, slot: JobSlot | None, extra: dict[Any, Any], out: Outputs
     ) -> Iterator[dict[Any, Any]]:
         started = time.monotonic()
-        job = editor.submit([request], previews=True, time_limit=self.time_limit)
+        job = editor.submit([request], previews=True, time_limit=self.time_limit, visitor=slot)
         ended = finish_time(job)
         if isinstance(slot, JobSlot):
             slot.job = job
@@ -301,6 +301,9 @@ class Session:
         step = total = 0
         try:
             for progress in job.updates():
+                if progress.ahead:
+                    yield {out.status: waiting_text(progress.ahead)}
+                    continue
                 step, total = progress.step, progress.total
                 if progress is not job.latest:
                     continue  # the page is behind the edit: show only the newest scale
@@ -367,9 +370,10 @@ class Session:
         return index, gr.update(value=paths[index] if paths else None, interactive=bool(paths))
 
     # ---- API ----------------------------------------------------------------------------
-    def api_run(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def api_run(self, data: dict[str, Any], visitor: str | None = None) -> tuple[str, dict[str, Any]]:
         """One request from an API caller (a JSON-like dict) -> (PNG path carrying its parameters, parameters).
-        The endpoints return one picture, so only one candidate is made."""
+        The endpoints return one picture, so only one candidate is made. visitor: the caller's session
+        (its edits share one turn on the device with each other)."""
         editor = self.current_editor()
         try:
             options = data.pop("options", None) or {}
@@ -378,7 +382,7 @@ class Session:
             if options.get("num_samples", 1) != 1:
                 raise EditError("The endpoints return one picture: leave num_samples out or set it to 1.")
             request = EditRequest.from_dict({**data, "options": {**options, "num_samples": 1}}, editor.defaults)
-            result = editor.submit([request], time_limit=self.time_limit).result()[0]
+            result = editor.submit([request], time_limit=self.time_limit, visitor=visitor).result()[0]
         except EditError as e:
             raise user_error(str(e)) from e
         run_dir = Path(tempfile.mkdtemp(dir=self.workdir))
@@ -391,6 +395,12 @@ class Session:
 
 
 BRUSH_COLOURS = ["#ff00ff", "#00e0ff", "#ffe600"]
+
+
+def waiting_text(ahead: int) -> str:
+    """The status line of an edit waiting for the device."""
+    others = "1 other visitor's edit goes" if ahead == 1 else f"{ahead} other visitors' edits go"
+    return f"Waiting: {others} first, then they take turns with yours, one scale each."
 
 
 def finish_time(job: EditJob) -> list[float]:
