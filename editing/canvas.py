@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import EditError
 from .limits import Limits
 
+BAND_PIXELS = 1 << 20  # pixels of a full-size picture worked on at once (mask box, paste-back)
 MAX_PIXELS = Limits().picture_pixels  # larger files are refused before decoding (decompression-bomb guard)
 ImageSource = str | Path | IO[bytes] | bytes | Image.Image | np.ndarray
 
@@ -152,6 +153,10 @@ class Region:
         local = (slice(y0 - self.y0, y1 - self.y0), slice(x0 - self.x0, x1 - self.x0))
         return inside, local
 
+    def within(self, width: int, height: int) -> bool:
+        """Whether the region lies wholly inside a width x height image."""
+        return self.x0 >= 0 and self.y0 >= 0 and self.x0 + self.side <= width and self.y0 + self.side <= height
+
     def outside(self, width: int, height: int) -> np.ndarray:
         """float32 (side, side): 1 where the region reaches past the image, else 0."""
         out = np.ones((self.side, self.side), np.float32)
@@ -159,12 +164,31 @@ class Region:
         return out
 
 
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the bounding box of the mask's pixels (>= 0.5); None for an empty mask."""
+    H, W = mask.shape
+    step = _band_rows(W)
+    rows, cols = np.zeros(H, bool), np.zeros(W, bool)
+    for top in range(0, H, step):  # a band at a time: no full-size temporary
+        band = mask[top : top + step] >= 0.5
+        rows[top : top + step] = band.any(axis=1)
+        cols |= band.any(axis=0)
+    if not rows.any():
+        return None
+    return int(cols.argmax()), int(rows.argmax()), W - int(cols[::-1].argmax()), H - int(rows[::-1].argmax())
+
+
+def _band_rows(width: int, at_least: int = 1) -> int:
+    return max(BAND_PIXELS // max(width, 1), at_least)
+
+
 def edit_region(mask: np.ndarray, context: float = 0.5, min_side: int = 0) -> Region:
     """The square around the mask's bounding box grown by `context` of its size on each side,
     kept inside the image where it fits."""
     H, W = mask.shape
-    ys, xs = np.nonzero(mask >= 0.5)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    box = mask_box(mask)
+    assert box is not None, "the plan refuses empty masks first"
+    x0, y0, x1, y1 = box
     side = int(round(max(x1 - x0, y1 - y0) * (1 + 2 * context)))
     side = min(max(side, min_side), max(H, W))
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -199,6 +223,39 @@ def feather_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
         return binary.astype(np.float32)
     inside = cv2.distanceTransform(binary, cv2.DIST_L2, 5)
     return np.clip(inside / feather, 0, 1).astype(np.float32)
+
+
+def paste_into(
+    picture: np.ndarray, drawn: np.ndarray, at: tuple[int, int], mask: np.ndarray, feather: int
+) -> Image.Image:
+    """`picture` uint8 (H, W, 3) as a PIL image with `drawn` uint8 (h, w, 3), whose top-left corner lies at
+    `at` = (x, y) in picture pixels (it may reach past the border), blended in by `feather_alpha(mask,
+    feather)`: every pixel outside the mask stays the original.
+
+    Memory follows the mask, not the picture: only the mask's box is blended, a band of rows at a time,
+    each band's feather computed on the band and `feather` + 1 rows around it (a distance no greater than
+    `feather` reaches no further, so the weights are the whole picture's, bit for bit)."""
+    out = Image.fromarray(picture)
+    box = mask_box(mask)
+    if box is None:
+        return out
+    H, W = mask.shape
+    x0, y0, x1, y1 = max(box[0] - 1, 0), max(box[1] - 1, 0), min(box[2] + 1, W), min(box[3] + 1, H)
+    margin = max(feather, 0) + 1
+    step = _band_rows(x1 - x0, 2 * margin)
+    for top in range(y0, y1, step):
+        bottom = min(top + step, y1)
+        lo, hi = max(y0, top - margin), min(y1, bottom + margin)
+        alpha = feather_alpha(mask[lo:hi, x0:x1], feather)[top - lo : bottom - lo]
+        original = picture[top:bottom, x0:x1]
+        generated = original.copy()
+        dx, dy = at[0] - x0, at[1] - top
+        ys = slice(max(dy, 0), min(dy + drawn.shape[0], bottom - top))
+        xs = slice(max(dx, 0), min(dx + drawn.shape[1], x1 - x0))
+        if ys.start < ys.stop and xs.start < xs.stop:
+            generated[ys, xs] = drawn[ys.start - dy : ys.stop - dy, xs.start - dx : xs.stop - dx]
+        out.paste(Image.fromarray(paste_back(original, generated, alpha)), (x0, top))
+    return out
 
 
 def paste_back(original: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> np.ndarray:

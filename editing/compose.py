@@ -55,7 +55,7 @@ def compose(plan: Plan, generated: np.ndarray, model_name: str, class_names: lis
         images = [Image.fromarray(g) for g in generated]
         return EditResult(images, plan.seed, params, Image.fromarray(full, "L"), None, None)
     images = [_paste(picture, mask, plan.region, g, plan.options.feather, plan.options.paste_back) for g in generated]
-    binary = Image.fromarray((mask >= 0.5).astype(np.uint8) * 255, "L")
+    binary = Image.fromarray(np.multiply(mask >= 0.5, 255, dtype=np.uint8), "L")
     finest = None
     if plan.regenerate is not None:
         P = int(round(plan.regenerate[-1].numel() ** 0.5))
@@ -73,9 +73,9 @@ def _paste(
         if side == R
         else cv2.resize(generated_R, (side, side), interpolation=cv2.INTER_CUBIC if side > R else cv2.INTER_AREA)
     )
-    full = picture.copy()
+    if paste_back:
+        return canvas.paste_into(picture, generated, (region.x0, region.y0), mask, feather)
+    full = Image.fromarray(picture)
     inside, local = region.overlap(W, H)
-    full[inside] = generated[local]
-    if not paste_back:
-        return Image.fromarray(full)
-    return Image.fromarray(canvas.paste_back(picture, full, canvas.feather_alpha(mask, feather)))
+    full.paste(Image.fromarray(np.ascontiguousarray(generated[local])), (inside[1].start, inside[0].start))
+    return full

@@ -55,18 +55,20 @@ def run_panorama(
         work = np.asarray(candidate).copy()
         todo = mask >= 0.5
         for j, start in enumerate(starts):
+            # Each window is sampled on its own, scale by scale in its visitor's turns: other visitors'
+            # edits go between any two of its steps, and only the window's pixels are copied.
             box = (slice(0, H), slice(start, start + side)) if W >= H else (slice(start, start + side), slice(0, W))
-            window_mask = np.zeros_like(mask)
-            window_mask[box] = todo[box]
+            window_mask = todo[box].astype(np.float32)
             if not window_mask.any():
                 continue
-            window = Inputs(work[box].copy(), window_mask[box])
+            window = Inputs(work[box].copy(), window_mask)
             seeded = replace(windows, seed=options.seed + 1 + 1000 * i + j)
             step = plan(request, model, window, seeded, label, allow_full=True)
             drawn = compose(step, sample_plans([step])[0], *names).images[0]
-            work[box] = np.where(window_mask[box][..., None] >= 0.5, np.asarray(drawn), work[box])
-            todo &= window_mask < 0.5
-        finals.append(canvas.paste_back(grown, work, canvas.feather_alpha(mask, 0)))
+            work[box] = np.where(todo[box][..., None], np.asarray(drawn), work[box])
+            todo[box] = False
+        finals.append(canvas.paste_into(grown, work, (0, 0), mask, 0))
+        del work
     params = params_of(replace(whole, options=options), *names)
-    binary = Image.fromarray((mask >= 0.5).astype(np.uint8) * 255, "L")
-    return EditResult([Image.fromarray(f) for f in finals], options.seed, params, binary, None, None)
+    binary = Image.fromarray(np.multiply(mask >= 0.5, 255, dtype=np.uint8), "L")
+    return EditResult(finals, options.seed, params, binary, None, None)

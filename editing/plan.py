@@ -124,18 +124,20 @@ def plan(
         return Plan(request, options, label, inputs, Region(0, 0, R), None, None)
     picture, mask = inputs.picture, inputs.mask
     assert mask is not None
-    coverage = float((mask >= 0.5).mean())
-    if coverage == 0:
+    H, W = mask.shape
+    box = canvas.mask_box(mask)
+    if box is None:
         raise EditError("The mask is empty: paint over the area to regenerate.")
-    if coverage == 1 and not (allow_full and options.policy == "strength" and options.strength > 0):
+    whole = box == (0, 0, W, H) and bool((mask >= 0.5).all())
+    if whole and not (allow_full and options.policy == "strength" and options.strength > 0):
         raise EditError(
             "The mask covers the whole picture, so nothing is left to keep: leave part of it unpainted, "
             "or generate a new picture instead."
         )
-    H, W = mask.shape
     region = canvas.edit_region(mask, options.context, min_side=R // 2)
-    # Beyond the picture's border the model may draw freely; that part is cropped away later.
-    region_mask = np.maximum(canvas.crop(mask, region), region.outside(W, H))
+    region_mask = canvas.crop(mask, region)
+    if not region.within(W, H):  # beyond the border the model may draw freely; that part is cropped away later
+        region_mask = np.maximum(region_mask, region.outside(W, H))
     region_image = canvas.crop(picture, region)
     if options.fill == "neutral":
         region_image = canvas.neutral_fill(region_image, region_mask)

@@ -16,6 +16,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 
+# Edits a studio accepts at once by default. They take turns step by step, so a small edit beside
+# N - 1 others takes about N times its time alone: 8 keeps the demo model's small edit (0.15-1 s
+# alone on 2 CPU cores) within 10 s whatever else runs, and 8 clients at once never queue in Gradio.
+# Each accepted edit holds its pictures in memory (docs/operating.md: about 8x its RGB bytes).
+EDITS_AT_ONCE = 8
 REMEMBERED = 4096  # visitors whose last turn is remembered; a forgotten one counts as never served
 
 

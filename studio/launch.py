@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from editing import Limits, default_device
+from editing.turns import EDITS_AT_ONCE
 
 MB = 1024 * 1024
 
@@ -65,9 +66,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--concurrency",
         type=int,
-        default=1,
-        help="visitors' edits accepted at once (default 1); the rest wait in the queue and see their position. "
-        "Accepted edits take turns on the device, one pass at a time.",
+        default=EDITS_AT_ONCE,
+        help=f"edits accepted at once (default {EDITS_AT_ONCE}); the rest wait in the queue and see their position. "
+        "Accepted edits take turns on the device one scale at a time, visitor by visitor, so a small edit "
+        "never waits for the whole of a big one.",
     )
     p.add_argument(
         "--workers",

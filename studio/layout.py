@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from editing import EditOptions, Editor
+from editing.turns import EDITS_AT_ONCE
 
 from . import canvas_io
 from .api import add_endpoints
@@ -27,13 +28,13 @@ CSS = """
 """  # candidates at their own shape (photos are rarely square), the box as tall as they are, one at half width
 HEAD = canvas_io.HEAD  # launch with css=CSS, head=HEAD: the page's script that reads the canvas
 PICTURE_MAX_MB = 50
-STOPPING_JS = "(status) => /^(Starting|Scale)/.test(status || '') ? 'Stopping…' : status"
+STOPPING_JS = "(status) => /^(Starting|Waiting|Scale)/.test(status || '') ? 'Stopping…' : status"
 
 
 def build_app(
     editor: Editor,
     models: ModelSwitch | None = None,
-    concurrency: int = 1,
+    concurrency: int = EDITS_AT_ONCE,
     options_cls: type = EditOptions,
     time_limit: float | None = None,
     keep_files: float = 3600,
