@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -404,12 +403,14 @@ def test_time_limit_ends_an_edit_cleanly(editor):
 
 
 def test_a_small_edit_does_not_wait_for_a_big_one(editor):
-    """Two edits in flight share the device scale by scale: the small one, started second, ends first."""
+    """Two visitors' edits share the device step by step: the small one, sent once the big one has the device
+    (its first scale reported), ends while the big one still has most of its 72 steps to go."""
     big = EditRequest("inpaint", _picture(), _stroke(), options=EditOptions(seed=0, num_samples=64))
     small = EditRequest("inpaint", _picture(seed=1), _stroke(), options=EditOptions(seed=1))
-    big_job = editor.submit([big])
-    time.sleep(0.3)  # the big one has the device
-    small_job = editor.submit([small])
+    big_job = editor.submit([big], previews=True, visitor="big")
+    first = next(big_job.updates(timeout=120))
+    assert first.step == 1 and not big_job.done
+    small_job = editor.submit([small], visitor="small")
     small_job.result(timeout=120)
     assert not big_job.done, "the small edit waited for the whole big one"
     assert len(big_job.result(timeout=300)[0].images) == 64
