@@ -1,13 +1,16 @@
 """A bounded load test of a running studio: several clients, valid edits mixed with hostile ones.
 
-    python bench/soak.py --start --clients 8 --seconds 300          # starts `app.py` itself
+    python bench/soak.py --start --clients 8 --large 2 --seconds 150   # starts `app.py` itself
     python bench/soak.py --url http://127.0.0.1:7860/ --clients 8 --seconds 300
 
-Each client loops over: a small valid in-paint through the /inpaint endpoint (64 px picture, seeded)
-and, in turn, one hostile request: an 8000x8000 picture, a decompression-bomb mask, 64 candidates,
-malformed options (unknown key, text for a number, NaN). It reports requests served, p50/p95 latency
-of the small valid edits, errors by kind, the server's peak RSS (itself and its children) and the
-size of its temp dir at the end. `--json PATH` writes the figures.
+Each small client loops over: a small valid in-paint through the /inpaint endpoint (64 px picture,
+seeded) and, in turn, one hostile request: an 8000x8000 picture, a decompression-bomb mask, 64
+candidates, malformed options (unknown key, text for a number, NaN). `--large N` of the clients loop
+over large valid edits instead, in turn: a 64x64 picture out-painted to 16384 px wide (a panorama) and
+a 7000x7000 in-paint (49 MP). It reports requests served, p50/p95 latency of the small valid edits,
+large edits finished per minute (those still running at the end are not counted), errors by kind,
+the server's peak RSS (itself and its children) and the size of its temp dir at the end.
+`--json PATH` writes the figures.
 """
 
 from __future__ import annotations
@@ -46,6 +49,45 @@ def make_files(folder: Path) -> dict[str, Path]:
     Image.new("RGB", (8000, 8000), (200, 30, 30)).save(folder / "huge.png")  # ~60 KB, 64 megapixels
     Image.new("1", (20000, 20000)).save(folder / "bomb-mask.png")  # ~400 KB, 400 megapixels
     return {p.stem: p for p in folder.iterdir()}
+
+
+def make_large_files(folder: Path) -> dict[str, Path]:
+    """A smooth 7000x7000 picture (49 MP) and a mask over its middle half."""
+    side = 7000
+    ramp = np.linspace(0, 255, side, dtype=np.float32)
+    picture = np.empty((side, side, 3), np.uint8)
+    picture[..., 0], picture[..., 1], picture[..., 2] = ramp[None, :], ramp[:, None], 128
+    Image.fromarray(picture).save(folder / "large.png", compress_level=1)
+    mask = np.zeros((side, side), np.uint8)
+    mask[side // 4 : 3 * side // 4, side // 4 : 3 * side // 4] = 255
+    Image.fromarray(mask).save(folder / "large-mask.png", compress_level=1)
+    return {"large": folder / "large.png", "large-mask": folder / "large-mask.png"}
+
+
+def large_loop(url: str, files: dict[str, Path], until: float, index: int, out: dict[str, Any]) -> None:
+    """Large valid edits, a panorama and a 49 MP in-paint in turn, until the time is up."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    turn = index
+    while time.monotonic() < until:
+        started = time.monotonic()
+        kind = "panorama" if turn % 2 == 0 else "49mp-inpaint"
+        try:
+            if kind == "panorama":
+                client.predict(handle_file(str(files["small"])), {"right": 16384 - 64}, {"seed": turn},
+                               api_name="/outpaint")  # fmt: skip
+            else:
+                client.predict(handle_file(str(files["large"])), handle_file(str(files["large-mask"])),
+                               {"seed": turn}, api_name="/inpaint")  # fmt: skip
+            outcome = "served"
+        except Exception as e:
+            outcome = f"FAILED {type(e).__name__}: {str(e)[:80]}"
+        with out["lock"]:
+            if time.monotonic() <= until:
+                out["large"].append(time.monotonic() - started)
+            out["kinds"][f"large {kind}: {outcome}"] += 1
+        turn += 1
 
 
 def hostile_call(kind: str, files: dict[str, Path]) -> tuple[Path, Path, dict[str, Any]]:
@@ -140,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", help="a running studio (its peak RSS and temp dir are then not measured)")
     p.add_argument("--start", action="store_true", help="start app.py on a free port with its own temp dir")
-    p.add_argument("--app-args", default="--concurrency 2", help="flags for the started app")
+    p.add_argument("--app-args", default="", help="flags for the started app (default: none, as the README starts it)")
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--large", type=int, default=0, help="how many of the clients send large valid edits")
     p.add_argument("--seconds", type=float, default=300)
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
@@ -155,13 +198,19 @@ def main(argv: list[str] | None = None) -> int:
             url = args.url
         else:
             p.error("give --url or --start")
-        out: dict[str, Any] = {"latency": [], "kinds": Counter(), "lock": threading.Lock()}
+        if args.large:
+            files.update(make_large_files(files["small"].parent))
+        out: dict[str, Any] = {"latency": [], "large": [], "kinds": Counter(), "lock": threading.Lock()}
         until = time.monotonic() + args.seconds
         peak = 0.0
-        threads = [threading.Thread(target=client_loop, args=(url, files, until, i, out)) for i in range(args.clients)]
+        loops = [large_loop if i < args.large else client_loop for i in range(args.clients)]
+        threads = [
+            threading.Thread(target=f, args=(url, files, until, i, out), daemon=True) for i, f in enumerate(loops)
+        ]
         for t in threads:
             t.start()
-        while any(t.is_alive() for t in threads):
+        small = threads[args.large :]
+        while any(t.is_alive() for t in small) or (time.monotonic() < until and any(t.is_alive() for t in threads)):
             if proc is not None:
                 peak = max(peak, rss_peak_mb(proc.pid))
             time.sleep(0.5)
@@ -173,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             "valid_served": len(latency),
             "valid_p50_s": round(statistics.median(latency), 3) if latency else None,
             "valid_p95_s": round(latency[int(0.95 * (len(latency) - 1))], 3) if latency else None,
+            "large_clients": args.large,
+            "large_finished": len(out["large"]),
+            "large_per_minute": round(len(out["large"]) * 60 / args.seconds, 2),
+            "large_mean_s": round(statistics.mean(out["large"]), 1) if out["large"] else None,
             "peak_server_rss_mb": round(peak, 1) if proc is not None else None,
             "temp_dir_mb_at_end": round(folder_mb(tmp), 2) if proc is not None else None,
             "outcomes": dict(sorted(out["kinds"].items())),
