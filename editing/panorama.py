@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -17,6 +18,7 @@ from .plan import Inputs, ModelGeometry, Plan, plan
 from .request import EditRequest
 
 SamplePlans = Callable[[list[Plan]], list[np.ndarray]]
+PLAN_SIDE = 8  # the whole is planned on a canvas at most this many model resolutions long (then refined)
 
 
 def is_panorama(inputs: Inputs) -> bool:
@@ -25,6 +27,27 @@ def is_panorama(inputs: Inputs) -> bool:
         return False
     H, W = inputs.picture.shape[:2]
     return max(W, H) > 1.5 * min(W, H)
+
+
+def _overview(inputs: Inputs, longest: int) -> Inputs:
+    """The canvas for planning the whole: as it is, or shrunk to `longest` px on its long side. The plan's
+    square region is as long as the canvas, so a 16384 x 64 canvas would need a 16384 x 16384 one."""
+    assert inputs.picture is not None and inputs.mask is not None
+    H, W = inputs.mask.shape
+    scale = longest / max(W, H)
+    if scale >= 1:
+        return inputs
+    size = (max(1, round(W * scale)), max(1, round(H * scale)))
+    return Inputs(cv2.resize(inputs.picture, size, interpolation=cv2.INTER_AREA),
+                  cv2.resize(inputs.mask, size, interpolation=cv2.INTER_AREA))  # fmt: skip
+
+
+def _full_size(planned: np.ndarray, grown: np.ndarray, todo: np.ndarray) -> np.ndarray:
+    """The planned canvas at the canvas's size: the plan where the mask is, the picture elsewhere."""
+    if planned.shape == grown.shape:
+        return planned.copy()
+    H, W = todo.shape
+    return np.where(todo[..., None], cv2.resize(planned, (W, H), interpolation=cv2.INTER_CUBIC), grown)
 
 
 def run_panorama(
@@ -40,7 +63,7 @@ def run_panorama(
     assert inputs.picture is not None and inputs.mask is not None
     grown, mask = inputs.picture, inputs.mask
     H, W = mask.shape
-    whole = plan(request, model, inputs, replace(options, feather=0), label)
+    whole = plan(request, model, _overview(inputs, PLAN_SIDE * model.resolution), replace(options, feather=0), label)
     planned = compose(whole, sample_plans([whole])[0], *names)
     side = min(W, H)
     stride = max(1, side // 2)
@@ -52,8 +75,8 @@ def run_panorama(
     )
     finals = []
     for i, candidate in enumerate(planned.images):
-        work = np.asarray(candidate).copy()
         todo = mask >= 0.5
+        work = _full_size(np.asarray(candidate), grown, todo)
         for j, start in enumerate(starts):
             # Each window is sampled on its own, scale by scale in its visitor's turns: other visitors'
             # edits go between any two of its steps, and only the window's pixels are copied.

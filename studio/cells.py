@@ -7,6 +7,8 @@ from PIL import Image
 
 from editing.canvas import Region
 
+from .pictures import DISPLAY_MAX, display_copy
+
 TINT = np.array([255, 64, 160], np.float32)
 
 
@@ -28,3 +30,14 @@ def cells_overlay(picture: Image.Image, regenerated: np.ndarray | None, region: 
     view[tint] = view[tint] * 0.55 + TINT * 0.45
     view[grid[local] & tint] = (255, 255, 255)
     return Image.fromarray(base.clip(0, 255).astype(np.uint8))
+
+
+def cells_view(picture: Image.Image, regenerated: np.ndarray | None, region: Region | None) -> Image.Image:
+    """The cells overlay of a preview as the result's cells are shown (display_copy of the overlay),
+    drawn on the display copy for big pictures."""
+    if region is None or max(picture.size) <= DISPLAY_MAX:
+        return display_copy(cells_overlay(picture, regenerated, region))
+    shown = display_copy(picture)
+    s = shown.width / picture.width
+    scaled = Region(round(region.x0 * s), round(region.y0 * s), max(1, round(region.side * s)))
+    return cells_overlay(shown, regenerated, scaled)

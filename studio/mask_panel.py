@@ -24,8 +24,8 @@ from editing.canvas import Region, load_mask, open_guarded
 from editing.mask_tools import grow, invert, select_object
 
 from . import canvas_io
-from .cells import cells_overlay
-from .pictures import DISPLAY_MAX, display_copy
+from .cells import cells_view
+from .pictures import display_copy
 from .session import PictureOnItsWay, Session, user_error
 from .settings import Settings
 from .tabs import Values
@@ -251,17 +251,6 @@ def to_canvas(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if size[0] >= mask.shape[1] and size[1] >= mask.shape[0]:
         return np.asarray(image.resize(size, Image.Resampling.NEAREST)) >= 128
     return np.asarray(image.resize(size, Image.Resampling.BILINEAR)) >= 128
-
-
-def cells_view(picture: Image.Image, regenerated: np.ndarray | None, region: Region | None) -> Image.Image:
-    """The cells overlay of a preview as the result's cells are shown (display_copy of the overlay),
-    drawn on the display copy for big pictures."""
-    if region is None or max(picture.size) <= DISPLAY_MAX:
-        return display_copy(cells_overlay(picture, regenerated, region))
-    shown = display_copy(picture)
-    s = shown.width / picture.width
-    scaled = Region(round(region.x0 * s), round(region.y0 * s), max(1, round(region.side * s)))
-    return cells_overlay(shown, regenerated, scaled)
 
 
 def cells_note(mask: np.ndarray, regenerated: np.ndarray | None, region: Region | None) -> str:

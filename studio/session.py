@@ -25,7 +25,7 @@ from PIL import Image
 from editing import EditCancelled, EditError, EditJob, Editor, EditRequest, EditResult, load_image, save_png
 
 from . import canvas_io
-from .cells import cells_overlay
+from .cells import cells_view
 from .pictures import PREVIEW_MAX, canvas_copy, display_copy, grid_columns, tile
 from .settings import Settings
 from .tabs import Run, Values
@@ -351,7 +351,7 @@ class Session:
             out.seed: f"Seed used: **{result.seed}**",
             out.last_seed: result.seed,
             out.download: gr.update(value=paths[0], interactive=True),
-            out.cells: display_copy(cells_overlay(result.images[0], result.regenerated, result.region)),
+            out.cells: cells_view(result.images[0], result.regenerated, result.region),
             out.paths: paths,
             out.selected: 0,
         }
