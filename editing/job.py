@@ -47,7 +47,7 @@ class EditJob:
         self, previews: bool = False, time_limit: float | None = None, visitor: Hashable | None = None
     ) -> None:
         self.previews = previews
-        self.visitor: Hashable = self if visitor is None else visitor
+        self.visitor: Hashable = object() if visitor is None else visitor  # not the job: turns remember visitors
         self.time_limit = time_limit
         self._deadline = None if time_limit is None else time.monotonic() + time_limit
         self.latest: Progress | None = None

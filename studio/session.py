@@ -293,7 +293,8 @@ class Session:
         self, editor: Editor, request: EditRequest, slot: JobSlot | None, extra: dict[Any, Any], out: Outputs
     ) -> Iterator[dict[Any, Any]]:
         started = time.monotonic()
-        job = editor.submit([request], previews=True, time_limit=self.time_limit, visitor=slot)
+        visitor = id(slot) if isinstance(slot, JobSlot) else None  # the page (a key: turns remember visitors)
+        job = editor.submit([request], previews=True, time_limit=self.time_limit, visitor=visitor)
         ended = finish_time(job)
         if isinstance(slot, JobSlot):
             slot.job = job
