@@ -73,12 +73,16 @@ def measure(picture: Path, mask: Path, candidates: int) -> dict[str, float]:
         options, label = resolve(request, editor.geometry)
         inputs = load_inputs(request, editor.limits)
         times["read_s"] = time.perf_counter() - started
+        peaks = {"read": peak_rss_bytes()}
         planned = plan(request, editor.geometry, inputs, options, label)
         times["plan_s"] = time.perf_counter() - started - sum(times.values())
+        peaks["plan"] = peak_rss_bytes()
         generated = editor._sample([planned], None, [0])[0]
         times["sample_s"] = time.perf_counter() - started - sum(times.values())
+        peaks["sample"] = peak_rss_bytes()
         result = compose(planned, generated, editor.name, editor.class_names)
         times["compose_s"] = time.perf_counter() - started - sum(times.values())
+        peaks["compose"] = peak_rss_bytes()
         del inputs, planned
         for i, image in enumerate(result.images):
             save_png(image, Path(tmp) / f"out-{i}.png", result.params)
@@ -94,6 +98,7 @@ def measure(picture: Path, mask: Path, candidates: int) -> dict[str, float]:
         "peak_above_idle_mb": round((peak - idle) / 1e6, 1),
         "peak_over_rgb": round((peak - idle) / rgb, 2),
         **{k: round(v, 2) for k, v in times.items()},
+        **{f"peak_after_{k}_mb": round((v - idle) / 1e6, 1) for k, v in peaks.items()},
     }
 
 

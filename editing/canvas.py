@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import EditError
 from .limits import Limits
 
-BAND_PIXELS = 1 << 20  # pixels of a full-size picture worked on at once (mask box, paste-back)
+BAND_PIXELS = 1 << 18  # pixels of a full-size picture worked on at once (mask box, paste-back): a few MB of floats
 MAX_PIXELS = Limits().picture_pixels  # larger files are refused before decoding (decompression-bomb guard)
 ImageSource = str | Path | IO[bytes] | bytes | Image.Image | np.ndarray
 
@@ -70,7 +70,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # no copy of a big RGB picture
 
 
 def load_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -87,8 +87,9 @@ def load_inputs(request: EditRequest, limits: Limits) -> Inputs:
         grown, mask_image = canvas.outpaint_canvas(picture, zoom_out=request.zoom_out, **request.margins)
         return Inputs(np.asarray(grown), np.asarray(mask_image, np.float32) / 255.0)
     limits.check_canvas(picture.width, picture.height, request.options.num_samples)
-    mask = canvas.load_mask(request.mask, picture.size, limits.picture_pixels)
-    return Inputs(np.asarray(picture), mask)
+    size, pixels = picture.size, np.asarray(picture)
+    del picture  # the PIL copy goes before the mask is read: memory follows the work
+    return Inputs(pixels, canvas.load_mask(request.mask, size, limits.picture_pixels))
 
 
 def resolve(request: EditRequest, model: ModelGeometry) -> tuple[EditOptions, int]:
