@@ -1,0 +1,103 @@
+"""Output files: a PNG appears under its name whole or not at all, and keeps the input's ICC profile
+and EXIF (orientation applied and reset to 1) beside the edit's parameters, through the Python API
+and the CLI."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import ExifTags, Image, ImageCms
+
+from editing import EditOptions, Editor, read_params, save_png
+from editing.__main__ import main
+
+ORIENTATION, MAKE, MODEL = ExifTags.Base.Orientation, ExifTags.Base.Make, ExifTags.Base.Model
+
+
+@pytest.fixture(scope="module")
+def editor() -> Editor:
+    return Editor.from_pretrained("demo")
+
+
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # made once: it holds its date
+
+
+def _photo(path: Path) -> Path:
+    """A 48x32 JPEG stored sideways (EXIF orientation 6: shown rotated 90° clockwise, 32x48) with an
+    sRGB profile and a camera's Make and Model; its left column red, so the upright picture's top row is."""
+    pixels = np.full((32, 48, 3), 90, np.uint8)
+    pixels[:, :6] = (220, 30, 30)
+    exif = Image.Exif()
+    exif[ORIENTATION], exif[MAKE], exif[MODEL] = 6, "TestCam", "Model 7"
+    Image.fromarray(pixels).save(path, quality=95, icc_profile=SRGB, exif=exif.tobytes())
+    return path
+
+
+def _mask(path: Path) -> Path:
+    mask = np.zeros((48, 32), np.uint8)  # the upright picture's size
+    mask[20:36, 8:24] = 255
+    Image.fromarray(mask).save(path)
+    return path
+
+
+def _check_kept(path: Path, params: dict) -> None:
+    with Image.open(path) as out:
+        assert out.size == (32, 48), "the picture is upright"
+        assert np.asarray(out.convert("RGB"))[0, 16, 0] > 180, "its red side is on top"
+        assert out.info.get("icc_profile") == SRGB
+        exif = out.getexif()
+        assert exif.get(ORIENTATION) == 1 and exif.get(MAKE) == "TestCam" and exif.get(MODEL) == "Model 7"
+    assert read_params(path) == params
+
+
+def test_api_result_keeps_icc_and_exif(editor, tmp_path):
+    photo, mask = _photo(tmp_path / "photo.jpg"), _mask(tmp_path / "photo.mask.png")
+    result = editor.inpaint(str(photo), str(mask), EditOptions(seed=3))
+    path = save_png(result.images[0], tmp_path / "out.png", result.params)
+    _check_kept(path, result.params)
+    plain = editor.inpaint(np.asarray(Image.open(photo)), np.asarray(Image.open(mask)).T > 0, EditOptions(seed=3))
+    assert not {"icc_profile", "exif"} & set(plain.images[0].info), "an array has neither to keep"
+
+
+def test_cli_output_keeps_icc_and_exif(tmp_path):
+    photo, mask = _photo(tmp_path / "photo.jpg"), _mask(tmp_path / "photo.mask.png")
+    out = tmp_path / "out"
+    assert main([str(photo), "--mask", str(mask), "--out-dir", str(out), "--seed", "5"]) == 0
+    params = read_params(out / "photo.inpaint.png")
+    assert params["seed"] == 5 and params["name"] == "photo"
+    _check_kept(out / "photo.inpaint.png", params)
+
+
+def test_a_grey_profile_is_not_put_on_rgb_pixels(editor, tmp_path):
+    grey = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # not an RGB profile either
+    Image.new("L", (32, 32), 128).save(tmp_path / "grey.png", icc_profile=grey)
+    result = editor.inpaint(str(tmp_path / "grey.png"), np.eye(32, dtype=bool), EditOptions(seed=1))
+    assert "icc_profile" not in result.images[0].info
+
+
+class _Unwritable:
+    """An image whose PNG encoding fails after part of the file is out (as a full disk does)."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.image, self.info = image, image.info
+
+    def save(self, file: io.BufferedWriter, **kwargs: object) -> None:
+        self.image.save(file, **kwargs)
+        file.flush()
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failed_write_leaves_nothing(tmp_path):
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    with pytest.raises(OSError, match="No space"):
+        save_png(_Unwritable(picture), tmp_path / "out.png", {"seed": 1})
+    assert list(tmp_path.iterdir()) == [], "neither the final name nor a temporary file"
+    save_png(picture, tmp_path / "out.png", {"seed": 1})
+    with pytest.raises(OSError, match="No space"):
+        save_png(_Unwritable(picture), tmp_path / "out.png", {"seed": 2}, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"] and read_params(tmp_path / "out.png") == {"seed": 1}
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        save_png(picture, tmp_path / "out.png", {"seed": 3})
