@@ -23,10 +23,15 @@ def save_png(
     path = Path(path)
     info = PngImagePlugin.PngInfo()
     info.add_text(PARAMS_KEY, json.dumps(params, sort_keys=True))
-    kept = {key: image.info[key] for key in KEPT_INFO if image.info.get(key)}
     with written_whole(path, overwrite) as file:
-        image.save(file, format="PNG", pnginfo=info, compress_level=compress_level, **kept)
+        image.save(file, format="PNG", pnginfo=info, compress_level=compress_level, **carried(image))
     return path
+
+
+def carried(image: Image.Image) -> dict[str, bytes]:
+    """The ICC profile and EXIF `image` carries in its `info`, as arguments of PIL's save (PNG writes
+    the profile by itself but the EXIF only when given)."""
+    return {key: image.info[key] for key in KEPT_INFO if image.info.get(key)}
 
 
 def read_params(path: str | Path) -> dict[str, Any]:

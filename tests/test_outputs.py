@@ -5,13 +5,14 @@ and the CLI."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageCms
 
-from editing import EditOptions, Editor, read_params, save_png
+from editing import EditOptions, Editor, EditRequest, load_image, read_params, save_png
 from editing.__main__ import main
 
 ORIENTATION, MAKE, MODEL = ExifTags.Base.Orientation, ExifTags.Base.Make, ExifTags.Base.Model
@@ -43,9 +44,9 @@ def _mask(path: Path) -> Path:
     return path
 
 
-def _check_kept(path: Path, params: dict) -> None:
+def _check_kept(path: Path, params: dict, size: tuple[int, int] = (32, 48)) -> None:
     with Image.open(path) as out:
-        assert out.size == (32, 48), "the picture is upright"
+        assert out.size == size, "the picture is upright"
         assert np.asarray(out.convert("RGB"))[0, 16, 0] > 180, "its red side is on top"
         assert out.info.get("icc_profile") == SRGB
         exif = out.getexif()
@@ -62,6 +63,16 @@ def test_api_result_keeps_icc_and_exif(editor, tmp_path):
     assert not {"icc_profile", "exif"} & set(plain.images[0].info), "an array has neither to keep"
 
 
+def test_a_request_sent_as_json_keeps_them(editor, tmp_path):
+    """In-memory pictures travel as PNG data URLs (Ray jobs, the studio's model workers); a long
+    out-paint is drawn in windows."""
+    upright = load_image(_photo(tmp_path / "photo.jpg"))
+    request = EditRequest("outpaint", upright, right=48, options=EditOptions(seed=2))
+    sent = EditRequest.from_dict(json.loads(json.dumps(request.to_dict())))
+    result = editor.run([sent])[0]
+    _check_kept(save_png(result.images[0], tmp_path / "out.png", result.params), result.params, (80, 48))
+
+
 def test_cli_output_keeps_icc_and_exif(tmp_path):
     photo, mask = _photo(tmp_path / "photo.jpg"), _mask(tmp_path / "photo.mask.png")
     out = tmp_path / "out"
@@ -71,9 +82,9 @@ def test_cli_output_keeps_icc_and_exif(tmp_path):
     _check_kept(out / "photo.inpaint.png", params)
 
 
-def test_a_grey_profile_is_not_put_on_rgb_pixels(editor, tmp_path):
-    grey = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # not an RGB profile either
-    Image.new("L", (32, 32), 128).save(tmp_path / "grey.png", icc_profile=grey)
+def test_a_profile_of_other_colours_is_not_put_on_rgb_pixels(editor, tmp_path):
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    Image.new("L", (32, 32), 128).save(tmp_path / "grey.png", icc_profile=lab)
     result = editor.inpaint(str(tmp_path / "grey.png"), np.eye(32, dtype=bool), EditOptions(seed=1))
     assert "icc_profile" not in result.images[0].info
 
