@@ -158,8 +158,6 @@ def collect_jobs(args: argparse.Namespace, defaults: EditOptions, given: dict[st
     if not args.input:
         return [_make("generated", base, defaults)]
     source = Path(args.input)
-    if not source.exists():
-        raise EditError(f"{source} does not exist: give a picture, a folder of jobs or a .json job list.")
     if source.suffix.lower() == ".json" and source.is_file():
         try:
             items = json.loads(source.read_text())
@@ -216,17 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     3 stopped before every job was tried: the output folder took no more)."""
     args = build_parser().parse_args(argv)
     out_dir = Path(args.out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        print(f"error: --out-dir {out_dir} is a file; name a folder.", file=sys.stderr)
-        return 2
-    if args.batch < 1:
-        print("error: --batch must be at least 1.", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print("error: --workers must be at least 1.", file=sys.stderr)
-        return 2
-    if args.threads is not None and args.threads < 1:
-        print("error: --threads must be at least 1.", file=sys.stderr)
+    refusal = _refusal(args, out_dir)
+    if refusal is not None:
+        print(f"error: {refusal}", file=sys.stderr)
         return 2
     args.threads = args.threads or torch.get_num_threads()
     try:
@@ -256,6 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report, seconds = _run_here(editor, jobs, out_dir, args)
     return _tell(report, seconds, out_dir)
+
+
+def _refusal(args: argparse.Namespace, out_dir: Path) -> str | None:
+    """Why the command line cannot start, before any model is loaded (None: it can)."""
+    if args.input and not Path(args.input).exists():
+        return f"{args.input} does not exist: give a picture, a folder of jobs or a .json job list."
+    if out_dir.exists() and not out_dir.is_dir():
+        return f"--out-dir {out_dir} is a file; name a folder."
+    for flag, value in (("--batch", args.batch), ("--workers", args.workers), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            return f"{flag} must be at least 1."
+    return None
 
 
 def _tell(report: Report, seconds: float, out_dir: Path) -> int:
