@@ -1,11 +1,12 @@
-"""Output files: a PNG appears under its name whole or not at all, and keeps the input's ICC profile
-and EXIF (orientation applied and reset to 1) beside the edit's parameters, through the Python API
-and the CLI."""
+"""Output files: a PNG appears under its name whole or not at all (the studio's Gradio cache too),
+and keeps the input's ICC profile and EXIF (orientation applied and reset to 1) beside the edit's
+parameters, through the Python API, JSON requests and the CLI."""
 
 from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,33 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"] and read_params(tmp_path / "out.png") == {"seed": 1}
     with pytest.raises(FileExistsError, match="--overwrite"):
         save_png(picture, tmp_path / "out.png", {"seed": 3})
+
+
+def test_the_studio_never_rewrites_a_cached_picture_under_a_reader(tmp_path, monkeypatch):
+    """Gradio caches each picture a handler returns under a hash of its bytes; the studio's cache
+    writes a new one whole and leaves one already there alone, so a page fetching it while the same
+    picture is returned again (the last preview as the result) always gets the whole file."""
+    from gradio import image_utils, processing_utils
+
+    from studio import gradio_files
+
+    monkeypatch.setattr(processing_utils, "save_pil_to_cache", processing_utils.save_pil_to_cache)  # restored after
+    gradio_files.install()
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8))
+    path = Path(image_utils.save_image(picture, str(tmp_path), "png"))  # what gr.Image does with a PIL picture
+    whole = path.read_bytes()
+    stop = threading.Event()
+
+    def show_again() -> None:
+        while not stop.is_set():
+            assert image_utils.save_image(picture, str(tmp_path), "png") == str(path)
+
+    again = threading.Thread(target=show_again)
+    again.start()
+    try:
+        reads = [path.read_bytes() == whole for _ in range(500)]
+    finally:
+        stop.set()
+        again.join()
+    assert all(reads), f"{reads.count(False)} of {len(reads)} reads got a partial file"
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file left"
