@@ -30,10 +30,10 @@ from tqdm import tqdm
 
 from var_core.zoo import fetch
 
+from .batch import Job, Report, name_seed, run_batch, write_report
 from .canvas import load_mask, open_guarded
 from .editor import Editor, model_defaults, model_folder
 from .errors import EditError
-from .jobs import Job, Report, name_seed, run_batch, write_report
 from .options import EditOptions, OptionSpec, option_fields, range_text
 from .request import MODES, SIDES, EditRequest
 

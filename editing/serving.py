@@ -22,9 +22,9 @@ from PIL import Image
 
 from .canvas import Region
 from .compose import EditResult
+from .edit_job import EditJob, Progress
 from .editor import Editor, ModelInfo
 from .errors import EditCancelled, EditError
-from .job import EditJob, Progress
 from .limits import Limits
 from .metadata import carried
 from .options import EditOptions
