@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from . import canvas
-from .compose import EditResult, compose, params_of
+from .compose import EditResult, compose, keep_info, params_of
 from .options import EditOptions
 from .plan import Inputs, ModelGeometry, Plan, plan
 from .request import EditRequest
@@ -94,4 +94,5 @@ def run_panorama(
         del work
     params = params_of(replace(whole, options=options), *names)
     binary = Image.fromarray(np.multiply(mask >= 0.5, 255, dtype=np.uint8), "L")
+    keep_info(finals, inputs.info)
     return EditResult(finals, options.seed, params, binary, None, None)
