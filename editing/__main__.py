@@ -29,9 +29,10 @@ from tqdm import tqdm
 from var_core.zoo import fetch
 
 from .canvas import load_mask, open_guarded
-from .editor import Editor, model_defaults, model_folder
+from .editor import Editor
 from .errors import EditError
 from .jobs import REPORT, Job, Report, name_seed, run_batch
+from .models import model_defaults, resolve
 from .options import EditOptions, OptionSpec, option_fields, range_text
 from .request import MODES, SIDES, EditRequest
 
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         if args.ray:
             editor = None
-            if model_folder(args.model) is None:  # fetch a published model once, here, not in every worker
+            if resolve(args.model).kind == "published":  # fetch a published model once, here, not in every worker
                 fetch(args.model, offline=args.offline or None)
         else:
             editor = Editor.from_pretrained(

@@ -168,8 +168,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"error: port {port} on {args.host} is taken; pass another with --port N, or --port 0 for any free one."
         )
 
-    from editing import Editor, list_models, load_listed
-    from editing.catalog import fetch_listed
+    from editing import Editor, ModelSwitch
+    from editing.models import fetch_files, load_model, resolve
 
     limits = Limits(
         picture_pixels=int(args.max_picture_mp * 1e6),
@@ -182,26 +182,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     offline = True if args.offline else None  # None: HF_HUB_OFFLINE decides
 
     def loader(name: str, progress: Any = None) -> Editor:
-        loaded = load_listed(
-            name, args.models_dir, args.device, args.dtype, download=True, offline=offline, progress=progress
-        )
+        """A listed model by name (the Model panel's choices, and --model NAME)."""
+        loaded = load_model(name, args.models_dir, args.device, args.dtype, True, offline, progress, listed_only=True)
         loaded.limits = limits
         return loaded
 
     def fetch(name: str, progress: Any = None) -> None:
-        fetch_listed(name, offline, progress)
+        fetch_files(name, offline, progress)
 
     def from_command_line() -> Editor:
         """The model given by files or a folder path (not a listed name)."""
         if args.vae:
             loaded = Editor.from_files(args.vae, args.var, args.device, args.dtype)
         else:
-            loaded = Editor.from_pretrained(args.model, args.device, args.dtype)
+            loaded = load_model(args.model, args.models_dir, args.device, args.dtype)
         loaded.limits = limits
         return loaded
 
     workers = args.workers > 1 or args.ray
-    listed = not args.vae and args.model in {e.name for e in list_models(args.models_dir)}
+    try:
+        listed = not args.vae and resolve(args.model, args.models_dir, listed_only=True) is not None
+    except ValueError:  # a folder path, or a name that from_command_line refuses in one sentence
+        listed = False
     try:  # before Gradio is imported: a model that cannot load is said at once
         if workers:
             editor = start_workers(args, limits)
@@ -211,7 +213,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"error: {e}")
 
     from .layout import CSS, HEAD, build_app
-    from .model_panel import ModelSwitch
 
     models = ModelSwitch(
         loader,

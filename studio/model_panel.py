@@ -1,35 +1,27 @@
 """The Model panel: every model the studio knows, and switching the shared model safely.
 
-Only listed models can be loaded from the page (a path is a command-line choice). A switch drops
-the old model before loading the new one, so two large models never sit in memory together; one
-that fails brings the old model back (or the demo) and says why in one sentence. With switching
-locked (`--no-model-switch`, the default off loopback) the load handler is not registered at all,
-and `ModelSwitch.switch` refuses as well. Each page remembers the model its settings were made for
+Only listed models can be loaded from the page (a path is a command-line choice). The switching
+itself, with the old model dropped first and brought back on failure, is `editing.models.ModelSwitch`;
+this module is its page. With switching locked (`--no-model-switch`, the default off loopback) the
+load handler is not registered at all (a call to it is answered 404), and `ModelSwitch.switch` refuses
+as well. Each page remembers the model its settings were made for
 (`JobSlot.model`); a run after someone else switched is refused once, in one sentence, while the
 page's settings and classes are brought up to date.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from editing import Editor, ModelEntry, free_memory, list_models
-from editing.catalog import format_size
+from editing import ModelEntry, ModelSwitch, SwitchError
+from editing.models import format_size
 
 from .session import JobSlot, Session, user_error
 from .settings import Settings
 
-log = logging.getLogger("var-edit-studio")
-
-FileProgress = Callable[[str, int, "int | None"], None]  # (filename, bytes done, bytes in all or None)
-Loader = Callable[[str, "FileProgress | None"], Editor]  # a listed name -> its model
 DEMO_NOTICE = (
     "**This is the demo model**: a 64-px toy trained on emoji, bundled for trying the studio, "
     "not for editing real pictures."
@@ -41,97 +33,6 @@ REAL_MODELS = (
 REAL_MODELS_FIXED = " The published ImageNet models (256 and 512 px) are started with `python app.py --model d16`."
 
 PROGRESS = gr.Progress()  # a handler's default: Gradio hands each call its own
-
-
-class SwitchError(ValueError):
-    """A switch that did not happen, in one sentence."""
-
-
-class ModelSwitch:
-    """The models the page may load (what `list_models` lists) and the switching of the shared model.
-
-    load: turns a listed name into an Editor; fetch: downloads what a listed model lacks, following
-    the download, while the old model still serves (None: load does it all); current: the listed
-    name of the model the studio started with (None: given by files, which `restore` loads again);
-    allowed: False locks the model.
-    """
-
-    def __init__(
-        self,
-        load: Loader,
-        models_dir: str | Path | None = None,
-        current: str | None = None,
-        restore: Callable[[], Editor] | None = None,
-        allowed: bool = True,
-        fetch: Callable[[str, FileProgress | None], object] | None = None,
-    ) -> None:
-        self.load = load
-        self.fetch = fetch
-        self.models_dir = models_dir
-        self.current = current
-        self.restore = restore
-        self.allowed = allowed
-        self._lock = threading.Lock()
-
-    def entries(self) -> list[ModelEntry]:
-        """Every listed model, as it is on this machine now."""
-        return list_models(self.models_dir)
-
-    def switch(self, session: Session, name: str | None, progress: FileProgress | None = None) -> Editor:
-        """Make the listed model `name` the studio's model. The old one is dropped first (edits already
-        running finish on it); on failure it is loaded again, else the demo, and SwitchError says why."""
-        if not self.allowed:
-            raise SwitchError("This studio's model is fixed; it is chosen where the studio is started (--model).")
-        if not name:
-            raise SwitchError("Pick a model in the list first.")
-        if name not in {e.name for e in self.entries()}:
-            raise SwitchError("Only the listed models can be loaded here; pick one from the list.")
-        if not self._lock.acquire(blocking=False):
-            raise SwitchError("Another model is being loaded right now; try again when it is done.")
-        try:
-            if self.fetch is not None:
-                try:
-                    self.fetch(name, progress)
-                except Exception as e:
-                    kept = session.editor.info.name if session.editor is not None else "the current model"
-                    raise SwitchError(f"{self._reason(e, name)}; {kept} stays loaded.") from e
-            session.set_editor(None)
-            free_memory()
-            try:
-                editor = self.load(name, progress)
-            except Exception as e:
-                reason = self._reason(e, name)
-                raise SwitchError(f"{reason}; {self._bring_back(session)} is loaded again.") from e
-            session.set_editor(editor)
-            self.current, self.restore = name, None
-            return editor
-        finally:
-            self._lock.release()
-
-    def _reason(self, e: Exception, name: str) -> str:
-        """Why a fetch or load failed, as the start of one sentence, with the models folder named as such
-        where it was given as a full path (the page's visitors need not learn the server's folders)."""
-        if not isinstance(e, ValueError):  # CheckpointError, EditError: already one sentence
-            log.exception("loading model %s failed", name)
-            return f"{name} could not be loaded (the server log has the details)"
-        text = " ".join(str(e).split()).rstrip(".")
-        folder = str(self.models_dir or "").rstrip("/")
-        if folder and Path(folder).is_absolute():
-            text = text.replace(folder + "/", "the models folder").replace(folder, "the models folder")
-        return text
-
-    def _bring_back(self, session: Session) -> str:
-        """Load the model from before a failed switch, else the demo; its name."""
-        free_memory()
-        try:
-            editor = self.restore() if self.restore is not None else self.load(self.current or "demo", None)
-            session.set_editor(editor, same_model=True)
-        except Exception:
-            log.exception("loading the previous model again failed; loading the demo")
-            editor = self.load("demo", None)
-            session.set_editor(editor)
-            self.current, self.restore = "demo", None
-        return editor.info.name
 
 
 def models_table(entries: list[ModelEntry], loaded: str | None) -> str:

@@ -258,18 +258,17 @@ def test_a_locked_model_cannot_be_switched_from_the_page_or_by_http(hub: StandIn
 
 
 MISSING = """
-from editing import load_listed
-from editing.catalog import fetch_listed
-from studio.model_panel import ModelSwitch, SwitchError
+from editing import ModelSwitch, SwitchError, load_model
+from editing.models import fetch_files
 from studio.session import Session
 
 switch = ModelSwitch(
-    lambda name, progress: load_listed(name, "{models}", offline=True),
+    lambda name, progress: load_model(name, "{models}", offline=True, listed_only=True),
     "{models}",
     "demo",
-    fetch=lambda name, progress: fetch_listed(name, True, progress),
+    fetch=lambda name, progress: fetch_files(name, True, progress),
 )
-session = Session(load_listed("demo"))
+session = Session(load_model("demo"))
 for name in ("d16", "../models/tiny", "{models}/tiny"):
     try:
         switch.switch(session, name)
@@ -305,8 +304,7 @@ def test_a_model_missing_offline_or_not_listed_is_one_sentence_without_server_pa
 # ---- memory: the old model goes before the new one comes ----------------------------------------
 SWITCH = """
 import os, shutil, torch, var_core
-from editing import load_listed
-from studio.model_panel import ModelSwitch
+from editing import ModelSwitch, load_model
 from studio.session import Session
 
 def status(field):
@@ -322,8 +320,8 @@ torch.save(big.state_dict(), "models/big-a/var.pth")
 os.link("models/big-a/var.pth", "models/big-b/var.pth")  # the same weights, loaded twice
 del big
 size = sum(p.stat().st_size for p in __import__("pathlib").Path("models/big-b").iterdir())
-switch = ModelSwitch(lambda name, progress: load_listed(name, "models"), "models", "big-a")
-session = Session(load_listed("big-a", "models"))
+switch = ModelSwitch(lambda name, progress: load_model(name, "models", listed_only=True), "models", "big-a")
+session = Session(load_model("big-a", "models", listed_only=True))
 before = status("VmRSS")
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")
