@@ -141,6 +141,21 @@ def switch_allowed(args: argparse.Namespace) -> bool:
     return is_loopback(args.host) and not args.share
 
 
+def not_found_handlers() -> dict[Any, Any]:
+    """Exception handlers that answer a call to a handler the server never registered (a locked studio's
+    load_model, an unknown fn_index) with 404 and one sentence, where Gradio would answer 500."""
+    from fastapi.responses import JSONResponse, PlainTextResponse
+    from gradio.route_utils import FnIndexInferError
+
+    def missing(request: Any, exc: Exception) -> Any:
+        if isinstance(exc, KeyError) and not request.url.path.endswith("/queue/join"):
+            logging.getLogger("var-edit-studio").error("request failed", exc_info=exc)
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        return JSONResponse({"error": "This studio has no such handler."}, status_code=404)
+
+    return {FnIndexInferError: missing, KeyError: missing}
+
+
 def start_workers(args: argparse.Namespace, limits: Limits) -> Any:
     """`--workers N` / `--ray ADDRESS`: the model on N Ray Serve replicas (one GPU each where there are GPUs)."""
     try:
@@ -239,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         head=HEAD,
         footer_links=["api"],
         mcp_server=args.mcp,
+        app_kwargs={"exception_handlers": not_found_handlers()},
     )
 
 

@@ -244,8 +244,13 @@ def test_a_locked_model_cannot_be_switched_from_the_page_or_by_http(hub: StandIn
 
         config = json.loads(get(app.url + "config"))
         assert all(d.get("api_name") != "load_model" for d in config["dependencies"])
-        status, _ = post(app.url + "gradio_api/call/load_model", {"data": ["d16"]})
-        assert status >= 400
+        for route in ("call", "run"):  # a handler the server never registered: 404, in one sentence
+            assert post(app.url + f"gradio_api/{route}/load_model", {"data": ["d16"]}) == (
+                404,
+                '{"error":"This studio has no such handler."}',
+            )
+        unknown = {"data": ["d16"], "fn_index": len(config["dependencies"]) + 7, "session_hash": "probe"}
+        assert post(app.url + "gradio_api/queue/join", unknown)[0] == 404
         for index in range(len(config["dependencies"])):  # every handler the server has, with a model name
             for data in (["d16"], ["d16", None], ["tiny"]):
                 post(
