@@ -11,6 +11,11 @@ page's settings and classes are brought up to date.
 
 from __future__ import annotations
 
+import html
+import queue
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +37,7 @@ REAL_MODELS = (
 )
 REAL_MODELS_FIXED = " The published ImageNet models (256 and 512 px) are started with `python app.py --model d16`."
 
-PROGRESS = gr.Progress()  # a handler's default: Gradio hands each call its own
+BAR_EVERY = 0.15  # seconds between two updates of the download bar (the download reports far more often)
 
 
 def models_table(entries: list[ModelEntry], loaded: str | None) -> str:
@@ -43,6 +48,22 @@ def models_table(entries: list[ModelEntry], loaded: str | None) -> str:
         size = format_size(e.size) if e.present else f"{format_size(e.size)} to download"
         rows.append(f"| {name} | {_resolution(e)} | {size} | {'yes' if e.present else 'no'} |")
     return "\n".join(rows)
+
+
+def download_text(name: str | None, filename: str, done: int, total: int | None) -> tuple[str, int, int | None]:
+    """(line, done, total) for the bar: bytes of a file coming, or the model being built once they are here."""
+    if total and done >= total:
+        return f"Loading {name}…", 0, None
+    if not total:
+        return f"Downloading {filename}: {format_size(done)}", 0, None
+    return f"Downloading {filename}: {100 * done / total:.1f} % of {format_size(total)}", done, total
+
+
+def progress_html(text: str, done: int = 0, total: int | None = None) -> str:
+    """A progress bar with its line (no bar value while the amount is not known: a moving bar)."""
+    value = f' value="{done}" max="{total}"' if total else ""
+    bar = f'<progress style="width: 24em"{value}></progress>'
+    return f'<div class="model-progress">{bar} <span>{html.escape(text)}</span></div>'
 
 
 def _resolution(e: ModelEntry) -> str:
@@ -63,6 +84,7 @@ class ModelPanel:
     table: gr.Markdown
     choice: gr.Dropdown | None
     button: gr.Button | None
+    bar: gr.HTML  # the download's progress while a model loads
 
     def outputs(self) -> list[gr.components.Component]:
         return [w for w in (self.info, self.notice, self.table, self.choice) if w is not None]
@@ -108,6 +130,7 @@ class ModelPanelView:
         entries = self.switch.entries() if self.switch is not None else []
         with gr.Accordion("Model", open=False, elem_id="model"):
             info = gr.Markdown(self.session.model_summary(), elem_id="model-info")
+            bar = gr.HTML("", visible=False, elem_id="model-progress")
             table = gr.Markdown(models_table(entries, self._loaded_name()), visible=bool(entries), elem_id="model-list")
             choice = button = None
             if self.can_switch:
@@ -127,7 +150,7 @@ class ModelPanelView:
                     elem_id="model-fixed",
                 )
         assert self._notice is not None, "build_notice() first"
-        self.panel = ModelPanel(info, self._notice, table, choice, button)
+        self.panel = ModelPanel(info, self._notice, table, choice, button, bar)
         return self.panel
 
     def page_state(self) -> dict[Any, Any]:
@@ -161,32 +184,47 @@ class ModelPanelView:
             return  # nothing on the server can switch the model: no handler to call
         assert self.panel.choice is not None and self.panel.button is not None
 
-        def load_model(name: str | None, page: JobSlot | None, progress: gr.Progress = PROGRESS) -> dict:
-            def follow(filename: str, done: int, total: int | None) -> None:
-                if total and done >= total:
-                    progress(None, desc=f"Loading {name}…")
-                else:
-                    progress((done, total) if total else None, desc=f"Downloading {filename}", unit="bytes")
+        bar = self.panel.bar
 
-            progress(None, desc=f"Loading {name}…")
-            try:
-                editor = switch.switch(self.session, name, follow)
-            except SwitchError as e:
-                raise user_error(str(e)) from e
+        def load_model(name: str | None, page: JobSlot | None) -> Iterator[dict]:
+            """Switch in the background; the bar follows the download byte by byte, then the panel shows the model."""
+            events: queue.Queue[tuple[str, int, int | None] | None] = queue.Queue()
+            outcome: dict[str, Any] = {}
+
+            def work() -> None:
+                try:
+                    outcome["editor"] = switch.switch(self.session, name, lambda *e: events.put(e))
+                except SwitchError as e:
+                    outcome["error"] = e
+                finally:
+                    events.put(None)
+
+            threading.Thread(target=work, name="var-edit-model-load", daemon=True).start()
+            yield {bar: gr.update(value=progress_html(f"Loading {name}…"), visible=True)}
+            shown = 0.0
+            while (event := events.get()) is not None:
+                while not events.empty() and events.queue[0] is not None:
+                    event = events.get()  # only the latest report matters
+                if time.monotonic() - shown >= BAR_EVERY:
+                    shown = time.monotonic()
+                    yield {bar: progress_html(*download_text(name, *event))}
+            if "error" in outcome:
+                yield {bar: gr.update(value="", visible=False)}
+                raise user_error(str(outcome["error"]))
             if isinstance(page, JobSlot):
                 page.model = self.session.model_serial
-            gr.Info(f"Loaded model {editor.info.name}.")
-            return self.page_state()
+            gr.Info(f"Loaded model {outcome['editor'].info.name}.")
+            yield {**self.page_state(), bar: gr.update(value="", visible=False)}
 
         self.panel.button.click(
             load_model,
             [self.panel.choice, slot],
-            self._refresh,
+            [*self._refresh, bar],
             api_name="load_model",
             api_visibility="private",
             concurrency_limit=1,
             concurrency_id="load",
-            show_progress_on=[self.panel.info],
+            show_progress="hidden",
         )
 
     def check_page(self, page: JobSlot | None) -> dict[Any, Any]:

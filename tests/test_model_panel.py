@@ -30,6 +30,12 @@ LISTED = ["demo", "d16", "d20", "d24", "d30", "d36"]
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 
 
+BARS = (  # every download bar value the page shows (fraction done), sampled every 20 ms
+    "() => { window.bars = []; setInterval(() => { const p = document.querySelector('#model-progress progress');"
+    " if (p && p.max > 1 && window.bars.at(-1) !== p.value / p.max) window.bars.push(p.value / p.max); }, 20); }"
+)
+
+
 def get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=30) as r:
         assert r.status == 200
@@ -195,14 +201,18 @@ def test_the_model_panel_lists_downloads_loads_and_survives_a_broken_model(
         shot(first, "panel")
 
         pick(first, "d16")
+        first.evaluate(BARS)
         first.click("#load-model")
         first.wait_for_function(
-            "() => /Downloading vae_ch160v4096z32.pth - [1-9][0-9]?\\.[0-9]%/.test("
-            "document.querySelector('#model-info').innerText)"
-        )  # the bar moves as the bytes come
+            "() => /Downloading vae_ch160v4096z32.pth: [1-9][0-9]?\\.[0-9] % of \\d+ MB/.test("
+            "(document.querySelector('#model-progress') || {}).innerText)"
+        )  # a real bar that moves as the bytes come
         shot(first, "downloading")
         first.wait_for_function("() => document.querySelector('#model-info').innerText.includes('VAR-d16')")
         assert toast(first) == "Loaded model VAR-d16."
+        bars = first.evaluate("window.bars")
+        assert len(set(bars)) >= 5 and bars == sorted(bars) or len(set(bars)) >= 10, bars  # fine steps, two files
+        assert all(0 <= b <= 1 for b in bars) and not first.locator("#model-progress").is_visible()
         assert not first.locator("#demo-notice").is_visible()
         assert sorted(hub.requests("GET")) == sorted(published)
         assert re.search(r"d16 \(loaded\) 256 px \d+ MB yes", " ".join(first.inner_text("#model-list").split()))
@@ -229,6 +239,21 @@ def test_the_model_panel_lists_downloads_loads_and_survives_a_broken_model(
         assert status == 200, body
         get(app.url + f"gradio_api/call/load_model/{json.loads(body)['event_id']}")
         wait_info(open_page(browser, app.url), "tiny · 64×64 px")
+
+
+@needs_chromium
+def test_without_a_network_the_panel_says_so_at_once(hub: StandInHub, tmp_path, browser):
+    hub.stop()
+    with running(["--port", "0", "--device", "cpu"], tmp_path, hub_env(hub, tmp_path), tmp_path) as app:
+        page = open_page(browser, app.url)
+        pick(page, "d16")
+        page.click("#load-model")
+        page.locator("[data-testid='toast-body']").first.wait_for(timeout=10_000)  # not after ~25 s of retries
+        assert toast(page) == (
+            "Could not reach the hub for vae_ch160v4096z32.pth (no network connection to it); check the connection "
+            "(or HF_ENDPOINT), or put the file in models/; demo stays loaded."
+        )
+        assert not page.locator("#model-progress").is_visible() and "demo" in model_info(page)
 
 
 @needs_chromium
