@@ -134,7 +134,7 @@ class RemoteEditor:
         self.defaults = EditOptions.from_dict(described["defaults"])
         geometry = described["geometry"]
         self.geometry = ModelGeometry(geometry["resolution"], tuple(geometry["patch_nums"]), geometry["num_classes"])
-        self.modes: list[str] = described["modes"]
+        self._modes: list[str] = described["modes"]
         self.name = self._info.name
         self.workers = workers
 
@@ -149,6 +149,10 @@ class RemoteEditor:
     @property
     def num_scales(self) -> int:
         return len(self.geometry.patch_nums)
+
+    @property
+    def modes(self) -> list[str]:
+        return list(self._modes)
 
     def preview_cells(self, request: EditRequest) -> EditResult:
         """What an edit would redraw, from the model's geometry (no worker is asked)."""
