@@ -215,8 +215,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return loaded
 
     workers = args.workers > 1 or args.ray
+    listed = not args.vae
     try:
-        listed = not args.vae and resolve(args.model, args.models_dir, listed_only=True) is not None
+        resolve(args.model, args.models_dir, listed_only=True)
     except ValueError:  # a folder path, or a name that from_command_line refuses in one sentence
         listed = False
     try:  # before Gradio is imported: a model that cannot load is said at once
