@@ -8,11 +8,11 @@ EditRequest (request, options) -> plan (geometry, region, per-scale keep maps, e
 from .canvas import load_image, outpaint_canvas
 from .compose import EditResult
 from .device import default_device
+from .edit_job import EditJob, Progress
 from .editor import Editor
 from .errors import EditCancelled, EditError
 from .families import ModelFamily, register_family
 from .interface import EditorProtocol, ModelInfo
-from .job import EditJob, Progress
 from .limits import Limits
 from .metadata import read_params, save_png
 from .models import ModelEntry, ModelSwitch, SwitchError, free_memory, list_models, load_model

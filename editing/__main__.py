@@ -28,10 +28,10 @@ from tqdm import tqdm
 
 from var_core.zoo import fetch
 
+from .batch import REPORT, Job, Report, name_seed, run_batch
 from .canvas import load_mask, open_guarded
 from .editor import Editor
 from .errors import EditError
-from .jobs import REPORT, Job, Report, name_seed, run_batch
 from .models import model_defaults, resolve
 from .options import EditOptions, OptionSpec, option_fields, range_text
 from .request import MODES, SIDES, EditRequest

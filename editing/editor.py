@@ -23,10 +23,10 @@ from var_core.zoo import Progress
 
 from .compose import EditResult, compose
 from .device import default_device
+from .edit_job import EditJob
 from .errors import EditError
 from .families import DEFAULT_FAMILY, FAMILIES, ModelFamily
 from .interface import ModelInfo
-from .job import EditJob
 from .limits import Limits
 from .options import EditOptions
 from .panorama import is_panorama, run_panorama

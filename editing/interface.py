@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .compose import EditResult
-from .job import EditJob
+from .edit_job import EditJob
 from .limits import Limits
 from .options import EditOptions
 from .request import EditRequest

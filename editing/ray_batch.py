@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .jobs import Job, Report, finished_at, now, run_batch
+from .batch import Job, Report, finished_at, now, run_batch
 from .request import EditRequest
 
 

@@ -23,10 +23,10 @@ from PIL import Image
 
 from .canvas import Region
 from .compose import EditResult
+from .edit_job import EditJob, Progress
 from .editor import Editor, preview_cells
 from .errors import EditCancelled, EditError
 from .interface import ModelInfo
-from .job import EditJob, Progress
 from .limits import Limits
 from .options import EditOptions
 from .plan import ModelGeometry
