@@ -28,6 +28,7 @@ from .editor import Editor, preview_cells
 from .errors import EditCancelled, EditError
 from .interface import ModelInfo
 from .limits import Limits
+from .metadata import carried
 from .options import EditOptions
 from .plan import ModelGeometry
 from .request import EditRequest
@@ -37,7 +38,7 @@ APP_NAME = "var-edit-workers"
 
 def _png(image: Image.Image) -> str:
     buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=1)
+    image.save(buf, format="PNG", compress_level=1, **carried(image))
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
