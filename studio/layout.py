@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from editing import EditOptions, Editor
+from editing import EditOptions, EditorProtocol
 from editing.turns import EDITS_AT_ONCE
 
 from . import canvas_io, gradio_files
@@ -32,7 +32,7 @@ STOPPING_JS = "(status) => /^(Starting|Waiting|Scale)/.test(status || '') ? 'Sto
 
 
 def build_app(
-    editor: Editor,
+    editor: EditorProtocol,
     models: ModelSwitch | None = None,
     concurrency: int = EDITS_AT_ONCE,
     options_cls: type = EditOptions,
