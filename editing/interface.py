@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -56,9 +56,14 @@ class EditorProtocol(Protocol):
         ...
 
     def submit(
-        self, requests: Sequence[EditRequest], previews: bool = False, time_limit: float | None = None
+        self,
+        requests: Sequence[EditRequest],
+        previews: bool = False,
+        time_limit: float | None = None,
+        visitor: Hashable | None = None,
     ) -> EditJob:
-        """Start the requests in the background; follow, stop and collect them through the job."""
+        """Start the requests in the background; follow, stop and collect them through the job (visitor:
+        who asks; visitors take turns on the device)."""
         ...
 
     def preview_cells(self, request: EditRequest) -> EditResult:
