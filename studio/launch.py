@@ -15,6 +15,8 @@ from typing import Any
 
 from editing import Limits, default_device
 
+from .workdir import Workdir
+
 MB = 1024 * 1024
 
 
@@ -210,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (ValueError, OSError) as e:  # EditError, CheckpointError, missing files
         sys.exit(f"error: {e}")
 
+    workdir = Workdir()  # before Gradio is imported: its cache goes inside, and goes with it
+    os.environ["GRADIO_TEMP_DIR"] = str(workdir.gradio_cache)
+
     from .layout import CSS, HEAD, build_app
     from .model_panel import ModelSwitch
 
@@ -223,7 +228,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     concurrency = max(args.concurrency, args.workers)  # every worker busy at once, the rest queue
     demo = build_app(
-        editor, models, concurrency, time_limit=args.max_edit_seconds, keep_files=args.keep_files_minutes * 60
+        editor,
+        models,
+        concurrency,
+        time_limit=args.max_edit_seconds,
+        keep_files=args.keep_files_minutes * 60,
+        workdir=workdir,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the files are removed (atexit), as on Ctrl-C
     auth = tuple(args.auth.split(":", 1)) if args.auth else None

@@ -9,14 +9,16 @@ import gradio as gr
 
 from editing import EditOptions, Editor
 
-from . import canvas_io
+from . import canvas_io, history, page
 from .api import add_endpoints
 from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
-from .pictures import BRUSH_SIZE
-from .session import BRUSH_COLOURS, Outputs, Session, user_error
+from .pictures import BRUSH_COLOURS, BRUSH_SIZE
+from .runs import Outputs, run_handler, select
+from .session import Session, user_error
 from .settings import build_settings
 from .tabs import Run, class_edit, inpaint, outpaint
+from .workdir import Workdir
 
 CSS = """
 #live-preview img, #candidates img {image-rendering: pixelated;}
@@ -26,7 +28,6 @@ CSS = """
 #candidates .gallery-item:only-child {width: 50%;}
 """  # candidates at their own shape (photos are rarely square), the box as tall as they are, one at half width
 HEAD = canvas_io.HEAD  # launch with css=CSS, head=HEAD: the page's script that reads the canvas
-PICTURE_MAX_MB = 50
 STOPPING_JS = "(status) => /^(Starting|Scale)/.test(status || '') ? 'Stopping…' : status"
 
 
@@ -37,6 +38,7 @@ def build_app(
     options_cls: type = EditOptions,
     time_limit: float | None = None,
     keep_files: float = 3600,
+    workdir: Workdir | None = None,
 ) -> gr.Blocks:
     """The editing studio around `editor` (for embedding: `build_app(editor).launch(css=CSS, head=HEAD)`).
 
@@ -44,9 +46,10 @@ def build_app(
     fixed and no list is shown); concurrency: how many
     visitors' edits are accepted at once (their passes take turns on the device); options_cls: the
     option table the settings are generated from; time_limit: seconds an edit may run; keep_files:
-    seconds after which served result files are deleted (a page keeps only its latest results).
+    seconds after which served result files are deleted (a page keeps only its latest results);
+    workdir: the studio's temporary folder (None: a new one), removed at exit.
     """
-    session = Session(editor, time_limit)
+    session = Session(editor, time_limit, workdir)
     model_view = ModelPanelView(session, models)
     # Gradio's copies of served files: swept every 10 minutes, removed after keep_files seconds.
     with gr.Blocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
@@ -57,13 +60,13 @@ def build_app(
         model_view.build_notice()
         original = gr.State(None)  # the full-resolution input picture (PIL RGB), kept on the server
         shown = gr.State(None)  # the copy shown on the canvas
-        history = gr.State([])  # earlier inputs, for "Back"
+        earlier = gr.State([])  # earlier inputs, for "Back"
         paths = gr.State([])  # PNG files of the last run's candidates
         selected = gr.State(0)
         last_seed = gr.State(None)
-        # This page's JobSlot (made on page load): its running edit, for Stop, and its result files,
+        # This page's Page (made on page load): its running edit, for Stop, and its result files,
         # removed when the page closes (Gradio deletes a closed page's state with this callback).
-        slot = gr.State(None, delete_callback=session.page_closed)
+        page_state = gr.State(None, delete_callback=page.page_closed)
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
@@ -136,7 +139,7 @@ def build_app(
                 )
 
         panel = model_view.build()
-        model_view.wire(demo, settings, class_dd, slot)
+        model_view.wire(demo, settings, class_dd, page_state)
 
         mask_panel.wire(mask_box, original, shown, settings, clear_btn, tabs, mask_accordion)
         out = Outputs(live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown)
@@ -146,28 +149,28 @@ def build_app(
         # No event reads the canvas, listens to it or shows its progress on it (canvas_io: Gradio would
         # export the picture again and again): a script in the page reads the strokes for a run, and a
         # new picture once, into hidden boxes (a script-only event); the handler reads those.
-        picture = [mask_box, original, shown, slot]
+        picture = [mask_box, original, shown, page_state]
         for run in runs:
             inputs = {*picture, *run.components, *settings.components}
-            handler = session.run_handler(run, settings, mask_box, slot, out)
+            handler = run_handler(session, run, settings, mask_box, page_state, out)
             read = run.button.click(None, [mask_box], [mask_box], js=canvas_io.READ_MASK_JS, **quick)
             checked = read.then(
-                model_view.check_page, [slot], model_view.refresh_outputs, concurrency_limit=None, **quick
+                model_view.check_page, [page_state], model_view.refresh_outputs, concurrency_limit=None, **quick
             )
             checked.success(handler, inputs, out.all(), **run_kw)
         # "Stopping…" at once, in the page, while a run shows its progress; then the server stops it.
         stopping = stop_btn.click(None, [status], [status], js=STOPPING_JS, **quick)
-        stopping.then(session.stop, [slot], None, concurrency_limit=None, **quick)
+        stopping.then(page.stop, [page_state], None, concurrency_limit=None, **quick)
 
-        new_picture = [canvas, original, shown, history, history_md, known_box]
+        new_picture = [canvas, original, shown, earlier, history_md, known_box]
         to_canvas = {**quick, "show_progress_on": [history_md]}
-        open_btn.upload(session.open_file, [open_btn], new_picture, **to_canvas)
+        open_btn.upload(history.open_file, [open_btn], new_picture, **to_canvas)
         read = changed_btn.click(None, [picture_box, known_box], [picture_box], js=canvas_io.READ_PICTURE_JS, **quick)
-        read.then(session.canvas_uploaded, [picture_box], new_picture, **to_canvas)
-        clear_btn.click(session.clear_mask, [shown], [canvas], **to_canvas)
-        back_btn.click(session.back, [history], new_picture, **to_canvas)
-        continue_btn.click(session.continue_from, [paths, selected, original, history], new_picture, **to_canvas)
-        gallery.select(session.select, [paths], [selected, download], **quick)
+        read.then(history.canvas_uploaded, [picture_box], new_picture, **to_canvas)
+        clear_btn.click(history.clear_mask, [shown], [canvas], **to_canvas)
+        back_btn.click(history.back, [earlier], new_picture, **to_canvas)
+        continue_btn.click(history.continue_from, [paths, selected, original, earlier], new_picture, **to_canvas)
+        gallery.select(select, [paths], [selected, download], **quick)
         show_cells.change(lambda on: gr.update(visible=on), [show_cells], [cells], **quick)
         seed_widget = settings.widgets.get("seed")
         if seed_widget is not None:
@@ -180,7 +183,7 @@ def build_app(
 
         def preview_outpaint(values: dict[Any, Any]) -> tuple[Any, str]:
             try:
-                image, _, _ = session.canvas_input(values[mask_box], values[original], values[shown])
+                image, _, _ = canvas_io.read_canvas(values[mask_box], values[original], values[shown])
                 return outpaint.describe(image, outpaint.margins(values, margins))
             except ValueError as e:  # EditError: one sentence
                 raise user_error(str(e)) from e
@@ -194,7 +197,7 @@ def build_app(
             api_visibility="private",
         )
 
-        demo.load(session.page_loaded, None, [panel.info, class_dd, slot], **quick)
+        demo.load(session.page_loaded, None, [panel.info, class_dd, page_state], **quick)
         add_endpoints(session)
     demo.queue(default_concurrency_limit=concurrency)
     atexit.register(session.close)

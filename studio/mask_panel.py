@@ -12,7 +12,6 @@ reads it, so the view shows what a run will redraw.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -24,9 +23,10 @@ from editing.canvas import Region, load_mask, open_guarded
 from editing.mask_tools import grow, invert, select_object
 
 from . import canvas_io
+from .canvas_io import PictureOnItsWay
 from .cells import cells_overlay
 from .pictures import DISPLAY_MAX, display_copy
-from .session import PictureOnItsWay, Session, user_error
+from .session import Session, user_error
 from .settings import Settings
 from .tabs import Values
 
@@ -139,7 +139,7 @@ class MaskPanel:
     # ---- handlers ------------------------------------------------------------------------
     @staticmethod
     def _canvas_mask(payload: str | None, original: Any, shown: Any) -> tuple[Image.Image, Image.Image, np.ndarray]:
-        picture, display, mask = Session.canvas_input(payload, original, shown)
+        picture, display, mask = canvas_io.read_canvas(payload, original, shown)
         return picture, display, np.asarray(mask) >= 128
 
     def _tool(
@@ -189,9 +189,7 @@ class MaskPanel:
                 raise user_error(str(e)) from e
             if not mask.any():
                 raise user_error("Nothing is painted yet, so there is no mask to save.")
-            folder = Path(self.session.workdir) / "masks"
-            folder.mkdir(exist_ok=True)
-            path = folder / f"mask-{picture.width}x{picture.height}.png"
+            path = self.session.workdir.masks() / f"mask-{picture.width}x{picture.height}.png"
             Image.fromarray(mask.astype(np.uint8) * 255, "L").save(path)
             return str(path)
 

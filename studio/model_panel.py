@@ -5,7 +5,7 @@ the old model before loading the new one, so two large models never sit in memor
 that fails brings the old model back (or the demo) and says why in one sentence. With switching
 locked (`--no-model-switch`, the default off loopback) the load handler is not registered at all,
 and `ModelSwitch.switch` refuses as well. Each page remembers the model its settings were made for
-(`JobSlot.model`); a run after someone else switched is refused once, in one sentence, while the
+(`Page.model`); a run after someone else switched is refused once, in one sentence, while the
 page's settings and classes are brought up to date.
 """
 
@@ -23,7 +23,8 @@ import gradio as gr
 from editing import Editor, ModelEntry, free_memory, list_models
 from editing.catalog import format_size
 
-from .session import JobSlot, Session, user_error
+from .page import Page
+from .session import Session, user_error
 from .settings import Settings
 
 log = logging.getLogger("var-edit-studio")
@@ -248,7 +249,7 @@ class ModelPanelView:
             out.update(self._settings.show(editor.defaults, editor.num_scales))
         return out
 
-    def wire(self, demo: gr.Blocks, settings: Settings, classes: gr.Dropdown, slot: gr.State) -> None:
+    def wire(self, demo: gr.Blocks, settings: Settings, classes: gr.Dropdown, page: gr.State) -> None:
         """The panel's events: a new page shows the model loaded now (the page was built for the start
         model), and, where switching is allowed, Load."""
         assert self.panel is not None
@@ -260,7 +261,7 @@ class ModelPanelView:
             return  # nothing on the server can switch the model: no handler to call
         assert self.panel.choice is not None and self.panel.button is not None
 
-        def load_model(name: str | None, page: JobSlot | None, progress: gr.Progress = PROGRESS) -> dict:
+        def load_model(name: str | None, state: Page | None, progress: gr.Progress = PROGRESS) -> dict:
             def follow(filename: str, done: int, total: int | None) -> None:
                 if total and done >= total:
                     progress(None, desc=f"Loading {name}…")
@@ -272,14 +273,14 @@ class ModelPanelView:
                 editor = switch.switch(self.session, name, follow)
             except SwitchError as e:
                 raise user_error(str(e)) from e
-            if isinstance(page, JobSlot):
-                page.model = self.session.model_serial
+            if isinstance(state, Page):
+                state.model = self.session.model_serial
             gr.Info(f"Loaded model {editor.info.name}.")
             return self.page_state()
 
         self.panel.button.click(
             load_model,
-            [self.panel.choice, slot],
+            [self.panel.choice, page],
             self._refresh,
             api_name="load_model",
             api_visibility="private",
@@ -288,7 +289,7 @@ class ModelPanelView:
             show_progress_on=[self.panel.info],
         )
 
-    def check_page(self, page: JobSlot | None) -> dict[Any, Any]:
+    def check_page(self, page: Page | None) -> dict[Any, Any]:
         """Before a run: a page whose settings were made for another model gets the current model's (the
         run then refuses once, in one sentence); otherwise nothing changes."""
         if self.session.page_is_current(page):
