@@ -215,7 +215,10 @@ class EditOptions:
         for key in given:
             if key not in names:
                 raise EditError(f"Unknown option '{key}'; the options are {', '.join(names)}.")
-        base = defaults if defaults is not None else cls()
+        if defaults is None or isinstance(defaults, cls):
+            base = defaults if defaults is not None else cls()
+        else:  # defaults of a smaller table (a model's, for an extended one): the new options start at theirs
+            base = cls(**defaults.to_dict())
         return dataclasses.replace(base, **given)
 
     def to_dict(self) -> dict[str, Any]:

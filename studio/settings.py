@@ -36,7 +36,7 @@ class Settings:
         given = {name: values[w] for name, w in self.widgets.items()}
         if values[self.random_seed] or given.get("seed") in (None, ""):
             given["seed"] = None
-        return self.options_cls.from_dict(given, _defaults_of(self.options_cls, defaults))
+        return self.options_cls.from_dict(given, defaults)
 
     def show(self, defaults: EditOptions, num_scales: int) -> dict[gr.components.Component, Any]:
         """Updates that put the widgets back to a (new) model's defaults."""
@@ -51,13 +51,6 @@ class Settings:
                 out[self.widgets[name]] = value
         out[self.random_seed] = getattr(defaults, "seed", None) is None
         return out
-
-
-def _defaults_of(options_cls: type, defaults: EditOptions) -> Any:
-    """The model's defaults as an instance of `options_cls` (a subclass may add fields)."""
-    if isinstance(defaults, options_cls):
-        return defaults
-    return options_cls.from_dict({k: v for k, v in defaults.to_dict().items()})
 
 
 def _studio_value(value: Any, default: Any, spec: OptionSpec) -> Any:

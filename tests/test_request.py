@@ -17,6 +17,7 @@ from PIL import Image
 
 import var_core
 from editing import MODES, EditError, EditOptions, Editor, EditRequest, Limits
+from editing import editor as editing_editor
 from editing.__main__ import build_parser
 from editing.options import option
 
@@ -262,8 +263,9 @@ def test_an_absurd_position_table_is_refused_before_allocating(tmp_path):
         var_core.load_var(tmp_path / "var.safetensors", var_core.VQVAE(vocab_size=64, z_channels=8, ch=32))
 
 
-def test_a_new_option_is_one_line_in_the_table():
-    """A throwaway field added to the table shows up as a CLI flag and is accepted by from_dict."""
+def test_a_new_option_is_one_line_in_the_table(demo, monkeypatch):
+    """A throwaway field added to the table shows up as a CLI flag, is accepted by from_dict, and
+    reaches the sampler: the plans the sampler is given carry it, and the result records it."""
     extended = dataclasses.make_dataclass(
         "Extended",
         [("sharpen", float, option(0.0, float, "Sharpen", "Sharpens edges.", low=0.0, high=1.0, step=0.1))],
@@ -275,6 +277,19 @@ def test_a_new_option_is_one_line_in_the_table():
     assert extended.from_dict({"sharpen": 0.5, "cfg": 2.0}).sharpen == 0.5
     with pytest.raises(EditError, match="'sharpen' must be a number from 0 to 1"):
         extended.from_dict({"sharpen": 3})
+
+    seen: list[float] = []
+    sampler = editing_editor.sample
+
+    def recording(plans, *args, **kwargs):
+        seen.extend(plan.options.sharpen for plan in plans)
+        return sampler(plans, *args, **kwargs)
+
+    monkeypatch.setattr(editing_editor, "sample", recording)
+    options = extended.from_dict({"sharpen": 0.5, "seed": 1, "num_samples": 1}, demo.defaults)
+    (result,) = demo.run([EditRequest("inpaint", _picture(), _box(), options=options)])
+    assert seen == [0.5], "the sampler was not given the option"
+    assert result.params["sharpen"] == 0.5  # and the PNG records it
 
 
 def test_batch_invariance_where_matrix_products_are_not():
