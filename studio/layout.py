@@ -18,6 +18,7 @@ from .runs import Outputs, run_handler, select
 from .session import Session, user_error
 from .settings import build_settings
 from .tabs import Run, class_edit, inpaint, outpaint
+from .uploads import Uploads
 from .workdir import Workdir
 
 CSS = """
@@ -39,6 +40,7 @@ def build_app(
     time_limit: float | None = None,
     keep_files: float = 3600,
     workdir: Workdir | None = None,
+    uploads: Uploads | None = None,
 ) -> gr.Blocks:
     """The editing studio around `editor` (for embedding: `build_app(editor).launch(css=CSS, head=HEAD)`).
 
@@ -47,9 +49,10 @@ def build_app(
     visitors' edits are accepted at once (their passes take turns on the device); options_cls: the
     option table the settings are generated from; time_limit: seconds an edit may run; keep_files:
     seconds after which served result files are deleted (a page keeps only its latest results);
-    workdir: the studio's temporary folder (None: a new one), removed at exit.
+    workdir: the studio's temporary folder (None: a new one), removed at exit; uploads: the ledger of
+    uploads (caps: launch with app_kwargs={"middleware": [uploads.middleware()]}).
     """
-    session = Session(editor, time_limit, workdir)
+    session = Session(editor, time_limit, workdir, uploads)
     model_view = ModelPanelView(session, models)
     # Gradio's copies of served files: swept every 10 minutes, removed after keep_files seconds.
     with gr.Blocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
@@ -164,7 +167,7 @@ def build_app(
 
         new_picture = [canvas, original, shown, earlier, history_md, known_box]
         to_canvas = {**quick, "show_progress_on": [history_md]}
-        open_btn.upload(history.open_file, [open_btn], new_picture, **to_canvas)
+        open_btn.upload(session.uploads.releasing(history.open_file), [open_btn], new_picture, **to_canvas)
         read = changed_btn.click(None, [picture_box, known_box], [picture_box], js=canvas_io.READ_PICTURE_JS, **quick)
         read.then(history.canvas_uploaded, [picture_box], new_picture, **to_canvas)
         clear_btn.click(history.clear_mask, [shown], [canvas], **to_canvas)

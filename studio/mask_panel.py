@@ -115,7 +115,8 @@ class MaskPanel:
         on_canvas(self.shrink, lambda mask, picture, pixels: grow(mask, -pixels))
         on_canvas(self.select, lambda mask, picture, pixels: select(mask, picture))
 
-        uploaded = self.upload.upload(self.uploaded, [self.upload, original, shown], [self.mask_out], **tool)
+        read_mask = self.session.uploads.releasing(self.uploaded)
+        uploaded = self.upload.upload(read_mask, [self.upload, original, shown], [self.mask_out], **tool)
         uploaded.success(None, [self.mask_out, self.note], [self.note], **draw)
 
         read = self.save.click(None, [mask_box], [mask_box], js=canvas_io.READ_MASK_JS, **quick)

@@ -17,6 +17,7 @@ from PIL import Image
 from editing import EditError, Editor, EditRequest, load_image, save_png
 
 from .page import Page
+from .uploads import Uploads
 from .workdir import Workdir
 
 log = logging.getLogger("var-edit-studio")
@@ -39,14 +40,22 @@ def open_picture(source: Any) -> Image.Image:
 
 
 class Session:
-    """The shared model (switched by the Model panel), the time an edit may run, and the studio's folder
-    (workdir: made here unless `launch` made it first, to put Gradio's cache in it)."""
+    """The shared model (switched by the Model panel), the time an edit may run, the studio's folder
+    (workdir: made here unless `launch` made it first, to put Gradio's cache in it) and the uploads
+    it holds (handlers release what they were sent)."""
 
-    def __init__(self, editor: Editor, time_limit: float | None = None, workdir: Workdir | None = None) -> None:
+    def __init__(
+        self,
+        editor: Editor,
+        time_limit: float | None = None,
+        workdir: Workdir | None = None,
+        uploads: Uploads | None = None,
+    ) -> None:
         self.editor: Editor | None = editor  # None while another model is being loaded
         self.model_serial = 0  # goes up each time the shared model becomes a different one
         self.time_limit = time_limit
         self.workdir = workdir or Workdir()
+        self.uploads = uploads or Uploads()
 
     def close(self) -> None:
         """Remove the studio's files."""
@@ -90,7 +99,14 @@ class Session:
 
     def api_run(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """One request from an API caller (a JSON-like dict) -> (PNG path carrying its parameters, parameters).
-        The endpoints return one picture, so only one candidate is made."""
+        The endpoints return one picture, so only one candidate is made; the uploads it names are removed
+        once it is done."""
+        try:
+            return self._api_run(data)
+        finally:
+            self.uploads.release(data.get("image"), data.get("mask"))
+
+    def _api_run(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         editor = self.current_editor()
         try:
             options = data.pop("options", None) or {}
