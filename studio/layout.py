@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+from importlib import resources
 from typing import Any
 
 import gradio as gr
@@ -28,7 +29,9 @@ CSS = """
 #candidates .thumbnail-item img {width: 100%; height: auto; object-fit: contain;}
 #candidates .gallery-item:only-child {width: 50%;}
 """  # candidates at their own shape (photos are rarely square), the box as tall as they are, one at half width
-HEAD = canvas_io.HEAD  # launch with css=CSS, head=HEAD: the page's script that reads the canvas
+# launch with css=CSS, head=HEAD: the page's script that reads the canvas, and the one for upload messages
+UPLOADS_JS = (resources.files("studio") / "static" / "uploads.js").read_text(encoding="utf-8")
+HEAD = canvas_io.HEAD + "<script>" + UPLOADS_JS + "</script>"
 STOPPING_JS = "(status) => /^(Starting|Scale)/.test(status || '') ? 'Stopping…' : status"
 
 

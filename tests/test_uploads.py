@@ -97,3 +97,19 @@ def test_nothing_is_left_after_ctrl_c(folders: tuple[Path, Path]) -> None:
         studio.proc.send_signal(signal.SIGINT)
         studio.proc.wait(timeout=60)
     assert left_behind(tmp) == []
+
+
+@pytest.mark.browser
+def test_the_page_names_the_flag_for_a_file_too_big(folders: tuple[Path, Path], browser) -> None:
+    """Gradio's page refuses a file over --max-upload-mb before sending it; it says so as the studio does."""
+    from chromium import studio_page
+
+    tmp, own = folders
+    photo = own / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (200, 200, 3), np.uint8)).save(photo)  # ~120 KB
+    with running(["--max-upload-mb", "0.05"], own, studio_env(tmp)) as studio, studio_page(browser, studio.url) as pg:
+        pg.set_input_files("input[type=file][data-testid$='-upload-button']", str(photo))  # Open image file…
+        toast = pg.locator("[data-testid='toast-body']").filter(has_text="--max-upload-mb").first
+        toast.wait_for()  # Gradio's own words, then the studio's
+        expected = "The file is larger than the 0.05 MB this studio accepts per upload (--max-upload-mb)"
+        assert expected in toast.inner_text() and "File(s) exceed" not in toast.inner_text()
