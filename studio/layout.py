@@ -10,7 +10,7 @@ import gradio as gr
 
 from editing import EditOptions, Editor
 
-from . import canvas_io, history, page
+from . import canvas_io, gradio_files, history, page
 from .api import add_endpoints
 from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
@@ -55,6 +55,7 @@ def build_app(
     workdir: the studio's temporary folder (None: a new one), removed at exit; uploads: the ledger of
     uploads (caps: launch with app_kwargs={"middleware": [uploads.middleware()]}).
     """
+    gradio_files.install()
     session = Session(editor, time_limit, workdir, uploads)
     model_view = ModelPanelView(session, models)
     # Gradio's copies of served files: swept every 10 minutes, removed after keep_files seconds.
