@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from editing import EditCancelled, EditError, Editor, EditRequest, EditResult, save_png
+from editing import EditCancelled, EditError, EditorProtocol, EditRequest, EditResult, save_png
 
 from . import canvas_io
 from .cells import cells_overlay
@@ -81,7 +81,12 @@ def run_handler(
 
 
 def stream(
-    session: Session, editor: Editor, request: EditRequest, page: Page | None, extra: dict[Any, Any], out: Outputs
+    session: Session,
+    editor: EditorProtocol,
+    request: EditRequest,
+    page: Page | None,
+    extra: dict[Any, Any],
+    out: Outputs,
 ) -> Iterator[dict[Any, Any]]:
     """Submit `request` and yield the page's updates: the newest scale's previews, then the results."""
     started = time.monotonic()

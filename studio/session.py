@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from editing import EditError, Editor, EditRequest, load_image, save_png
+from editing import EditError, EditorProtocol, EditRequest, load_image, save_png
 
 from .page import Page
 from .uploads import Uploads
@@ -46,12 +46,12 @@ class Session:
 
     def __init__(
         self,
-        editor: Editor,
+        editor: EditorProtocol,
         time_limit: float | None = None,
         workdir: Workdir | None = None,
         uploads: Uploads | None = None,
     ) -> None:
-        self.editor: Editor | None = editor  # None while another model is being loaded
+        self.editor: EditorProtocol | None = editor  # None while another model is being loaded
         self.model_serial = 0  # goes up each time the shared model becomes a different one
         self.time_limit = time_limit
         self.workdir = workdir or Workdir()
@@ -61,13 +61,13 @@ class Session:
         """Remove the studio's files."""
         self.workdir.close()
 
-    def set_editor(self, editor: Editor | None, same_model: bool = False) -> None:
+    def set_editor(self, editor: EditorProtocol | None, same_model: bool = False) -> None:
         """Make `editor` the shared model (None: none while another loads); pages notice unless same_model."""
         self.editor = editor
         if editor is not None and not same_model:
             self.model_serial += 1
 
-    def current_editor(self) -> Editor:
+    def current_editor(self) -> EditorProtocol:
         """The shared model, or the user's one sentence while another one is being loaded."""
         editor = self.editor
         if editor is None:
