@@ -22,7 +22,7 @@ from . import canvas
 from .canvas import Region
 from .errors import EditError
 from .limits import Limits
-from .masks import scale_masks
+from .masks import Mask
 from .options import EditOptions
 from .request import EditRequest
 from .teacher_forcing import EncodedImage, encode_source
@@ -41,11 +41,11 @@ class ModelGeometry:
 
 @dataclass
 class Inputs:
-    """A request's pixels: picture uint8 (H, W, 3) (out-paint: the grown canvas) and mask float32
-    (H, W), 1 = regenerate; both None for generation."""
+    """A request's pixels: picture uint8 (H, W, 3) (out-paint: the grown canvas) and its mask; both None for
+    generation."""
 
     picture: np.ndarray | None
-    mask: np.ndarray | None
+    mask: Mask | None
 
 
 @dataclass
@@ -85,10 +85,10 @@ def load_inputs(request: EditRequest, limits: Limits) -> Inputs:
             W, H = W + request.left + request.right, H + request.top + request.bottom
         limits.check_canvas(W, H, request.options.num_samples)
         grown, mask_image = canvas.outpaint_canvas(picture, zoom_out=request.zoom_out, **request.margins)
-        return Inputs(np.asarray(grown), np.asarray(mask_image, np.float32) / 255.0)
+        return Inputs(np.asarray(grown), Mask(np.asarray(mask_image) >= 128))
     limits.check_canvas(picture.width, picture.height, request.options.num_samples)
     mask = canvas.load_mask(request.mask, picture.size, limits.picture_pixels)
-    return Inputs(np.asarray(picture), mask)
+    return Inputs(np.asarray(picture), Mask(mask))
 
 
 def resolve(request: EditRequest, model: ModelGeometry) -> tuple[EditOptions, int]:
@@ -124,7 +124,7 @@ def plan(
         return Plan(request, options, label, inputs, Region(0, 0, R), None, None)
     picture, mask = inputs.picture, inputs.mask
     assert mask is not None
-    coverage = float((mask >= 0.5).mean())
+    coverage = mask.coverage
     if coverage == 0:
         raise EditError("The mask is empty: paint over the area to regenerate.")
     if coverage == 1 and not (allow_full and options.policy == "strength" and options.strength > 0):
@@ -132,18 +132,14 @@ def plan(
             "The mask covers the whole picture, so nothing is left to keep: leave part of it unpainted, "
             "or generate a new picture instead."
         )
-    H, W = mask.shape
-    region = canvas.edit_region(mask, options.context, min_side=R // 2)
+    region = canvas.edit_region(mask.regenerate, options.context, min_side=R // 2)
     # Beyond the picture's border the model may draw freely; that part is cropped away later.
-    region_mask = np.maximum(canvas.crop(mask, region), region.outside(W, H))
+    region_mask = mask.crop(region)
     region_image = canvas.crop(picture, region)
     if options.fill == "neutral":
-        region_image = canvas.neutral_fill(region_image, region_mask)
+        region_image = canvas.neutral_fill(region_image, region_mask.regenerate)
     x = _resize(region_image, R, cv2.INTER_CUBIC)
-    mask_R = cv2.resize(region_mask, (R, R), interpolation=cv2.INTER_AREA if region.side > R else cv2.INTER_LINEAR)
-    regenerate = scale_masks(
-        torch.from_numpy(mask_R), model.patch_nums, options.policy, options.dilation, options.strength
-    )
+    regenerate = region_mask.scales(R, model.patch_nums, options.policy, options.dilation, options.strength)
     return Plan(request, options, label, inputs, region, x, regenerate)
 
 
@@ -173,6 +169,3 @@ class EncodingCache:
         while len(self._items) > self.size:
             self._items.popitem(last=False)
         return encoded
-
-    def clear(self) -> None:
-        self._items.clear()

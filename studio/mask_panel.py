@@ -166,7 +166,7 @@ class MaskPanel:
             raise user_error("No file was received.")
         try:
             image = ImageOps.exif_transpose(open_guarded(path, "mask", self.session.editor.limits.picture_pixels))
-            mask = load_mask(image, image.size) >= 0.5
+            mask = load_mask(image, image.size)
         except EditError as e:
             raise user_error(str(e)) from e
         (w, h), (W, H) = image.size, original.size
