@@ -1,6 +1,6 @@
 """Zero-shot editing with VAR: one request type, one pipeline shared by every entry point.
 
-EditRequest (request, options) -> plan (geometry, region, per-scale keep maps, encoding)
+EditRequest (request, options) -> plan (geometry, region, per-scale regenerate maps, encoding)
 -> sample (teacher-forced, one batched pass) -> compose (paste-back, metadata) -> EditResult.
 `Editor.run` ties the stages together; `EditJob` follows and stops a running edit.
 """
@@ -12,6 +12,7 @@ from .editor import Editor, ModelInfo, available_models, default_device
 from .errors import EditCancelled, EditError
 from .job import EditJob, Progress
 from .limits import Limits
+from .masks import Mask
 from .metadata import read_params, save_png
 from .options import EditOptions, OptionSpec, option_fields
 from .request import MODES, EditRequest
@@ -26,6 +27,7 @@ __all__ = [
     "EditResult",
     "Editor",
     "Limits",
+    "Mask",
     "ModelEntry",
     "ModelInfo",
     "OptionSpec",

@@ -1,7 +1,7 @@
 """Plan: a request -> what the sampler needs (the first stage of `Editor.run`).
 
 Geometry (out-paint canvas, the square region around the mask with its context), the region at
-the model's resolution, the per-scale keep maps, the resolved seed and class, and the encoded
+the model's resolution, the per-scale regenerate maps, the resolved seed and class, and the encoded
 picture (encoded once per distinct region; repeated edits and candidates reuse it).
 """
 
@@ -115,7 +115,7 @@ def plan(
     label: int,
     allow_full: bool = False,
 ) -> Plan:
-    """Geometry and keep maps of one request (inputs from `load_inputs`, options/label from `resolve`).
+    """Geometry and regenerate maps of one request (inputs from `load_inputs`, options/label from `resolve`).
 
     allow_full: a mask over the whole picture is fine (panorama windows with the 'strength' policy).
     """
