@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from . import canvas
-from .compose import EditResult, compose, params_of
+from .compose import EditResult, compose, keep_info, params_of
 from .masks import Mask
 from .options import EditOptions
 from .plan import Inputs, ModelGeometry, Plan, plan
@@ -68,4 +68,6 @@ def run_panorama(
             todo[box] = False
         finals.append(canvas.paste_back(grown, work, canvas.feather_alpha(mask.regenerate, 0)))
     params = params_of(replace(whole, options=options), *names)
-    return EditResult([Image.fromarray(f) for f in finals], options.seed, params, mask.image(), None, None)
+    images = [Image.fromarray(f) for f in finals]
+    keep_info(images, inputs.info)
+    return EditResult(images, options.seed, params, mask.image(), None, None)

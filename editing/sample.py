@@ -21,7 +21,7 @@ from PIL import Image
 
 from var_core import VAR, VQVAE, SamplingOptions, ScaleStep, sample_scales
 
-from .job import EditJob, Progress
+from .edit_job import EditJob, Progress
 from .masks import finest_cells
 from .plan import Plan
 from .teacher_forcing import TeacherForcing
