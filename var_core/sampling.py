@@ -16,7 +16,9 @@ The fast mode (`SamplingOptions.fast`) trades exactness at the last two scales f
 runs only the positions being sampled, so an edit's cost shrinks with its mask, and in bfloat16 where the
 hardware has it fast.
 
-`sample_scales` yields after every scale, so a caller can show previews or stop early by
+`sample_scales` reads as its stages: `_start` fixes the run (rows, plan of sampled tokens, conditioning, caches),
+`_prefill` runs the kept prefix, and each scale then takes `_logits`, `_guide` (CFG), `_draw`, `_keep` and
+`_vectors` before f_hat grows. It yields after every scale, so a caller can show previews or stop early by
 leaving the loop; `sample_fhat` runs it to the end. Rows of one batch may differ in class,
 sampling options and random generator: each row's draws come from its own generator, so a row
 gives the same tokens alone or beside others.
