@@ -1,6 +1,6 @@
 """Zero-shot editing with VAR: one request type, one pipeline shared by every entry point.
 
-EditRequest (request, options) -> plan (geometry, region, per-scale keep maps, encoding)
+EditRequest (request, options) -> plan (geometry, region, per-scale regenerate maps, encoding)
 -> sample (teacher-forced, one batched pass) -> compose (paste-back, metadata) -> EditResult.
 `Editor.run` ties the stages together; `EditJob` follows and stops a running edit.
 """
@@ -14,6 +14,7 @@ from .errors import EditCancelled, EditError
 from .families import ModelFamily, register_family
 from .interface import EditorProtocol, ModelInfo
 from .limits import Limits
+from .masks import Mask
 from .metadata import read_params, save_png
 from .models import ModelEntry, ModelSwitch, SwitchError, free_memory, list_models, load_model
 from .options import EditOptions, OptionSpec, option_fields
@@ -30,6 +31,7 @@ __all__ = [
     "Editor",
     "EditorProtocol",
     "Limits",
+    "Mask",
     "ModelEntry",
     "ModelFamily",
     "ModelInfo",

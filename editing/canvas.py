@@ -1,6 +1,6 @@
 """Pixel-side work around the model: reading photos, the edit region, paste-back, out-paint canvases.
 
-Images are PIL RGB; masks are float32 numpy arrays (H, W) in [0, 1], 1 = regenerate.
+Images are PIL RGB; masks are bool numpy arrays (H, W), True = regenerate (`masks.Mask` carries them).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """A mask as people save it -> float32 (H, W), 1 = regenerate, 0 = keep.
+    """A mask as people save it -> bool (H, W), True = regenerate: the one place a mask is thresholded.
 
     The rule: where the mask has transparency, opaque (alpha at least half) = regenerate; otherwise
     any painted colour = regenerate (a pixel whose brightest channel is at least half of the
@@ -113,7 +113,7 @@ def load_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_
             f"The mask is {mask.shape[1]}x{mask.shape[0]} but the image is {size[0]}x{size[1]}; "
             "paint the mask on this image or resize it to match."
         )
-    return mask.astype(np.float32)
+    return mask.astype(bool)
 
 
 def _full_range(array: np.ndarray) -> float:
@@ -182,7 +182,7 @@ def edit_region(mask: np.ndarray, context: float = 0.5, min_side: int = 0) -> Re
     """The square around the mask's bounding box grown by `context` of its size on each side,
     kept inside the image where it fits."""
     H, W = mask.shape
-    ys, xs = np.nonzero(mask >= 0.5)
+    ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     side = int(round(max(x1 - x0, y1 - y0) * (1 + 2 * context)))
     side = min(max(side, min_side), max(H, W))
@@ -204,16 +204,16 @@ def crop(array: np.ndarray, region: Region) -> np.ndarray:
 
 
 def neutral_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) with the masked area filled from its surroundings (OpenCV Telea in-painting)."""
-    binary = (mask >= 0.5).astype(np.uint8)
+    """uint8 (H, W, 3) with the masked area (bool (H, W)) filled from its surroundings (OpenCV Telea in-painting)."""
+    binary = mask.astype(np.uint8)
     radius = max(3, int(0.02 * max(image.shape[:2])))
     return cv2.inpaint(np.ascontiguousarray(image), binary, radius, cv2.INPAINT_TELEA)
 
 
 def feather_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
     """Blend weight of the generated pixels (H, W) in [0, 1]: 0 outside the mask, rising to 1
-    over `feather` pixels inside it, so every pixel outside the mask stays the original."""
-    binary = (mask >= 0.5).astype(np.uint8)
+    over `feather` pixels inside the mask (bool (H, W)), so every pixel outside it stays the original."""
+    binary = mask.astype(np.uint8)
     if feather <= 0:
         return binary.astype(np.float32)
     inside = cv2.distanceTransform(binary, cv2.DIST_L2, 5)

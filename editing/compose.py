@@ -15,6 +15,7 @@ from PIL import Image
 
 from . import canvas
 from .canvas import Region
+from .masks import Mask, finest_cells
 from .plan import Plan
 
 
@@ -57,12 +58,8 @@ def compose(plan: Plan, generated: np.ndarray, model_name: str, class_names: lis
         return EditResult(images, plan.seed, params, Image.fromarray(full, "L"), None, None)
     images = [_paste(picture, mask, plan.region, g, plan.options.feather, plan.options.paste_back) for g in generated]
     keep_info(images, plan.inputs.info)
-    binary = Image.fromarray((mask >= 0.5).astype(np.uint8) * 255, "L")
-    finest = None
-    if plan.regenerate is not None:
-        P = int(round(plan.regenerate[-1].numel() ** 0.5))
-        finest = plan.regenerate[-1].view(P, P).cpu().numpy().astype(bool)
-    return EditResult(images, plan.seed, params, binary, finest, plan.region)
+    finest = None if plan.regenerate is None else finest_cells(plan.regenerate)
+    return EditResult(images, plan.seed, params, mask.image(), finest, plan.region)
 
 
 def keep_info(images: list[Image.Image], info: dict[str, bytes]) -> None:
@@ -72,9 +69,9 @@ def keep_info(images: list[Image.Image], info: dict[str, bytes]) -> None:
 
 
 def _paste(
-    picture: np.ndarray, mask: np.ndarray, region: Region, generated_R: np.ndarray, feather: int, paste_back: bool
+    picture: np.ndarray, mask: Mask, region: Region, generated_R: np.ndarray, feather: int, paste_back: bool
 ) -> Image.Image:
-    H, W = mask.shape
+    W, H = mask.size
     side, R = region.side, generated_R.shape[0]
     generated = (
         generated_R
@@ -86,4 +83,4 @@ def _paste(
     full[inside] = generated[local]
     if not paste_back:
         return Image.fromarray(full)
-    return Image.fromarray(canvas.paste_back(picture, full, canvas.feather_alpha(mask, feather)))
+    return Image.fromarray(canvas.paste_back(picture, full, canvas.feather_alpha(mask.regenerate, feather)))

@@ -1,6 +1,6 @@
 """`Editor`: a loaded model pair and the pipeline every entry point shares.
 
-    requests -> plan (geometry, region, per-scale keep maps, encoding) -> sample (one batched
+    requests -> plan (geometry, region, per-scale regenerate maps, encoding) -> sample (one batched
     pass over all requests) -> compose (paste-back, parameters) -> results
 
 `Editor.run` is the one way in; `inpaint`, `outpaint`, `edit_class` and `generate` are one-line

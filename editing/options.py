@@ -15,8 +15,8 @@ from typing import Any
 from var_core import SamplingOptions
 
 from .errors import EditError
+from .masks import POLICIES
 
-POLICIES = ("touch", "compat", "strength", "touch-all")
 FILLS = ("original", "neutral")
 MAX_SEED = 2**63 - 1
 
@@ -109,14 +109,6 @@ class EditOptions:
         "Blends similar tokens instead of picking one "
         "(Gumbel-softmax 'more smooth' sampling): softer, less noisy detail.",
     )
-    keep_fitting: bool = option(
-        False,
-        bool,
-        "Keep what already fits the class",
-        "Class edits: inside the mask, keep the picture's own detail wherever the new class finds it at least "
-        "as likely as the picture alone does; more of the picture stays, but the new class shows less.",
-        advanced=True,
-    )
     fast: bool = option(
         _SAMPLING.fast,
         bool,
@@ -130,8 +122,8 @@ class EditOptions:
         str,
         "Which cells to redraw",
         "touch: every fine cell the mask touches and the coarse cells it "
-        "mostly covers (best fit); compat: the original authors' rule; strength: keep the coarse layout and colours, "
-        "redraw only detail from the 'Keep the layout' scale on; touch-all: every touched cell at every scale.",
+        "mostly covers (best fit); strength: keep the coarse layout and colours, "
+        "redraw only detail from the 'Keep the layout' scale on.",
         choices=POLICIES,
         advanced=True,
     )
@@ -173,14 +165,6 @@ class EditOptions:
         "original: the model sees what is painted over (keeps "
         "its colours); neutral: the area is first filled from its surroundings, to remove an object.",
         choices=FILLS,
-    )
-    replay: bool = option(
-        False,
-        bool,
-        "Original authors' teacher forcing",
-        "Keep the picture's precomputed tokens outside the "
-        "mask (replay) instead of re-quantizing them against what was drawn; for comparisons.",
-        advanced=True,
     )
     context: float = option(
         0.5,

@@ -12,6 +12,7 @@ from PIL import Image
 
 from . import canvas
 from .compose import EditResult, compose, keep_info, params_of
+from .masks import Mask
 from .options import EditOptions
 from .plan import Inputs, ModelGeometry, Plan, plan
 from .request import EditRequest
@@ -39,7 +40,7 @@ def run_panorama(
     options, label = options_label
     assert inputs.picture is not None and inputs.mask is not None
     grown, mask = inputs.picture, inputs.mask
-    H, W = mask.shape
+    W, H = mask.size
     whole = plan(request, model, inputs, replace(options, feather=0), label)
     planned = compose(whole, sample_plans([whole])[0], *names)
     side = min(W, H)
@@ -53,22 +54,20 @@ def run_panorama(
     finals = []
     for i, candidate in enumerate(planned.images):
         work = np.asarray(candidate).copy()
-        todo = mask >= 0.5
+        todo = mask.regenerate.copy()  # what no window has drawn yet
         for j, start in enumerate(starts):
             box = (slice(0, H), slice(start, start + side)) if W >= H else (slice(start, start + side), slice(0, W))
-            window_mask = np.zeros_like(mask)
-            window_mask[box] = todo[box]
+            window_mask = todo[box].copy()
             if not window_mask.any():
                 continue
-            window = Inputs(work[box].copy(), window_mask[box])
+            window = Inputs(work[box].copy(), Mask(window_mask))
             seeded = replace(windows, seed=options.seed + 1 + 1000 * i + j)
             step = plan(request, model, window, seeded, label, allow_full=True)
             drawn = compose(step, sample_plans([step])[0], *names).images[0]
-            work[box] = np.where(window_mask[box][..., None] >= 0.5, np.asarray(drawn), work[box])
-            todo &= window_mask < 0.5
-        finals.append(canvas.paste_back(grown, work, canvas.feather_alpha(mask, 0)))
+            work[box] = np.where(window_mask[..., None], np.asarray(drawn), work[box])
+            todo[box] = False
+        finals.append(canvas.paste_back(grown, work, canvas.feather_alpha(mask.regenerate, 0)))
     params = params_of(replace(whole, options=options), *names)
-    binary = Image.fromarray((mask >= 0.5).astype(np.uint8) * 255, "L")
     images = [Image.fromarray(f) for f in finals]
     keep_info(images, inputs.info)
-    return EditResult(images, options.seed, params, binary, None, None)
+    return EditResult(images, options.seed, params, mask.image(), None, None)

@@ -1,7 +1,7 @@
 """Plan: a request -> what the sampler needs (the first stage of `Editor.run`).
 
 Geometry (out-paint canvas, the square region around the mask with its context), the region at
-the model's resolution, the per-scale keep maps, the resolved seed and class, and the encoded
+the model's resolution, the per-scale regenerate maps, the resolved seed and class, and the encoded
 picture (encoded once per distinct region; repeated edits and candidates reuse it).
 """
 
@@ -22,7 +22,7 @@ from . import canvas
 from .canvas import Region
 from .errors import EditError
 from .limits import Limits
-from .masks import scale_masks
+from .masks import Mask
 from .options import EditOptions
 from .request import EditRequest
 from .teacher_forcing import EncodedImage, encode_source
@@ -41,12 +41,11 @@ class ModelGeometry:
 
 @dataclass
 class Inputs:
-    """A request's pixels: picture uint8 (H, W, 3) (out-paint: the grown canvas) and mask float32
-    (H, W), 1 = regenerate; both None for generation. info: what the results keep of the picture
-    (canvas.kept_info: its ICC profile and EXIF)."""
+    """A request's pixels: picture uint8 (H, W, 3) (out-paint: the grown canvas) and its mask; both None for
+    generation. info: what the results keep of the picture (canvas.kept_info: its ICC profile and EXIF)."""
 
     picture: np.ndarray | None
-    mask: np.ndarray | None
+    mask: Mask | None
     info: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -87,10 +86,10 @@ def load_inputs(request: EditRequest, limits: Limits) -> Inputs:
             W, H = W + request.left + request.right, H + request.top + request.bottom
         limits.check_canvas(W, H, request.options.num_samples)
         grown, mask_image = canvas.outpaint_canvas(picture, zoom_out=request.zoom_out, **request.margins)
-        return Inputs(np.asarray(grown), np.asarray(mask_image, np.float32) / 255.0, picture.info)
+        return Inputs(np.asarray(grown), Mask(np.asarray(mask_image) >= 128), picture.info)
     limits.check_canvas(picture.width, picture.height, request.options.num_samples)
     mask = canvas.load_mask(request.mask, picture.size, limits.picture_pixels)
-    return Inputs(np.asarray(picture), mask, picture.info)
+    return Inputs(np.asarray(picture), Mask(mask), picture.info)
 
 
 def resolve(request: EditRequest, model: ModelGeometry) -> tuple[EditOptions, int]:
@@ -117,7 +116,7 @@ def plan(
     label: int,
     allow_full: bool = False,
 ) -> Plan:
-    """Geometry and keep maps of one request (inputs from `load_inputs`, options/label from `resolve`).
+    """Geometry and regenerate maps of one request (inputs from `load_inputs`, options/label from `resolve`).
 
     allow_full: a mask over the whole picture is fine (panorama windows with the 'strength' policy).
     """
@@ -126,7 +125,7 @@ def plan(
         return Plan(request, options, label, inputs, Region(0, 0, R), None, None)
     picture, mask = inputs.picture, inputs.mask
     assert mask is not None
-    coverage = float((mask >= 0.5).mean())
+    coverage = mask.coverage
     if coverage == 0:
         raise EditError("The mask is empty: paint over the area to regenerate.")
     if coverage == 1 and not (allow_full and options.policy == "strength" and options.strength > 0):
@@ -134,18 +133,14 @@ def plan(
             "The mask covers the whole picture, so nothing is left to keep: leave part of it unpainted, "
             "or generate a new picture instead."
         )
-    H, W = mask.shape
-    region = canvas.edit_region(mask, options.context, min_side=R // 2)
+    region = canvas.edit_region(mask.regenerate, options.context, min_side=R // 2)
     # Beyond the picture's border the model may draw freely; that part is cropped away later.
-    region_mask = np.maximum(canvas.crop(mask, region), region.outside(W, H))
+    region_mask = mask.crop(region)
     region_image = canvas.crop(picture, region)
     if options.fill == "neutral":
-        region_image = canvas.neutral_fill(region_image, region_mask)
+        region_image = canvas.neutral_fill(region_image, region_mask.regenerate)
     x = _resize(region_image, R, cv2.INTER_CUBIC)
-    mask_R = cv2.resize(region_mask, (R, R), interpolation=cv2.INTER_AREA if region.side > R else cv2.INTER_LINEAR)
-    regenerate = scale_masks(
-        torch.from_numpy(mask_R), model.patch_nums, options.policy, options.dilation, options.strength
-    )
+    regenerate = region_mask.scales(R, model.patch_nums, options.policy, options.dilation, options.strength)
     return Plan(request, options, label, inputs, region, x, regenerate)
 
 
@@ -175,6 +170,3 @@ class EncodingCache:
         while len(self._items) > self.size:
             self._items.popitem(last=False)
         return encoded
-
-    def clear(self) -> None:
-        self._items.clear()

@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from editing import EditError
+from editing.masks import Mask
 
 log = logging.getLogger("var-edit-studio")
 PREFIX = "__var_edit__"  # a hidden box's value; the page's script replaces it with PREFIX + JSON
@@ -168,10 +169,7 @@ class CanvasMask:
         """The painted mask as 'L' (255 = regenerate) at `size` (the full-resolution picture's)."""
         if self.mask is None:
             return Image.new("L", size, 0)
-        mask = Image.fromarray(self.mask.astype(np.uint8) * 255, "L")
-        if mask.size != size:  # strokes on a display copy, scaled to the full-resolution original
-            mask = mask.resize(size, Image.Resampling.BILINEAR).point(lambda v: 255 if v >= 128 else 0)
-        return mask
+        return Mask(self.mask).scaled(size).image()  # strokes on a display copy, read at the original's size
 
 
 def parse_mask(value: Any) -> CanvasMask:

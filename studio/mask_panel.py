@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 from editing import EditError, EditRequest
 from editing.canvas import Region, load_mask, open_guarded
 from editing.mask_tools import grow, invert, select_object
+from editing.masks import Mask
 
 from . import canvas_io
 from .canvas_io import PictureOnItsWay
@@ -167,7 +168,7 @@ class MaskPanel:
             raise user_error("No file was received.")
         try:
             image = ImageOps.exif_transpose(open_guarded(path, "mask", self.session.editor.limits.picture_pixels))
-            mask = load_mask(image, image.size) >= 0.5
+            mask = load_mask(image, image.size)
         except EditError as e:
             raise user_error(str(e)) from e
         (w, h), (W, H) = image.size, original.size
@@ -244,12 +245,10 @@ def follow_tab(evt: gr.SelectData) -> dict[str, Any]:
 def to_canvas(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A bool (H, W) mask at another size (width, height): enlarged by copying pixels, shrunk by
     averaging (half or more = regenerate), the way a run reads the canvas."""
-    if (mask.shape[1], mask.shape[0]) == tuple(size):
-        return mask.astype(bool)
-    image = Image.fromarray(mask.astype(np.uint8) * 255, "L")
-    if size[0] >= mask.shape[1] and size[1] >= mask.shape[0]:
-        return np.asarray(image.resize(size, Image.Resampling.NEAREST)) >= 128
-    return np.asarray(image.resize(size, Image.Resampling.BILINEAR)) >= 128
+    regenerate = Mask(mask.astype(bool))
+    if regenerate.size != tuple(size) and size[0] >= mask.shape[1] and size[1] >= mask.shape[0]:
+        return np.asarray(regenerate.image().resize(size, Image.Resampling.NEAREST)) > 0
+    return regenerate.scaled(size).regenerate
 
 
 def cells_view(picture: Image.Image, regenerated: np.ndarray | None, region: Region | None) -> Image.Image:

@@ -90,7 +90,7 @@ BAD = [
     ({"mode": "inpaint", "top_k": -5}, "'top_k' must be a whole number"),
     ({"mode": "inpaint", "top_p": 1.5}, "'top_p' must be a number from 0 to 1"),
     ({"mode": "inpaint", "more_smooth": 1}, "'more_smooth' must be true or false"),
-    ({"mode": "inpaint", "policy": "all"}, "'policy' must be one of touch, compat, strength, touch-all"),
+    ({"mode": "inpaint", "policy": "all"}, "'policy' must be one of touch, strength"),
     ({"mode": "inpaint", "sed": 1}, "Unknown field 'sed'"),
     ({"mode": "bogus"}, "Unknown mode 'bogus'"),
     ({"class_id": 1}, "no 'mode'"),
