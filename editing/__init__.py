@@ -14,10 +14,10 @@ from .job import EditJob, Progress
 from .limits import Limits
 from .metadata import read_params, save_png
 from .options import EditOptions, OptionSpec, option_fields
-from .request import MODES, EditRequest
+from .modes import Mode, get_mode, mode_names, register, registered, unregister
+from .request import EditRequest
 
 __all__ = [
-    "MODES",
     "EditCancelled",
     "EditError",
     "EditJob",
@@ -27,17 +27,23 @@ __all__ = [
     "Editor",
     "Limits",
     "ModelEntry",
+    "Mode",
     "ModelInfo",
     "OptionSpec",
     "Progress",
     "available_models",
     "default_device",
     "free_memory",
+    "get_mode",
     "list_models",
     "load_image",
     "load_listed",
+    "mode_names",
     "option_fields",
     "outpaint_canvas",
     "read_params",
+    "register",
+    "registered",
     "save_png",
+    "unregister",
 ]

@@ -27,8 +27,9 @@ from .compose import EditResult, compose
 from .errors import EditError
 from .job import EditJob
 from .limits import Limits
+from .modes import get_mode
 from .options import EditOptions
-from .panorama import is_panorama, run_panorama
+from .panorama import run_panorama
 from .plan import EncodingCache, ModelGeometry, Plan, load_inputs, plan, resolve
 from .request import EditRequest, Picture
 from .resources import demo_dir, imagenet_classes_file
@@ -238,7 +239,7 @@ class Editor:
                     raise EditError(f"Request {i} is a {type(request).__name__}, not an EditRequest.")
                 options, label = resolve(request, self.geometry)
                 inputs = load_inputs(request, self.limits)
-                if request.mode == "outpaint" and is_panorama(inputs):
+                if get_mode(request.mode).windowed(inputs):
                     panoramas.append((i, request, inputs, (options, label)))
                 else:
                     plans.append((i, plan(request, self.geometry, inputs, options, label)))

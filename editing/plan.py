@@ -23,6 +23,7 @@ from .canvas import Region
 from .errors import EditError
 from .limits import Limits
 from .masks import scale_masks
+from .modes import Inputs, get_mode
 from .options import EditOptions
 from .request import EditRequest
 from .teacher_forcing import EncodedImage, encode_source
@@ -37,15 +38,6 @@ class ModelGeometry:
     resolution: int
     patch_nums: tuple[int, ...]
     num_classes: int
-
-
-@dataclass
-class Inputs:
-    """A request's pixels: picture uint8 (H, W, 3) (out-paint: the grown canvas) and mask float32
-    (H, W), 1 = regenerate; both None for generation."""
-
-    picture: np.ndarray | None
-    mask: np.ndarray | None
 
 
 @dataclass
@@ -75,35 +67,23 @@ def draw_seed() -> int:
 
 
 def load_inputs(request: EditRequest, limits: Limits) -> Inputs:
-    """Read the request's picture and mask (out-paint: build the grown canvas and its mask)."""
-    if request.mode == "generate":
-        return Inputs(None, None)
-    picture = canvas.load_image(request.image, limits.picture_pixels)
-    if request.mode == "outpaint":
-        W, H = picture.size
-        if request.zoom_out is None:
-            W, H = W + request.left + request.right, H + request.top + request.bottom
-        limits.check_canvas(W, H, request.options.num_samples)
-        grown, mask_image = canvas.outpaint_canvas(picture, zoom_out=request.zoom_out, **request.margins)
-        return Inputs(np.asarray(grown), np.asarray(mask_image, np.float32) / 255.0)
-    limits.check_canvas(picture.width, picture.height, request.options.num_samples)
-    mask = canvas.load_mask(request.mask, picture.size, limits.picture_pixels)
-    return Inputs(np.asarray(picture), mask)
+    """Read the request's picture and mask, as its mode prepares them (out-paint: the grown canvas)."""
+    return get_mode(request.mode).inputs(request, limits)
 
 
 def resolve(request: EditRequest, model: ModelGeometry) -> tuple[EditOptions, int]:
     """The options with a seed (drawn when none was given) and the class label to sample with."""
     options = request.options
-    if request.class_id is not None and request.class_id > model.num_classes:
+    label = get_mode(request.mode).label(request)
+    if label is not None and label > model.num_classes:
         raise EditError(
-            f"Class {request.class_id} does not exist: this model has classes 0 to {model.num_classes - 1} "
+            f"Class {label} does not exist: this model has classes 0 to {model.num_classes - 1} "
             f"({model.num_classes} for none)."
         )
     if options.strength >= len(model.patch_nums):
         raise EditError(f"'strength' is the first redrawn scale: 0 to {len(model.patch_nums) - 1} for this model.")
     if options.seed is None:
         options = replace(options, seed=draw_seed())
-    label = request.class_id if request.mode in ("edit_class", "generate") and request.class_id is not None else None
     return options, model.num_classes if label is None else label
 
 
