@@ -13,8 +13,8 @@ from .errors import EditCancelled, EditError
 from .job import EditJob, Progress
 from .limits import Limits
 from .metadata import read_params, save_png
-from .options import EditOptions, OptionSpec, option_fields
 from .modes import Mode, get_mode, mode_names, register, registered, unregister
+from .options import EditOptions, OptionSpec, option_fields
 from .request import EditRequest
 
 __all__ = [

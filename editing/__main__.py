@@ -32,8 +32,8 @@ from .canvas import load_mask, open_guarded
 from .editor import Editor, model_defaults, model_folder
 from .errors import EditError
 from .jobs import REPORT, Job, Report, name_seed, run_batch
-from .options import EditOptions, OptionSpec, option_fields, range_text
 from .modes import Field, mode_names, registered
+from .options import EditOptions, OptionSpec, option_fields, range_text
 from .request import EditRequest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}

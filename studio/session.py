@@ -22,7 +22,17 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from editing import EditCancelled, EditError, EditJob, Editor, EditRequest, EditResult, load_image, save_png
+from editing import (
+    EditCancelled,
+    EditError,
+    EditJob,
+    EditOptions,
+    Editor,
+    EditRequest,
+    EditResult,
+    load_image,
+    save_png,
+)
 
 from . import canvas_io
 from .cells import cells_overlay
@@ -367,17 +377,19 @@ class Session:
         return index, gr.update(value=paths[index] if paths else None, interactive=bool(paths))
 
     # ---- API ----------------------------------------------------------------------------
-    def api_run(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """One request from an API caller (a JSON-like dict) -> (PNG path carrying its parameters, parameters).
-        The endpoints return one picture, so only one candidate is made."""
+    def api_run(self, mode: str, fields: dict[str, Any], options: Any) -> tuple[str, dict[str, Any]]:
+        """One request from an API caller: a mode, its fields (pictures: the caller's uploads) and an options
+        object -> (PNG path carrying its parameters, parameters). The endpoints return one picture, so only
+        one candidate is made."""
         editor = self.current_editor()
         try:
-            options = data.pop("options", None) or {}
+            options = {} if options is None else options
             if not isinstance(options, dict):
                 raise EditError('Options must be a JSON object such as {"seed": 1}.')
             if options.get("num_samples", 1) != 1:
                 raise EditError("The endpoints return one picture: leave num_samples out or set it to 1.")
-            request = EditRequest.from_dict({**data, "options": {**options, "num_samples": 1}}, editor.defaults)
+            chosen = EditOptions.from_dict({**options, "num_samples": 1}, editor.defaults)
+            request = EditRequest(mode, options=chosen, **fields)
             result = editor.submit([request], time_limit=self.time_limit).result()[0]
         except EditError as e:
             raise user_error(str(e)) from e

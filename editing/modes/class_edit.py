@@ -24,7 +24,6 @@ def class_field(required: str | None = None) -> Any:
     )
 
 
-
 class ClassEdit(Mode):
     name = "edit_class"
     title = "Class edit"

@@ -8,7 +8,6 @@ from .base import Inputs, Mode
 from .class_edit import class_field
 
 
-
 class Generate(Mode):
     name = "generate"
     title = "Class edit"  # the studio shows it beside the class edit, with the same class list

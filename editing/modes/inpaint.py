@@ -5,7 +5,6 @@ from __future__ import annotations
 from .base import IMAGE, MASK, Mode
 
 
-
 class Inpaint(Mode):
     name = "inpaint"
     title = "In-paint"

@@ -23,7 +23,6 @@ def _side(side: str) -> Any:
     )  # fmt: skip
 
 
-
 class Outpaint(Mode):
     name = "outpaint"
     title = "Out-paint"
