@@ -60,11 +60,11 @@ def json_schema(spec: OptionSpec) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]} if spec.nullable else schema
 
 
-def value_input(label: str, schema: dict[str, Any]) -> gr.JSON:
+def value_input(label: str, schema: dict[str, Any], default: Any = None) -> gr.JSON:
     """A hidden API input that hands its JSON value on unchanged (the mode checks it) and publishes
     `schema` (gr.JSON's own is not valid JSON schema, so MCP clients refused every call). The method is
     replaced on the instance: a subclass of a Gradio component would make Gradio write a stub file here."""
-    box = gr.JSON(label=label)
+    box = gr.JSON(default, label=label)  # a default makes the parameter optional for the clients
     box.api_info = lambda: schema  # type: ignore[method-assign]
     return box
 
@@ -81,7 +81,7 @@ def options_schema(options_cls: type = EditOptions) -> dict[str, Any]:
 def field_input(f: Field) -> gr.components.Component:
     if f.picture:
         return gr.File(label=f.name)
-    return value_input(f.name, {**json_schema(f.spec), "description": f.spec.help})
+    return value_input(f.name, {**json_schema(f.spec), "description": f.spec.help}, f.default)
 
 
 def _docstring(mode: Mode) -> str:
@@ -111,8 +111,28 @@ def endpoint(session: Session, mode: Mode) -> Any:
     return call
 
 
+def _mcp_returns_every_output() -> None:
+    """Gradio's MCP server (6.x) wraps a two-output endpoint's result, a tuple, in a list when the client
+    asks for no progress, and sends it as one text; unpacked, the picture reaches the client as a picture."""
+    try:
+        from gradio.mcp import GradioMCPServer
+    except ImportError:  # gradio without its [mcp] extra: no MCP server to mend
+        return
+    original = GradioMCPServer._execute_tool_without_progress
+    if getattr(original, "unpacks_outputs", False):
+        return
+
+    async def every_output(self: Any, job: Any) -> list[Any]:
+        data = await original(self, job)
+        return list(data[0]) if len(data) == 1 and isinstance(data[0], tuple) else data
+
+    every_output.unpacks_outputs = True  # type: ignore[attr-defined]
+    GradioMCPServer._execute_tool_without_progress = every_output  # type: ignore[method-assign]
+
+
 def add_endpoints(session: Session) -> None:
     """Create one endpoint per registered mode inside the current gr.Blocks (their widgets stay hidden)."""
+    _mcp_returns_every_output()
     with gr.Row(visible=False):
         result, params = gr.Image(label="result", type="filepath", format="png"), gr.JSON(label="params")
         for mode in registered():
