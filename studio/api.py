@@ -10,6 +10,7 @@ each endpoint into a tool).
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def value_input(label: str, schema: dict[str, Any], default: Any = None) -> gr.J
     """A hidden API input that hands its JSON value on unchanged (the mode checks it) and publishes
     `schema` (gr.JSON's own is not valid JSON schema, so MCP clients refused every call). The method is
     replaced on the instance: a subclass of a Gradio component would make Gradio write a stub file here."""
-    box = gr.JSON(default, label=label)  # a default makes the parameter optional for the clients
+    box = gr.JSON(None if default is None else json.dumps(default), label=label)  # a default: optional for clients
     box.api_info = lambda: schema  # type: ignore[method-assign]
     return box
 

@@ -73,28 +73,35 @@ def _run(mode: Mode, button: gr.Button, widgets: dict[str, gr.components.Compone
     return Run(mode.name, button, list(own.values()), fields, mode.uses_mask, mode.uses_picture)
 
 
+def _widgets(modes: list[Mode], class_choices: list[tuple[str, int]]) -> dict[str, gr.components.Component]:
+    """One widget per field name of the modes of a tab (pictures come from the canvas)."""
+    widgets: dict[str, gr.components.Component] = {}
+    for f in (f for mode in modes for f in mode.fields if not f.picture):
+        if f.name not in widgets:
+            widgets[f.name] = field_widget(f, class_choices)
+    return widgets
+
+
+def _tab(title: str, modes: list[Mode], class_choices: list[tuple[str, int]]) -> Tab:
+    tab_id = modes[0].tab_id or modes[0].name
+    with gr.Tab(title, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
+        gr.Markdown(" ".join(mode.doc for mode in modes))
+        widgets = _widgets(modes, class_choices)
+        with gr.Row():
+            buttons = [
+                gr.Button(mode.button or mode.name, variant="primary" if i == 0 else "secondary",
+                          elem_id=mode.button_id or f"run-{mode.name}")
+                for i, mode in enumerate(modes)
+            ]  # fmt: skip
+        extras = [EXTRAS[mode.name](widgets) for mode in modes if mode.name in EXTRAS]
+    runs = [_run(mode, button, widgets) for mode, button in zip(modes, buttons, strict=True)]
+    classes = [widgets[f.name] for mode in modes for f in mode.fields if f.widget == "classes"]
+    return Tab(tab, runs, widgets, any(mode.uses_mask for mode in modes), extras, classes[:1])
+
+
 def build_tabs(class_choices: list[tuple[str, int]]) -> list[Tab]:
-    """Every registered mode's tab (inside the current gr.Tabs)."""
+    """Every registered mode's tab (inside the current gr.Tabs); modes with the same title share one."""
     groups: dict[str, list[Mode]] = {}
     for mode in registered():
-        groups.setdefault(mode.title, []).append(mode)
-    tabs = []
-    for title, modes in groups.items():
-        tab_id = modes[0].tab_id or modes[0].name
-        with gr.Tab(title, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
-            gr.Markdown(" ".join(mode.doc for mode in modes))
-            widgets: dict[str, gr.components.Component] = {}
-            for f in (f for mode in modes for f in mode.fields if not f.picture):
-                if f.name not in widgets:
-                    widgets[f.name] = field_widget(f, class_choices)
-            with gr.Row():
-                buttons = [
-                    gr.Button(mode.button or mode.name, variant="primary" if i == 0 else "secondary",
-                              elem_id=mode.button_id or f"run-{mode.name}")
-                    for i, mode in enumerate(modes)
-                ]  # fmt: skip
-            extras = [EXTRAS[mode.name](widgets) for mode in modes if mode.name in EXTRAS]
-        runs = [_run(mode, button, widgets) for mode, button in zip(modes, buttons, strict=True)]
-        classes = [widgets[f.name] for mode in modes for f in mode.fields if f.widget == "classes"]
-        tabs.append(Tab(tab, runs, widgets, any(mode.uses_mask for mode in modes), extras, classes[:1]))
-    return tabs
+        groups.setdefault(mode.title or mode.name, []).append(mode)
+    return [_tab(title, modes, class_choices) for title, modes in groups.items()]
