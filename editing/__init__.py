@@ -8,9 +8,9 @@ EditRequest (request, options) -> plan (geometry, region, per-scale keep maps, e
 from .canvas import load_image, outpaint_canvas
 from .catalog import ModelEntry, free_memory, list_models, load_listed
 from .compose import EditResult
+from .edit_job import EditJob, Progress
 from .editor import Editor, ModelInfo, available_models, default_device
 from .errors import EditCancelled, EditError
-from .job import EditJob, Progress
 from .limits import Limits
 from .metadata import read_params, save_png
 from .modes import Mode, get_mode, mode_names, register, registered, unregister

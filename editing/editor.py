@@ -24,8 +24,8 @@ from var_core import CheckpointError
 from var_core.zoo import ZOO, Progress, available, fetch, zoo_files
 
 from .compose import EditResult, compose
+from .edit_job import EditJob
 from .errors import EditError
-from .job import EditJob
 from .limits import Limits
 from .modes import get_mode
 from .options import EditOptions

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import EditError
+from .metadata import carried
 from .modes import get_mode, mode_names
 from .options import EditOptions
 
@@ -126,7 +127,7 @@ def _png_data_url(value: Picture) -> str:
     else:
         image = value if isinstance(value, Image.Image) else _array_image(value)
         buf = io.BytesIO()
-        image.save(buf, format="PNG")
+        image.save(buf, format="PNG", **carried(image))
         data = buf.getvalue()
     return PNG_PREFIX + base64.b64encode(data).decode("ascii")
 

@@ -22,10 +22,11 @@ from PIL import Image
 
 from .canvas import Region
 from .compose import EditResult
+from .edit_job import EditJob, Progress
 from .editor import Editor, ModelInfo
 from .errors import EditCancelled, EditError
-from .job import EditJob, Progress
 from .limits import Limits
+from .metadata import carried
 from .options import EditOptions
 from .request import EditRequest
 
@@ -34,7 +35,7 @@ APP_NAME = "var-edit-workers"
 
 def _png(image: Image.Image) -> str:
     buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=1)
+    image.save(buf, format="PNG", compress_level=1, **carried(image))
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 

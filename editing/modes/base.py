@@ -7,6 +7,7 @@ studio's tabs, the named endpoints, the MCP tools and the CLI's flags are all ma
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,10 +77,12 @@ MASK = field(
 @dataclass
 class Inputs:
     """A request's pixels: picture uint8 (H, W, 3) (out-paint: the grown canvas) and mask float32
-    (H, W), 1 = regenerate; both None for generation."""
+    (H, W), 1 = regenerate; both None for generation. info: what the results keep of the picture
+    (canvas.kept_info: its ICC profile and EXIF)."""
 
     picture: np.ndarray | None
     mask: np.ndarray | None
+    info: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
 
 class Mode:
@@ -133,7 +136,7 @@ class Mode:
         picture = canvas.load_image(request.image, limits.picture_pixels)
         limits.check_canvas(picture.width, picture.height, request.options.num_samples)
         mask = canvas.load_mask(request.mask, picture.size, limits.picture_pixels)
-        return Inputs(np.asarray(picture), mask)
+        return Inputs(np.asarray(picture), mask, picture.info)
 
     def label(self, request: EditRequest) -> int | None:
         """The class to sample with (None: none)."""

@@ -62,7 +62,7 @@ class Outpaint(Mode):
             W, H = W + margins["left"] + margins["right"], H + margins["top"] + margins["bottom"]
         limits.check_canvas(W, H, request.options.num_samples)
         grown, mask_image = canvas.outpaint_canvas(picture, zoom_out=request.zoom_out, **margins)
-        return Inputs(np.asarray(grown), np.asarray(mask_image, np.float32) / 255.0)
+        return Inputs(np.asarray(grown), np.asarray(mask_image, np.float32) / 255.0, picture.info)
 
     def windowed(self, inputs: Inputs) -> bool:
         from ..panorama import is_panorama  # panorama.py builds on the pipeline, which builds on the modes
