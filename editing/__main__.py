@@ -66,8 +66,9 @@ def mode_fields() -> dict[Field, list[str]]:
     return dict(found.values())
 
 
-def _field_flag(parser: argparse.ArgumentParser, f: Field, modes: list[str]) -> None:
-    detail = f"{' / '.join(modes)}: {f.spec.help}{range_text(f.spec) and ' A number' + range_text(f.spec) + '.'}"
+def _field_flag(parser: argparse._ArgumentGroup, f: Field, modes: list[str]) -> None:
+    number = "A whole number" if f.spec.kind is int else "A number"
+    detail = f"{' / '.join(modes)}: {f.spec.help}{range_text(f.spec) and f' {number}{range_text(f.spec)}.'}"
     metavar = "INT" if f.spec.kind is int else "NUMBER" if f.spec.kind is float else None
     parser.add_argument(
         f"--{f.name.replace('_', '-')}", dest=f.name, choices=f.spec.choices, metavar=metavar,
@@ -90,8 +91,9 @@ def build_parser(options_cls: type = EditOptions) -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", help="a picture, a folder of jobs, a .json job list (omit to generate)")
     p.add_argument("--mask", help="mask picture, white or any colour = regenerate (a folder: the same mask for all)")
     p.add_argument("--mode", choices=mode_names(), help="default: inpaint, or generate without INPUT")
+    fields = p.add_argument_group("mode fields (editing/modes), for the modes named")
     for f, modes in mode_fields().items():
-        _field_flag(p, f, modes)
+        _field_flag(fields, f, modes)
     p.add_argument("--model", default="demo", help="demo, d16..d36, or a folder with a checkpoint pair")
     p.add_argument(
         "--offline",
