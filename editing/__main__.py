@@ -32,8 +32,9 @@ from var_core.zoo import fetch
 
 from .batch import Job, Report, name_seed, run_batch, write_report
 from .canvas import load_mask, open_guarded
-from .editor import Editor, model_defaults, model_folder
+from .editor import Editor
 from .errors import EditError
+from .models import model_defaults, resolve
 from .modes import Field, mode_names, registered
 from .options import EditOptions, OptionSpec, option_fields, range_text
 from .request import EditRequest
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         if args.ray:
             editor = None
-            if model_folder(args.model) is None:  # fetch a published model once, here, not in every worker
+            if resolve(args.model).kind == "published":  # fetch a published model once, here, not in every worker
                 fetch(args.model, offline=args.offline or None)
         else:
             editor = Editor.from_pretrained(

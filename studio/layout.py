@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from editing import EditOptions, Editor
+from editing import EditOptions, EditorProtocol
 
 from . import canvas_io, gradio_files
 from .api import StudioBlocks, add_endpoints
@@ -32,7 +32,7 @@ STOPPING_JS = "(status) => /^(Starting|Scale)/.test(status || '') ? 'Stopping…
 
 
 def build_app(
-    editor: Editor,
+    editor: EditorProtocol,
     models: ModelSwitch | None = None,
     concurrency: int = 1,
     options_cls: type = EditOptions,
