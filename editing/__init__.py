@@ -17,11 +17,11 @@ from .limits import Limits
 from .masks import Mask
 from .metadata import read_params, save_png
 from .models import ModelEntry, ModelSwitch, SwitchError, free_memory, list_models, load_model
+from .modes import Mode, get_mode, mode_names, register, registered, unregister
 from .options import EditOptions, OptionSpec, option_fields
-from .request import MODES, EditRequest
+from .request import EditRequest
 
 __all__ = [
-    "MODES",
     "EditCancelled",
     "EditError",
     "EditJob",
@@ -32,6 +32,7 @@ __all__ = [
     "EditorProtocol",
     "Limits",
     "Mask",
+    "Mode",
     "ModelEntry",
     "ModelFamily",
     "ModelInfo",
@@ -41,12 +42,18 @@ __all__ = [
     "SwitchError",
     "default_device",
     "free_memory",
+    "get_mode",
     "list_models",
-    "load_model",
     "load_image",
+    "load_listed",
+    "load_model",
+    "mode_names",
     "option_fields",
     "outpaint_canvas",
     "read_params",
+    "register",
     "register_family",
+    "registered",
     "save_png",
+    "unregister",
 ]

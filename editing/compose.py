@@ -35,14 +35,13 @@ class EditResult:
 
 
 def params_of(plan: Plan, model_name: str, class_names: list[str]) -> dict[str, Any]:
-    """The parameters recorded with every result: mode, model, class, every option (seed included)
-    and, for out-painting, the margins."""
+    """The parameters recorded with every result: model, class, every option (seed included) and the
+    mode with its fields (`EditRequest.recorded`, which the CLI's rerun-skip reads back)."""
     request = plan.request
     name = class_names[plan.label] if plan.label < len(class_names) else "none"
-    params: dict[str, Any] = {"mode": request.mode, "model": model_name, "class_id": plan.label, "class_name": name}
+    params: dict[str, Any] = {"model": model_name, "class_id": plan.label, "class_name": name}
     params.update(plan.options.to_dict())
-    if request.mode == "outpaint":
-        params.update(request.margins, zoom_out=request.zoom_out)
+    params.update(request.recorded())
     if request.name is not None:
         params["name"] = request.name
     return params

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -22,7 +22,7 @@ from . import canvas
 from .canvas import Region
 from .errors import EditError
 from .limits import Limits
-from .masks import Mask
+from .modes import Inputs, get_mode
 from .options import EditOptions
 from .request import EditRequest
 from .teacher_forcing import EncodedImage, encode_source
@@ -37,16 +37,6 @@ class ModelGeometry:
     resolution: int
     patch_nums: tuple[int, ...]
     num_classes: int
-
-
-@dataclass
-class Inputs:
-    """A request's pixels: picture uint8 (H, W, 3) (out-paint: the grown canvas) and its mask; both None for
-    generation. info: what the results keep of the picture (canvas.kept_info: its ICC profile and EXIF)."""
-
-    picture: np.ndarray | None
-    mask: Mask | None
-    info: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,35 +66,23 @@ def draw_seed() -> int:
 
 
 def load_inputs(request: EditRequest, limits: Limits) -> Inputs:
-    """Read the request's picture and mask (out-paint: build the grown canvas and its mask)."""
-    if request.mode == "generate":
-        return Inputs(None, None)
-    picture = canvas.load_image(request.image, limits.picture_pixels)
-    if request.mode == "outpaint":
-        W, H = picture.size
-        if request.zoom_out is None:
-            W, H = W + request.left + request.right, H + request.top + request.bottom
-        limits.check_canvas(W, H, request.options.num_samples)
-        grown, mask_image = canvas.outpaint_canvas(picture, zoom_out=request.zoom_out, **request.margins)
-        return Inputs(np.asarray(grown), Mask(np.asarray(mask_image) >= 128), picture.info)
-    limits.check_canvas(picture.width, picture.height, request.options.num_samples)
-    mask = canvas.load_mask(request.mask, picture.size, limits.picture_pixels)
-    return Inputs(np.asarray(picture), Mask(mask), picture.info)
+    """Read the request's picture and mask, as its mode prepares them (out-paint: the grown canvas)."""
+    return get_mode(request.mode).inputs(request, limits)
 
 
 def resolve(request: EditRequest, model: ModelGeometry) -> tuple[EditOptions, int]:
     """The options with a seed (drawn when none was given) and the class label to sample with."""
     options = request.options
-    if request.class_id is not None and request.class_id > model.num_classes:
+    label = get_mode(request.mode).label(request)
+    if label is not None and label > model.num_classes:
         raise EditError(
-            f"Class {request.class_id} does not exist: this model has classes 0 to {model.num_classes - 1} "
+            f"Class {label} does not exist: this model has classes 0 to {model.num_classes - 1} "
             f"({model.num_classes} for none)."
         )
     if options.strength >= len(model.patch_nums):
         raise EditError(f"'strength' is the first redrawn scale: 0 to {len(model.patch_nums) - 1} for this model.")
     if options.seed is None:
         options = replace(options, seed=draw_seed())
-    label = request.class_id if request.mode in ("edit_class", "generate") and request.class_id is not None else None
     return options, model.num_classes if label is None else label
 
 

@@ -11,14 +11,15 @@ import gradio as gr
 from editing import EditOptions, EditorProtocol
 
 from . import canvas_io, gradio_files, history, page
-from .api import add_endpoints
+from .api import StudioBlocks, add_endpoints
 from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
 from .pictures import BRUSH_COLOURS, BRUSH_SIZE
 from .runs import Outputs, run_handler, select
 from .session import Session, user_error
 from .settings import build_settings
-from .tabs import Run, class_edit, inpaint, outpaint
+from .tabs import build_tabs
+from .tabs import outpaint as _outpaint  # noqa: F401  (registers out-paint's preview tool)
 from .uploads import Uploads
 from .workdir import Workdir
 
@@ -59,7 +60,7 @@ def build_app(
     session = Session(editor, time_limit, workdir, uploads)
     model_view = ModelPanelView(session, models)
     # Gradio's copies of served files: swept every 10 minutes, removed after keep_files seconds.
-    with gr.Blocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
+    with StudioBlocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
         gr.Markdown(
             "# VAR editing studio\nPaint over what should change, pick a mode, press run. "
             "Each result streams coarse-to-fine, one scale at a time."
@@ -103,11 +104,10 @@ def build_app(
                 changed_btn = canvas_io.changed_button()
                 mask_panel = MaskPanel(session)
                 mask_accordion = mask_panel.build()
-                with gr.Tabs() as tabs:
-                    runs: list[Run] = inpaint.build()
-                    out_runs, margins, preview_btn, canvas_preview, canvas_note = outpaint.build()
-                    class_runs, class_dd = class_edit.build(session.class_choices())
-                    runs += out_runs + class_runs
+                with gr.Tabs():
+                    tabs = build_tabs(session.class_choices())
+                runs = [run for tab in tabs for run in tab.runs]
+                class_dd = next(dd for tab in tabs for dd in tab.class_lists)  # the model panel updates it
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Row():
                     reuse_btn = gr.Button("Reuse last seed", size="sm", elem_id="reuse-seed")
@@ -148,7 +148,9 @@ def build_app(
         panel = model_view.build()
         model_view.wire(demo, settings, class_dd, page_state)
 
-        mask_panel.wire(mask_box, original, shown, settings, clear_btn, tabs, mask_accordion)
+        mask_panel.wire(
+            mask_box, original, shown, settings, clear_btn, [(t.tab, t.uses_mask) for t in tabs], mask_accordion
+        )
         out = Outputs(live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown)
         # Progress, queue position and error marks go on the status line only, not on every output.
         run_kw: dict[str, Any] = {"concurrency_id": "edit", "show_progress_on": [status], "api_visibility": "private"}
@@ -188,21 +190,14 @@ def build_app(
                 **quick,
             )
 
-        def preview_outpaint(values: dict[Any, Any]) -> tuple[Any, str]:
+        def picture_of(values: dict[Any, Any]) -> Any:
             try:
-                image, _, _ = canvas_io.read_canvas(values[mask_box], values[original], values[shown])
-                return outpaint.describe(image, outpaint.margins(values, margins))
+                return canvas_io.read_canvas(values[mask_box], values[original], values[shown])[0]
             except ValueError as e:  # EditError: one sentence
                 raise user_error(str(e)) from e
 
-        read = preview_btn.click(None, [mask_box], [mask_box], js=canvas_io.READ_MASK_JS, **quick)
-        read.then(
-            preview_outpaint,
-            {mask_box, original, shown, *margins.values()},
-            [canvas_preview, canvas_note],
-            show_progress_on=[canvas_note],
-            api_visibility="private",
-        )
+        for extra in (extra for tab in tabs for extra in tab.extras):
+            extra.wire(mask_box, picture_of, {mask_box, original, shown})
 
         demo.load(session.page_loaded, None, [panel.info, class_dd, page_state], **quick)
         add_endpoints(session)

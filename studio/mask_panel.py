@@ -94,12 +94,12 @@ class MaskPanel:
         shown: gr.State,
         settings: Settings,
         clear_btn: gr.Button,
-        tabs: gr.Tabs,
+        tabs: list[tuple[gr.Tab, bool]],
         panel: gr.Accordion,
     ) -> None:
         """Connect the tools. mask_box: the hidden box READ_MASK_JS fills; original / shown: the
-        picture's states; clear_btn: the canvas's "Clear mask"; tabs: the mode tabs (the panel is
-        hidden on Out-paint, which grows the canvas instead)."""
+        picture's states; clear_btn: the canvas's "Clear mask"; tabs: the mode tabs, each with
+        whether its modes use the painted mask (the panel is hidden on the others, e.g. Out-paint)."""
         quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
         tool: dict[str, Any] = {**quick, "show_progress_on": [self.note], "show_progress": "minimal"}
         picture = {mask_box, original, shown}
@@ -136,7 +136,8 @@ class MaskPanel:
         for name in CELL_OPTIONS:  # the settings that change which cells are redrawn: look again
             if name in settings.widgets:
                 settings.widgets[name].change(None, None, None, js=CLICK_CHANGED, **quick)
-        tabs.select(follow_tab, None, [panel], **quick)
+        for tab, uses_mask in tabs:
+            tab.select(lambda on=uses_mask: gr.update(visible=on), None, [panel], **quick)
 
     # ---- handlers ------------------------------------------------------------------------
     @staticmethod
@@ -235,11 +236,6 @@ def select(hint: np.ndarray, picture: Image.Image) -> np.ndarray:
     if not found.any():
         raise EditError("No object was found in the box; draw the box closer around the object.")
     return to_canvas(found, picture.size)
-
-
-def follow_tab(evt: gr.SelectData) -> dict[str, Any]:
-    """The panel is shown on the tabs that use a painted mask (not on Out-paint)."""
-    return gr.update(visible=evt.value != "Out-paint")
 
 
 def to_canvas(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from editing import EditError, EditorProtocol, EditRequest, load_image, save_png
+from editing import EditError, EditOptions, EditorProtocol, EditRequest, load_image, save_png
 
 from .page import Page
 from .uploads import Uploads
@@ -97,24 +97,25 @@ class Session:
         """Model line and class list for a freshly opened page, and the page's own state."""
         return self.model_summary(), gr.update(choices=self.class_choices()), Page(self.model_serial)
 
-    def api_run(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """One request from an API caller (a JSON-like dict) -> (PNG path carrying its parameters, parameters).
-        The endpoints return one picture, so only one candidate is made; the uploads it names are removed
-        once it is done."""
+    def api_run(self, mode: str, fields: dict[str, Any], options: Any) -> tuple[str, dict[str, Any]]:
+        """One request from an API caller: a mode, its fields (pictures: the caller's uploads) and an options
+        object -> (PNG path carrying its parameters, parameters). The endpoints return one picture, so only
+        one candidate is made; the uploads it names are removed once it is done."""
         try:
-            return self._api_run(data)
+            return self._api_run(mode, fields, options)
         finally:
-            self.uploads.release(data.get("image"), data.get("mask"))
+            self.uploads.release(fields.get("image"), fields.get("mask"))
 
-    def _api_run(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _api_run(self, mode: str, fields: dict[str, Any], options: Any) -> tuple[str, dict[str, Any]]:
         editor = self.current_editor()
         try:
-            options = data.pop("options", None) or {}
+            options = {} if options is None else options
             if not isinstance(options, dict):
                 raise EditError('Options must be a JSON object such as {"seed": 1}.')
             if options.get("num_samples", 1) != 1:
                 raise EditError("The endpoints return one picture: leave num_samples out or set it to 1.")
-            request = EditRequest.from_dict({**data, "options": {**options, "num_samples": 1}}, editor.defaults)
+            chosen = EditOptions.from_dict({**options, "num_samples": 1}, editor.defaults)
+            request = EditRequest(mode, options=chosen, **fields)
             result = editor.submit([request], time_limit=self.time_limit).result()[0]
         except EditError as e:
             raise user_error(str(e)) from e
