@@ -161,6 +161,20 @@ class FinetuneModel(nn.Module):
         return losses
 
 
+@torch.no_grad()
+def evaluate_loss(start: StartPoint, data: ClassFolder, parts: tuple[str, ...] = ("var",), batch: int = 32) -> float:
+    """Mean loss of `parts` on data's pictures as they are (no flips, crops or class dropout), float32."""
+    module = FinetuneModel(start.vqvae, start.var, parts, label_smoothing=0.0).eval()
+    dtype, start.var.compute_dtype = start.var.compute_dtype, torch.float32
+    device = start.var.head.weight.device
+    total = 0.0
+    for images, labels in zip(data.images.split(batch), data.labels.split(batch), strict=True):
+        x = images.float().div(127.5).sub(1).to(device)
+        total += module(x, labels.to(device))["loss"].item() * len(labels)
+    start.var.compute_dtype = dtype
+    return total / len(data.labels)
+
+
 # ---- what is random, as a function of (seed, step) -----------------------------------------------
 def _generator(seed: int, *salt: int) -> torch.Generator:
     value = seed
