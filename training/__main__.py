@@ -52,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=Recipe.batch, help="pictures per step, over all workers")
     p.add_argument("--lr", type=float, default=Recipe.lr, help="the transformer's peak learning rate")
     p.add_argument("--decoder-lr", type=float, default=Recipe.decoder_lr, help="the decoder's peak learning rate")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 5%% of the steps)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 10%% of the steps)")
     p.add_argument("--class-dropout", type=float, default=Recipe.class_dropout, help="share of unconditional labels")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
     p.add_argument("--crop", type=float, default=Recipe.crop, help="crops keep at least this share of a side (1: none)")

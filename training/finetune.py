@@ -52,7 +52,7 @@ class Recipe:
     batch: int = 16  # global batch, over all workers
     lr: float = 3e-4
     decoder_lr: float = 1e-4
-    warmup: int | None = None  # steps of linear warm-up; None: 5 % of the steps (at least 1)
+    warmup: int | None = None  # steps of linear warm-up; None: 10 % of the steps (at least 1)
     weight_decay: float = 0.05
     class_dropout: float = 0.1
     label_smoothing: float = 0.1
@@ -361,7 +361,7 @@ def finetune(
     n_classes = module.var.num_classes
     while progress.step < total:
         step = progress.step
-        warmup = recipe.warmup or max(1, round(0.05 * (progress.total or recipe.steps or 400)))
+        warmup = recipe.warmup or max(1, round(0.1 * (progress.total or recipe.steps or 200)))
         for group in opt.param_groups:
             group["lr"] = group.setdefault("base_lr", group["lr"]) * lr_factor(step, total, warmup)
         rows = batch_indices(len(data.labels), recipe.batch, step, recipe.seed)
