@@ -28,7 +28,7 @@ from training.finetune import (
     load_start,
     new_class_table,
 )
-from training.run_folder import RunFolder, prepare_out, read_state
+from training.run_folder import RunFolder, prepare_out
 
 
 def _parts(text: str) -> tuple[str, ...]:
@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"var-edit-train: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"var-edit-train: stopped; {args.out} holds the last checkpoint (continue with --resume).", file=sys.stderr)
+        print(
+            f"var-edit-train: stopped; {args.out} holds the last checkpoint (continue with --resume).", file=sys.stderr
+        )
         return 130
     return 0
 

@@ -57,7 +57,7 @@ def display_names(root: Path, folders: list[str]) -> list[str]:
     if isinstance(given, list):
         given = {c.get("slug"): c.get("name") for c in given if isinstance(c, dict)}
     if not isinstance(given, dict):
-        raise DataError(f"{path} should map folder names to display names, e.g. {{\"cat\": \"Cat\"}}.")
+        raise DataError(f'{path} should map folder names to display names, e.g. {{"cat": "Cat"}}.')
     return [str(given.get(f) or f) for f in folders]
 
 
@@ -113,7 +113,7 @@ def load_class_folder(root: str | Path, size: int, say: Callable[[str], None] = 
         raise DataError(f"{root} holds no readable pictures (png, jpg, webp, ...) in its class sub-folders.")
     if empty:
         raise DataError(
-            f"The class folder(s) {', '.join(empty)} of {root} hold no readable pictures: add some or remove the folder."
+            f"The class folder(s) {', '.join(empty)} of {root} hold no readable pictures: add some or remove them."
         )
     if len(folders) < 2:
         raise DataError(

@@ -154,7 +154,9 @@ class FinetuneModel(nn.Module):
             losses["var"] = F.cross_entropy(logits.transpose(1, 2), target, label_smoothing=self.label_smoothing)
         if "decoder" in self.parts:
             with self.vqvae.autocast(x.device.type):
-                recon = self.vqvae.decoder(self.vqvae.post_quant_conv(f_hat.contiguous(memory_format=torch.channels_last)))
+                recon = self.vqvae.decoder(
+                    self.vqvae.post_quant_conv(f_hat.contiguous(memory_format=torch.channels_last))
+                )
             recon = recon.float()
             losses["decoder"] = F.l1_loss(recon, x) + F.mse_loss(recon, x) + 0.5 * gradient_loss(recon, x)
         losses["loss"] = sum(losses.values())
@@ -379,12 +381,16 @@ def finetune(
             raise TrainingError(_oom(recipe)) from e
         torch.nn.utils.clip_grad_norm_([p for p in module.parameters() if p.requires_grad], 2.0)
         opt.step()
-        logged = _all_mean(torch.stack([losses.get(k, torch.zeros((), device=device)).detach() for k in ("loss", "var", "decoder")]))
+        logged = _all_mean(
+            torch.stack([losses.get(k, torch.zeros((), device=device)).detach() for k in ("loss", "var", "decoder")])
+        )
         if not torch.isfinite(logged[0]):
             raise TrainingError(f"The loss became {logged[0].item()} at step {step + 1}; lower --lr and --resume.")
         progress.step += 1
         progress.elapsed = time.perf_counter() - began
-        progress.losses.append({"step": progress.step, **dict(zip(("loss", "var", "decoder"), logged.tolist(), strict=True))})
+        progress.losses.append(
+            {"step": progress.step, **dict(zip(("loss", "var", "decoder"), logged.tolist(), strict=True))}
+        )
         if not paced and (progress.step - progress.starts[-1] >= 3 or progress.step >= total):
             total = progress.total = _fix_total(progress, recipe, progress.elapsed / max(progress.step, 1))
             paced = True
@@ -401,6 +407,6 @@ def finetune(
 
 def _oom(recipe: Recipe) -> str:
     return (
-        f"Ran out of memory with --batch {recipe.batch}: use a smaller batch (e.g. --batch {max(1, recipe.batch // 2)}) "
+        f"Ran out of memory with --batch {recipe.batch}: use a smaller one (e.g. --batch {max(1, recipe.batch // 2)}) "
         "and --resume to continue from the last checkpoint."
     )

@@ -185,7 +185,9 @@ class RunFolder:
             figures["var_loss_first_10_steps"], figures["var_loss_last_10_steps"] = mean(head, "var"), mean(tail, "var")
         if "decoder" in self.recipe.parts and final:
             figures["decoder_psnr_train_before_db"] = None if self.psnr_before is None else round(self.psnr_before, 2)
-            figures["decoder_psnr_train_after_db"] = round(decoder_psnr(self.start, self.data.images[:PSNR_PICTURES]), 2)
+            figures["decoder_psnr_train_after_db"] = round(
+                decoder_psnr(self.start, self.data.images[:PSNR_PICTURES]), 2
+            )
         return {
             "start": self.start.name,
             "psnr_before": self.psnr_before,
@@ -229,7 +231,7 @@ def model_card(run: dict[str, Any]) -> str:
         + (f", {run['restarts']} restart(s) from a checkpoint" if run["restarts"] else "")
         + "). The encoder and the codebook are the start model's, so pictures tokenize as they did.",
         "",
-        "Load it with `Editor.from_pretrained(\"<this folder>\")`, `var-edit --model <this folder>`, or put the",
+        'Load it with `Editor.from_pretrained("<this folder>")`, `var-edit --model <this folder>`, or put the',
         "folder in the studio's `--models-dir`.",
         "",
         "## Data",
