@@ -34,6 +34,7 @@ from training.train_vqvae import gradient_loss
 from var_core import VAR, VQVAE
 
 PARTS = ("var", "decoder")
+LOSSES = ("loss", "var", "decoder")  # what each step logs
 STATE_FILE = "training_state.pt"
 
 
@@ -319,90 +320,108 @@ def finetune(
     """Train until the budget is spent; returns the progress. state: a training state to continue from.
 
     on_checkpoint(state, progress, final) every recipe.save_every steps and at the end, on every rank (under
-    torch.distributed the full training state only on rank 0, None elsewhere); on_step(progress) after each step."""
-    device = torch.device(device)
-    rank, world = _world()
-    if recipe.batch % world:
-        raise TrainingError(f"--batch {recipe.batch} does not split over {world} workers; use a multiple of {world}.")
-    module = FinetuneModel(start.vqvae, start.var, recipe.parts, recipe.label_smoothing).to(device)
-    bf16 = _use_bf16(recipe, device)
-    start.var.compute_dtype = torch.bfloat16 if bf16 else torch.float32
-    start.vqvae.compute_dtype = torch.bfloat16 if bf16 and "decoder" in recipe.parts else torch.float32
-    opt = build_optimizer(module, recipe)
-    progress = Progress()
-    if state is not None:
-        module.var.load_state_dict(state["var"])
-        module.vqvae.load_state_dict(state["vqvae"])
-        opt.load_state_dict(state["optimizer"])
-        progress = Progress(**state["progress"])
-        torch.set_rng_state(state["torch_rng"])
-    progress.starts.append(progress.step)
-    net = nn.parallel.DistributedDataParallel(module) if world > 1 else module
-    net.train()
+    torch.distributed the full training state only on rank 0, None elsewhere); on_step(progress) after each step.
+    A --steps run continues exactly from a state; a --minutes run measures its pace again after a restart."""
+    run = _Run(recipe, data, start, state, torch.device(device))
+    while run.progress.step < run.total:
+        run.step()
+        if on_step is not None:
+            on_step(run.progress)
+        if run.progress.step % recipe.save_every == 0 and run.progress.step < run.total and on_checkpoint:
+            on_checkpoint(run.state(), run.progress, False)
+    run.progress.total = run.total
+    if on_checkpoint is not None:
+        on_checkpoint(run.state(), run.progress, True)
+    return run.progress
 
-    def snapshot(final: bool) -> None:
-        if on_checkpoint is None:
-            return
-        payload = None
-        if rank == 0:
-            payload = {
-                "recipe": asdict(recipe),
-                "progress": asdict(progress),
-                "var": module.var.state_dict(),
-                "vqvae": module.vqvae.state_dict(),
-                "optimizer": opt.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "classes": data.class_names,
-                "folders": data.folders,
-                "counts": data.counts,
-            }
-        on_checkpoint(payload, progress, final)
 
-    began, paced = time.perf_counter() - progress.elapsed, progress.total is not None
-    total = progress.total or recipe.steps or 10**9
-    n_classes = module.var.num_classes
-    while progress.step < total:
-        step = progress.step
-        warmup = recipe.warmup or max(1, round(0.1 * (progress.total or recipe.steps or 200)))
-        for group in opt.param_groups:
-            group["lr"] = group.setdefault("base_lr", group["lr"]) * lr_factor(step, total, warmup)
-        rows = batch_indices(len(data.labels), recipe.batch, step, recipe.seed)
-        x = augment(data.images[rows], step, recipe)[rank::world].to(device)
-        labels = dropped_labels(data.labels[rows], step, recipe, n_classes)[rank::world].to(device)
+class _Run:
+    """One process's share of a run: the model (in DDP when torch.distributed is set up), optimizer, progress."""
+
+    def __init__(
+        self, recipe: Recipe, data: ClassFolder, start: StartPoint, state: dict[str, Any] | None, device: torch.device
+    ):
+        self.recipe, self.data, self.device = recipe, data, device
+        self.rank, self.world = _world()
+        if recipe.batch % self.world:
+            raise TrainingError(f"--batch {recipe.batch} does not split over {self.world} workers; use a multiple.")
+        self.module = FinetuneModel(start.vqvae, start.var, recipe.parts, recipe.label_smoothing).to(device)
+        bf16 = _use_bf16(recipe, device)
+        start.var.compute_dtype = torch.bfloat16 if bf16 else torch.float32
+        start.vqvae.compute_dtype = torch.bfloat16 if bf16 and "decoder" in recipe.parts else torch.float32
+        self.opt = build_optimizer(self.module, recipe)
+        self.progress = Progress()
+        if state is not None:
+            self.module.var.load_state_dict(state["var"])
+            self.module.vqvae.load_state_dict(state["vqvae"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.progress = Progress(**state["progress"])
+            torch.set_rng_state(state["torch_rng"])
+        self.progress.starts.append(self.progress.step)
+        self.net = nn.parallel.DistributedDataParallel(self.module) if self.world > 1 else self.module
+        self.net.train()
+        self.total = recipe.steps or 10**9
+        self.paced = recipe.minutes is None
+        self.began = time.perf_counter() - self.progress.elapsed
+        self.elapsed_at_start = self.progress.elapsed
+
+    def step(self) -> None:
+        """One optimizer step on this rank's rows of the global batch; the loss logged is the global batch's."""
+        recipe, progress, step = self.recipe, self.progress, self.progress.step
+        warmup = recipe.warmup or max(1, round(0.1 * (recipe.steps or self.total if self.paced else 200)))
+        for group in self.opt.param_groups:
+            group["lr"] = group.setdefault("base_lr", group["lr"]) * lr_factor(step, self.total, warmup)
+        rows = batch_indices(len(self.data.labels), recipe.batch, step, recipe.seed)
+        part = slice(self.rank, None, self.world)
+        x = augment(self.data.images[rows], step, recipe)[part].to(self.device)
+        labels = dropped_labels(self.data.labels[rows], step, recipe, self.module.var.num_classes)[part]
         try:
-            losses = net(x, labels)
-            opt.zero_grad(set_to_none=True)
+            losses = self.net(x, labels.to(self.device))
+            self.opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
-        except torch.OutOfMemoryError as e:
-            raise TrainingError(_oom(recipe)) from e
-        except RuntimeError as e:
-            if "memory" not in str(e).lower():
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not isinstance(e, torch.OutOfMemoryError) and "memory" not in str(e).lower():
                 raise
             raise TrainingError(_oom(recipe)) from e
-        torch.nn.utils.clip_grad_norm_([p for p in module.parameters() if p.requires_grad], 2.0)
-        opt.step()
-        logged = _all_mean(
-            torch.stack([losses.get(k, torch.zeros((), device=device)).detach() for k in ("loss", "var", "decoder")])
-        )
+        torch.nn.utils.clip_grad_norm_([p for p in self.module.parameters() if p.requires_grad], 2.0)
+        self.opt.step()
+        zero = torch.zeros((), device=self.device)
+        logged = _all_mean(torch.stack([losses.get(k, zero).detach() for k in LOSSES]))
         if not torch.isfinite(logged[0]):
             raise TrainingError(f"The loss became {logged[0].item()} at step {step + 1}; lower --lr and --resume.")
         progress.step += 1
-        progress.elapsed = time.perf_counter() - began
-        progress.losses.append(
-            {"step": progress.step, **dict(zip(("loss", "var", "decoder"), logged.tolist(), strict=True))}
-        )
-        if not paced and (progress.step - progress.starts[-1] >= 3 or progress.step >= total):
-            total = progress.total = _fix_total(progress, recipe, progress.elapsed / max(progress.step, 1))
-            paced = True
-        if recipe.minutes is not None and _any_rank(progress.elapsed >= recipe.minutes * 60):
-            total = progress.step
-        if on_step is not None:
-            on_step(progress)
-        if progress.step % recipe.save_every == 0 and progress.step < total:
-            snapshot(final=False)
-    progress.total = total
-    snapshot(final=True)
-    return progress
+        progress.elapsed = time.perf_counter() - self.began
+        progress.losses.append({"step": progress.step, **dict(zip(LOSSES, logged.tolist(), strict=True))})
+        self._budget()
+
+    def _budget(self) -> None:
+        """--minutes: fix the step count after 3 timed steps (the same on every rank); stop when time is up."""
+        recipe, progress = self.recipe, self.progress
+        if recipe.minutes is None:
+            return
+        done = progress.step - progress.starts[-1]
+        if not self.paced and (done >= 3 or progress.step >= self.total):
+            self.total = _fix_total(progress, recipe, (progress.elapsed - self.elapsed_at_start) / done)
+            self.paced = True
+        if _any_rank(progress.elapsed >= recipe.minutes * 60):
+            self.total = progress.step
+
+    def state(self) -> dict[str, Any] | None:
+        """The full training state (rank 0), None on other ranks."""
+        if self.rank != 0:
+            return None
+        self.progress.total = self.total
+        return {
+            "recipe": asdict(self.recipe),
+            "progress": asdict(self.progress),
+            "var": self.module.var.state_dict(),
+            "vqvae": self.module.vqvae.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "classes": self.data.class_names,
+            "folders": self.data.folders,
+            "counts": self.data.counts,
+        }
 
 
 def _oom(recipe: Recipe) -> str:
