@@ -362,6 +362,7 @@ class _Run:
         self.net.train()
         self.total = recipe.steps or 10**9
         self.paced = recipe.minutes is None
+        self.progress.total = self.total if self.paced else None
         self.began = time.perf_counter() - self.progress.elapsed
         self.elapsed_at_start = self.progress.elapsed
 
@@ -401,10 +402,12 @@ class _Run:
             return
         done = progress.step - progress.starts[-1]
         if not self.paced and (done >= 3 or progress.step >= self.total):
-            self.total = _fix_total(progress, recipe, (progress.elapsed - self.elapsed_at_start) / done)
+            self.total = progress.total = _fix_total(
+                progress, recipe, (progress.elapsed - self.elapsed_at_start) / done
+            )
             self.paced = True
         if _any_rank(progress.elapsed >= recipe.minutes * 60):
-            self.total = progress.step
+            self.total = progress.total = progress.step
 
     def state(self) -> dict[str, Any] | None:
         """The full training state (rank 0), None on other ranks."""
