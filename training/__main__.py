@@ -106,15 +106,18 @@ class Bar:
     """finetune's on_step: a progress bar with the loss and the time left."""
 
     def __init__(self, recipe: Recipe):
+        self.minutes = recipe.minutes
         self.bar = tqdm(total=recipe.steps, desc="fine-tune", dynamic_ncols=True, unit="step")
 
     def __call__(self, progress: Progress) -> None:
-        if self.bar.n == 0 and progress.step > 1:
+        if self.bar.n == 0 and progress.step > 1:  # a resumed run
             self.bar.n = self.bar.last_print_n = progress.step - 1
-        if progress.total is not None and self.bar.total != progress.total:
-            self.bar.total = progress.total
+        shown = {"loss": f"{progress.losses[-1]['loss']:.3f}"}
+        if self.minutes is not None:  # the bar's own estimate counts steps; this is the clock's
+            left = max(0, round(self.minutes * 60 - progress.elapsed))
+            shown["time_left"] = f"{left // 60}:{left % 60:02d}"
+        self.bar.set_postfix(shown, refresh=False)
         self.bar.update(progress.step - self.bar.n)
-        self.bar.set_postfix(loss=f"{progress.losses[-1]['loss']:.3f}", refresh=False)
 
     def close(self) -> None:
         self.bar.close()

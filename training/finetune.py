@@ -222,12 +222,11 @@ def dropped_labels(labels: torch.Tensor, step: int, recipe: Recipe, num_classes:
     return torch.where(drop, torch.full_like(labels, num_classes), labels)
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to 10 % at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    t = min((step - warmup) / max(total - warmup, 1), 1.0)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
+def lr_factor(step: int, done: float, warmup: int | None) -> float:
+    """Learning-rate factor: linear warm-up over `warmup` steps (None: the first 10 % of the budget), then a
+    cosine decay to 10 % at the end of the budget; done in [0, 1] is the share of the budget spent."""
+    warm = min(1.0, (step + 1) / warmup) if warmup else min(1.0, max(done, 1e-3) / 0.1)
+    return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
 
 
 # ---- the run ---------------------------------------------------------------------------------------
@@ -249,13 +248,6 @@ def _all_mean(value: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(value)
         value /= _world()[1]
     return value
-
-
-def _any_rank(flag: bool) -> bool:
-    value = _comm(float(flag))
-    if _world()[1] > 1:
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
 
 
 def _use_bf16(recipe: Recipe, device: torch.device) -> bool:
@@ -288,24 +280,13 @@ class Progress:
     """Where a run stands: what the training state records besides the weights."""
 
     step: int = 0
-    total: int | None = None  # fixed once known (after a few timed steps when only --minutes is given)
+    total: int | None = None  # --steps (None: the run ends with --minutes)
     elapsed: float = 0.0
     losses: list[dict[str, float]] = field(default_factory=list)  # one per step: step, loss, var, decoder
     starts: list[int] = field(default_factory=list)  # the step each (re)start began at
 
 
 Hook = Callable[[Progress], None]
-
-
-def _fix_total(progress: Progress, recipe: Recipe, seconds_per_step: float) -> int:
-    """Steps in the budget: --steps, or what --minutes allows at the measured pace (the same on every worker)."""
-    total = recipe.steps or 10**9
-    if recipe.minutes is not None:
-        by_time = _comm(progress.step + (recipe.minutes * 60 - progress.elapsed) / seconds_per_step)
-        if _world()[1] > 1:
-            dist.all_reduce(by_time, op=dist.ReduceOp.MIN)
-        total = min(total, max(progress.step + 1, int(by_time)))
-    return total
 
 
 def finetune(
@@ -321,15 +302,14 @@ def finetune(
 
     on_checkpoint(state, progress, final) every recipe.save_every steps and at the end, on every rank (under
     torch.distributed the full training state only on rank 0, None elsewhere); on_step(progress) after each step.
-    A --steps run continues exactly from a state; a --minutes run measures its pace again after a restart."""
+    A --steps run continues exactly from a state; with --minutes the schedule follows the clock."""
     run = _Run(recipe, data, start, state, torch.device(device))
-    while run.progress.step < run.total:
+    while run.done() < 1:
         run.step()
         if on_step is not None:
             on_step(run.progress)
-        if run.progress.step % recipe.save_every == 0 and run.progress.step < run.total and on_checkpoint:
+        if run.progress.step % recipe.save_every == 0 and run.done() < 1 and on_checkpoint:
             on_checkpoint(run.state(), run.progress, False)
-    run.progress.total = run.total
     if on_checkpoint is not None:
         on_checkpoint(run.state(), run.progress, True)
     return run.progress
@@ -360,18 +340,30 @@ class _Run:
         self.progress.starts.append(self.progress.step)
         self.net = nn.parallel.DistributedDataParallel(self.module) if self.world > 1 else self.module
         self.net.train()
-        self.total = recipe.steps or 10**9
-        self.paced = recipe.minutes is None
-        self.progress.total = self.total if self.paced else None
+        self.progress.total = recipe.steps
         self.began = time.perf_counter() - self.progress.elapsed
-        self.elapsed_at_start = self.progress.elapsed
+        self._done = self._share()
+
+    def _share(self) -> float:
+        """The share of the budget spent: steps, or the clock (rank 0's, so every rank agrees), whichever is ahead."""
+        recipe, progress = self.recipe, self.progress
+        done = progress.step / recipe.steps if recipe.steps else 0.0
+        if recipe.minutes is not None:
+            clock = _comm(progress.elapsed / (recipe.minutes * 60))
+            if self.world > 1:
+                dist.broadcast(clock, src=0)
+            done = max(done, clock.item())
+        return done
+
+    def done(self) -> float:
+        """The share of the budget spent before the next step, in [0, 1]."""
+        return self._done
 
     def step(self) -> None:
         """One optimizer step on this rank's rows of the global batch; the loss logged is the global batch's."""
         recipe, progress, step = self.recipe, self.progress, self.progress.step
-        warmup = recipe.warmup or max(1, round(0.1 * (recipe.steps or self.total if self.paced else 200)))
         for group in self.opt.param_groups:
-            group["lr"] = group.setdefault("base_lr", group["lr"]) * lr_factor(step, self.total, warmup)
+            group["lr"] = group.setdefault("base_lr", group["lr"]) * lr_factor(step, self._done, recipe.warmup)
         rows = batch_indices(len(self.data.labels), recipe.batch, step, recipe.seed)
         part = slice(self.rank, None, self.world)
         x = augment(self.data.images[rows], step, recipe)[part].to(self.device)
@@ -393,27 +385,12 @@ class _Run:
         progress.step += 1
         progress.elapsed = time.perf_counter() - self.began
         progress.losses.append({"step": progress.step, **dict(zip(LOSSES, logged.tolist(), strict=True))})
-        self._budget()
-
-    def _budget(self) -> None:
-        """--minutes: fix the step count after 3 timed steps (the same on every rank); stop when time is up."""
-        recipe, progress = self.recipe, self.progress
-        if recipe.minutes is None:
-            return
-        done = progress.step - progress.starts[-1]
-        if not self.paced and (done >= 3 or progress.step >= self.total):
-            self.total = progress.total = _fix_total(
-                progress, recipe, (progress.elapsed - self.elapsed_at_start) / done
-            )
-            self.paced = True
-        if _any_rank(progress.elapsed >= recipe.minutes * 60):
-            self.total = progress.total = progress.step
+        self._done = self._share()
 
     def state(self) -> dict[str, Any] | None:
         """The full training state (rank 0), None on other ranks."""
         if self.rank != 0:
             return None
-        self.progress.total = self.total
         return {
             "recipe": asdict(self.recipe),
             "progress": asdict(self.progress),
