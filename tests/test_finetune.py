@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from editing import Editor
-from editing.catalog import list_models
+from editing.models import list_models
 from training.__main__ import main
 from training.class_folder import load_class_folder
 from training.finetune import Recipe, StartPoint, evaluate_loss, finetune, load_start, new_class_table

@@ -125,7 +125,7 @@ class Bar:
 
 def run_local(args: argparse.Namespace) -> Progress:
     """One process: prepare, train, write OUT."""
-    from editing.editor import default_device
+    from editing.device import default_device
 
     out = Path(args.out)
     state = prepare_out(out, args.resume, create=False)
