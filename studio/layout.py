@@ -164,7 +164,6 @@ def build_app(
         open_btn.upload(session.open_file, [open_btn], new_picture, **to_canvas)
         read = changed_btn.click(None, [picture_box, known_box], [picture_box], js=canvas_io.READ_PICTURE_JS, **quick)
         read.then(session.canvas_uploaded, [picture_box], new_picture, **to_canvas)
-        clear_btn.click(session.clear_mask, [shown], [canvas], **to_canvas)
         back_btn.click(session.back, [history], new_picture, **to_canvas)
         continue_btn.click(session.continue_from, [paths, selected, original, history], new_picture, **to_canvas)
         gallery.select(session.select, [paths], [selected, download], **quick)

@@ -36,7 +36,9 @@ SAME_SHAPE = 0.01  # a mask of another size is scaled when its shape differs by 
 Change = Callable[[np.ndarray, Image.Image, int], np.ndarray]  # (mask, picture, pixels) -> mask
 CELL_OPTIONS = ("policy", "strength", "dilation", "context")  # the options the cells depend on
 CLICK_CHANGED = f"() => document.getElementById('{canvas_io.MASK_CHANGED_BUTTON}').click()"
+# "Clear mask": every layer wiped as one step of the canvas's history (Undo brings the mask back).
 NOTHING = "Paint on the picture (or use a tool) to see which token cells a run will redraw."
+CLEAR_JS = f"async () => (window.__varEdit && await window.__varEdit.clearMask()) || {NOTHING!r}"
 
 
 class MaskPanel:
@@ -130,7 +132,7 @@ class MaskPanel:
             [self.view, self.note],
             **latest,
         )
-        clear_btn.click(lambda: (None, NOTHING), None, [self.view, self.note], **quick)
+        clear_btn.click(None, None, [self.note], js=CLEAR_JS, **quick)
         for name in CELL_OPTIONS:  # the settings that change which cells are redrawn: look again
             if name in settings.widgets:
                 settings.widgets[name].change(None, None, None, js=CLICK_CHANGED, **quick)

@@ -249,11 +249,6 @@ class Session:
         *history, image = history
         return self._new_picture(image, history)
 
-    @staticmethod
-    def clear_mask(shown: Image.Image | None) -> Image.Image | None:
-        """Remove every painted stroke, keeping the picture."""
-        return shown
-
     # ---- runs --------------------------------------------------------------------------
     def run_handler(
         self, run: Run, settings: Settings, mask_box: gr.Textbox, slot: gr.State, out: Outputs
