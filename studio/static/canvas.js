@@ -3,6 +3,7 @@
 (() => {
   if (window.__varEdit) return;
   const PREFIX = "@PREFIX@", GRID = @GRID@, SAME = @SAME@, MASK_RGB = @MASK_RGB@, MASK_ALPHA = @MASK_ALPHA@;
+  const ASK_AGAIN_MS = 1500;  // how long to wait for the server to read a new picture before asking again
   const apps = [];
   const before = globalThis.__PIXI_APP_INIT__;
   globalThis.__PIXI_APP_INIT__ = (app, version) => {
@@ -242,17 +243,34 @@
     if (host && host.contains(e.target)) maskChanged();
   }, true);
 
-  // A new picture on the canvas (a new texture): tell the server, through the hidden button.
-  let shown = null;
+  // A new picture on the canvas (a new texture): tell the server, through the hidden button, until
+  // it has read it (a click right after the page shows, before Gradio listens, is lost: ask again).
+  let shown = null, asked = 0;
   setInterval(() => {
     let picture = null;
     try { picture = scene().picture; } catch (e) { return; }
-    if (picture && picture !== shown) {
-      const button = document.getElementById("@CHANGED@");
-      if (!button) return;
-      button.click();
-      maskChanged();
-    }
-    shown = picture;
+    if (!picture || picture === shown) { shown = picture; return; }
+    if (lastRead.picture === picture) { shown = picture; return; }
+    const button = document.getElementById("@CHANGED@");
+    if (!button || performance.now() - asked < ASK_AGAIN_MS) return;
+    asked = performance.now();
+    button.click();
+    maskChanged();
   }, 300);
+
+  // Candidates much wider than tall (panoramas) take a whole row of the gallery (the page's CSS).
+  setInterval(() => {
+    for (const img of document.querySelectorAll("#candidates img")) {
+      if (img.complete && img.naturalHeight) img.classList.toggle("wide", img.naturalWidth > 2 * img.naturalHeight);
+    }
+  }, 500);
+
+  // Runs: bring the live preview into view when a run starts, where it is out of sight.
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest || !e.target.closest("button[id^='run-']")) return;
+    const live = document.getElementById("live-preview");
+    if (!live) return;
+    const box = live.getBoundingClientRect();
+    if (box.top < 0 || box.top > window.innerHeight - 80) live.scrollIntoView({ block: "start", behavior: "smooth" });
+  }, true);
 })();
