@@ -6,13 +6,16 @@ EditRequest (request, options) -> plan (geometry, region, per-scale keep maps, e
 """
 
 from .canvas import load_image, outpaint_canvas
-from .catalog import ModelEntry, free_memory, list_models, load_listed
 from .compose import EditResult
-from .editor import Editor, ModelInfo, available_models, default_device
+from .device import default_device
+from .edit_job import EditJob, Progress
+from .editor import Editor
 from .errors import EditCancelled, EditError
-from .job import EditJob, Progress
+from .families import ModelFamily, register_family
+from .interface import EditorProtocol, ModelInfo
 from .limits import Limits
 from .metadata import read_params, save_png
+from .models import ModelEntry, ModelSwitch, SwitchError, free_memory, list_models, load_model
 from .options import EditOptions, OptionSpec, option_fields
 from .request import MODES, EditRequest
 
@@ -25,19 +28,23 @@ __all__ = [
     "EditRequest",
     "EditResult",
     "Editor",
+    "EditorProtocol",
     "Limits",
     "ModelEntry",
+    "ModelFamily",
     "ModelInfo",
+    "ModelSwitch",
     "OptionSpec",
     "Progress",
-    "available_models",
+    "SwitchError",
     "default_device",
     "free_memory",
     "list_models",
+    "load_model",
     "load_image",
-    "load_listed",
     "option_fields",
     "outpaint_canvas",
     "read_params",
+    "register_family",
     "save_png",
 ]

@@ -9,7 +9,9 @@ with "image" (and "mask") paths relative to the list's folder and an optional "n
 Results are PNGs (OUT/NAME.MODE.png, -1, -2 ... for several candidates) with every parameter in
 their metadata. A job without a seed gets one derived from its name, so a rerun gives the same
 pictures: outputs that exist with the same parameters are skipped, others are never overwritten
-without --overwrite. A bad job fails alone, by name; the exit code is 1 if any failed.
+without --overwrite. A bad job fails alone, by name; the exit code is 1 if any failed. A full disk
+stops the run (exit code 3) with the jobs left listed as not tried: the same command, run again once
+there is room, does them.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from tqdm import tqdm
 
 from var_core.zoo import fetch
 
+from .batch import Job, Report, name_seed, run_batch, write_report
 from .canvas import load_mask, open_guarded
-from .editor import Editor, model_defaults, model_folder
+from .editor import Editor
 from .errors import EditError
-from .jobs import REPORT, Job, Report, name_seed, run_batch
+from .models import model_defaults, resolve
 from .options import EditOptions, OptionSpec, option_fields, range_text
 from .request import MODES, SIDES, EditRequest
 
@@ -208,27 +211,20 @@ def collect_jobs(args: argparse.Namespace, defaults: EditOptions, given: dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 all done, 1 some jobs failed, 2 could not start)."""
+    """Run the command line; returns the exit code (0 all done, 1 some jobs failed, 2 could not start,
+    3 stopped before every job was tried: the output folder took no more)."""
     args = build_parser().parse_args(argv)
     out_dir = Path(args.out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        print(f"error: --out-dir {out_dir} is a file; name a folder.", file=sys.stderr)
-        return 2
-    if args.batch < 1:
-        print("error: --batch must be at least 1.", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print("error: --workers must be at least 1.", file=sys.stderr)
-        return 2
-    if args.threads is not None and args.threads < 1:
-        print("error: --threads must be at least 1.", file=sys.stderr)
+    refusal = _refusal(args, out_dir)
+    if refusal is not None:
+        print(f"error: {refusal}", file=sys.stderr)
         return 2
     args.threads = args.threads or torch.get_num_threads()
     try:
         torch.set_num_threads(args.threads)
         if args.ray:
             editor = None
-            if model_folder(args.model) is None:  # fetch a published model once, here, not in every worker
+            if resolve(args.model).kind == "published":  # fetch a published model once, here, not in every worker
                 fetch(args.model, offline=args.offline or None)
         else:
             editor = Editor.from_pretrained(
@@ -239,25 +235,56 @@ def main(argv: list[str] | None = None) -> int:
     except (EditError, ValueError) as e:  # CheckpointError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"error: the folder {out_dir} cannot be made ({e.strerror or e}); name another.", file=sys.stderr)
+        return 2
     if args.ray:
         from .ray_batch import run_on_ray
 
         report, seconds = run_on_ray(jobs, out_dir, args)
     else:
         report, seconds = _run_here(editor, jobs, out_dir, args)
+    return _tell(report, seconds, out_dir)
+
+
+def _refusal(args: argparse.Namespace, out_dir: Path) -> str | None:
+    """Why the command line cannot start, before any model is loaded (None: it can)."""
+    if args.input and not Path(args.input).exists():
+        return f"{args.input} does not exist: give a picture, a folder of jobs or a .json job list."
+    if out_dir.exists() and not out_dir.is_dir():
+        return f"--out-dir {out_dir} is a file; name a folder."
+    for flag, value in (("--batch", args.batch), ("--workers", args.workers), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            return f"{flag} must be at least 1."
+    return None
+
+
+def _tell(report: Report, seconds: float, out_dir: Path) -> int:
+    """Say what the run did, write its report -> the exit code."""
     for name, reason in report.failed.items():
         print(f"failed: {name}: {reason}", file=sys.stderr)
+    not_tried = f", {len(report.not_tried)} not tried" if report.not_tried else ""
     print(
         f"{len(report.done)} done, {len(report.skipped)} skipped (already there with the same parameters), "
-        f"{len(report.failed)} failed, in {seconds:.1f} s."
+        f"{len(report.failed)} failed{not_tried}, in {seconds:.1f} s."
     )
-    (out_dir / REPORT).write_text(json.dumps(report.as_dict(seconds), indent=2))
+    try:
+        where = write_report(report, seconds, out_dir)
+        if where.parent != out_dir:
+            print(f"The report could not be written in {out_dir}; it is {where}.", file=sys.stderr)
+    except OSError as e:
+        print(f"The report could not be written ({e.strerror or e}); here it is:", file=sys.stderr)
+        print(json.dumps(report.as_dict(seconds), indent=2), file=sys.stderr)
+    if report.stopped is not None:
+        print(f"stopped: {report.stopped}", file=sys.stderr)
+        return 3
     return 1 if report.failed else 0
 
 
 def _run_here(editor: Editor, jobs: list[Job], out_dir: Path, args: argparse.Namespace) -> tuple[Report, float]:
-    """Run the jobs in this process, `--batch` to a pass."""
+    """Run the jobs in this process, `--batch` to a pass, until the output folder takes no more."""
     report, started = Report(), time.monotonic()
     bar = progress_bar(len(jobs))
     for start in range(0, len(jobs), args.batch):
@@ -267,6 +294,9 @@ def _run_here(editor: Editor, jobs: list[Job], out_dir: Path, args: argparse.Nam
             report.add(outcome)
             bar.update(1)
             bar.set_postfix(report.progress(started))
+        if report.stopped is not None:
+            report.stop(jobs[start + args.batch :])
+            break
     bar.close()
     return report, time.monotonic() - started
 

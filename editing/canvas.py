@@ -13,7 +13,7 @@ from typing import IO
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import EditError
 from .limits import Limits
@@ -53,8 +53,27 @@ def open_guarded(source: ImageSource, what: str = "image", max_pixels: int = MAX
 
 
 def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Any image PIL reads -> RGB, EXIF orientation applied; transparency composited on white."""
-    return to_rgb(ImageOps.exif_transpose(open_guarded(source, "image", max_pixels)))
+    """Any image PIL reads -> RGB, EXIF orientation applied; transparency composited on white. Its `info`
+    holds only what the results keep of it (`kept_info`)."""
+    opened = open_guarded(source, "image", max_pixels)
+    image = to_rgb(ImageOps.exif_transpose(opened))
+    image.info = kept_info(opened)
+    return image
+
+
+def kept_info(image: Image.Image) -> dict[str, bytes]:
+    """What a result keeps of its input, as PIL's `info`: the ICC profile (an RGB one: the pixels are
+    RGB now) and the EXIF with its orientation reset to 1 (the pixels are upright now) and no thumbnail."""
+    kept = {}
+    icc = image.info.get("icc_profile")
+    if isinstance(icc, bytes) and icc[16:20] == b"RGB ":  # the profile's colour space, in its header
+        kept["icc_profile"] = icc
+    exif = image.getexif()
+    if exif:
+        if ExifTags.Base.Orientation in exif:
+            exif[ExifTags.Base.Orientation] = 1
+        kept["exif"] = exif.tobytes()
+    return kept
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -20,9 +20,10 @@ from .plan import Plan
 
 @dataclass
 class EditResult:
-    """images: full-resolution RGB candidates; seed: the request's seed; params: what made them (PNG
-    metadata); mask: 'L', 255 = regenerated; regenerated: the finest scale's sampled cells (P, P)
-    bool and region: where they lie in picture pixels (both None for generation)."""
+    """images: full-resolution RGB candidates, their `info` holding the input's ICC profile and EXIF
+    (`save_png` writes them); seed: the request's seed; params: what made them (PNG metadata); mask:
+    'L', 255 = regenerated; regenerated: the finest scale's sampled cells (P, P) bool and region: where
+    they lie in picture pixels (both None for generation)."""
 
     images: list[Image.Image]
     seed: int
@@ -55,12 +56,19 @@ def compose(plan: Plan, generated: np.ndarray, model_name: str, class_names: lis
         images = [Image.fromarray(g) for g in generated]
         return EditResult(images, plan.seed, params, Image.fromarray(full, "L"), None, None)
     images = [_paste(picture, mask, plan.region, g, plan.options.feather, plan.options.paste_back) for g in generated]
+    keep_info(images, plan.inputs.info)
     binary = Image.fromarray((mask >= 0.5).astype(np.uint8) * 255, "L")
     finest = None
     if plan.regenerate is not None:
         P = int(round(plan.regenerate[-1].numel() ** 0.5))
         finest = plan.regenerate[-1].view(P, P).cpu().numpy().astype(bool)
     return EditResult(images, plan.seed, params, binary, finest, plan.region)
+
+
+def keep_info(images: list[Image.Image], info: dict[str, bytes]) -> None:
+    """Give each result the input's ICC profile and EXIF (canvas.kept_info), for `save_png`."""
+    for image in images:
+        image.info.update(info)
 
 
 def _paste(

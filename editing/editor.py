@@ -10,10 +10,8 @@ helpers around it, and `submit` runs it in the background behind an `EditJob` ha
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,103 +19,23 @@ import torch
 
 import var_core
 from var_core import CheckpointError
-from var_core.zoo import ZOO, Progress, available, fetch, zoo_files
+from var_core.zoo import Progress
 
 from .compose import EditResult, compose
+from .device import default_device
+from .edit_job import EditJob
 from .errors import EditError
-from .job import EditJob
+from .families import DEFAULT_FAMILY, FAMILIES, ModelFamily
+from .interface import ModelInfo
 from .limits import Limits
 from .options import EditOptions
 from .panorama import is_panorama, run_panorama
 from .plan import EncodingCache, ModelGeometry, Plan, load_inputs, plan, resolve
 from .request import EditRequest, Picture
-from .resources import demo_dir, imagenet_classes_file
 from .sample import sample
 from .turns import Turns
 
 MAX_BATCH_ROWS = 64  # candidates sampled in one pass; longer lists are split into several passes
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    image_size: int
-    num_classes: int
-    class_names: list[str]
-    device: str
-    dtype: str
-    parameters: int
-
-
-def default_device() -> str:
-    """cuda, then Apple's mps, then cpu."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def _dtype(name: str | torch.dtype | None, device: str) -> torch.dtype:
-    if isinstance(name, torch.dtype):
-        return name
-    if name is None:
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    table = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-    }
-    if name not in table:
-        raise EditError(f"Unknown precision {name!r}; use float32, bfloat16 or float16.")
-    return table[name]
-
-
-def _find_pair(folder: Path) -> tuple[Path, Path]:
-    def pick(prefix: str) -> Path:
-        found = sorted(
-            p for p in folder.iterdir() if p.name.startswith(prefix) and p.suffix in (".safetensors", ".pth")
-        )
-        if not found:
-            raise CheckpointError(
-                f"No {prefix}*.safetensors or {prefix}*.pth in the folder {folder.name}; put the checkpoint pair there."
-            )
-        return found[0]
-
-    return pick("vae"), pick("var")
-
-
-def model_folder(name_or_folder: str | Path) -> Path | None:
-    """The folder of 'demo' or of a model folder; None for a published name."""
-    key = str(name_or_folder)
-    if key in ZOO:
-        return None
-    folder = demo_dir() if key == "demo" else Path(key)
-    if not folder.is_dir():
-        raise CheckpointError(
-            f"No model named {key!r}: use demo, {', '.join(ZOO)}, or a folder with a checkpoint pair."
-        )
-    return folder
-
-
-def model_defaults(name_or_folder: str | Path) -> EditOptions:
-    """A model's default options without loading it: its folder's defaults.json, else the table's."""
-    folder = model_folder(name_or_folder)
-    defaults_file = folder / "defaults.json" if folder is not None else None
-    if defaults_file is None or not defaults_file.is_file():
-        return EditOptions()
-    try:
-        return EditOptions.from_dict(json.loads(defaults_file.read_text()))
-    except (EditError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"defaults.json of {folder.name} is not valid: {e}") from e
-
-
-def available_models() -> list[str]:
-    """'demo' first, then the published models whose files are on this machine."""
-    return ["demo", *[name for name in ZOO if available(name)]]
 
 
 class Editor:
@@ -132,6 +50,7 @@ class Editor:
         name: str = "custom",
         defaults: EditOptions | None = None,
         limits: Limits | None = None,
+        family: ModelFamily | None = None,
     ):
         if var.schedule != vqvae.schedule:
             raise CheckpointError(
@@ -144,11 +63,12 @@ class Editor:
         self.class_names = class_names or [f"class {i}" for i in range(var.num_classes)]
         self.defaults = defaults or EditOptions()
         self.limits = limits or Limits()
+        self.family = family or FAMILIES[DEFAULT_FAMILY]  # how it was loaded, what it is conditioned on, its modes
         self.geometry = ModelGeometry(vqvae.image_size, var.patch_nums, var.num_classes)
         self._cache = EncodingCache()
         self._turns = Turns()
 
-    # ---- loading -------------------------------------------------------------------------
+    # ---- loading (editing.models does it) ------------------------------------------------
     @classmethod
     def from_files(
         cls,
@@ -161,11 +81,9 @@ class Editor:
         defaults: EditOptions | None = None,
     ) -> Editor:
         """Load a checkpoint pair (.pth or .safetensors)."""
-        device = device or default_device()
-        vqvae, var = var_core.load_pair(vae_path, var_path, device=device, dtype=_dtype(dtype, device))
-        if class_names is None and var.num_classes == 1000:
-            class_names = [c["names"].split(",")[0] for c in json.loads(imagenet_classes_file().read_text())]
-        return cls(vqvae, var, device, class_names, name or Path(var_path).stem, defaults)
+        from .models import load_files
+
+        return load_files(vae_path, var_path, device, dtype, class_names, name, defaults)
 
     @classmethod
     def from_pretrained(
@@ -177,24 +95,15 @@ class Editor:
         offline: bool | None = None,
         progress: Progress | None = None,
     ) -> Editor:
-        """'demo' (bundled), a published name ('d16' ... 'd36'), or a folder with vae*/var* checkpoints
-        (and optionally classes.json and defaults.json).
+        """'demo' (bundled), a published name ('d16' ... 'd36'), a folder of the models folder by name, or
+        the path of a folder with vae*/var* checkpoints (and optionally classes.json, defaults.json, model.json).
 
         download: fetch a published model's missing files through huggingface_hub (its cache, resume,
-        HF_ENDPOINT), saying the size first; offline (or HF_HUB_OFFLINE=1) never touches the network.
-        progress(filename, done, total) follows a download (default: a bar on stderr)."""
-        key = str(name_or_folder)
-        folder = model_folder(key)
-        if folder is None:
-            vae_path, var_path = fetch(key, offline, progress) if download else zoo_files(key)
-            return cls.from_files(vae_path, var_path, device, dtype, name=f"VAR-{key}")
-        vae_path, var_path = _find_pair(folder)
-        classes = folder / "classes.json"
-        class_names = json.loads(classes.read_text()) if classes.is_file() else None
-        defaults = model_defaults(folder)
-        return cls.from_files(
-            vae_path, var_path, device, dtype, class_names, "demo" if key == "demo" else folder.name, defaults
-        )
+        HF_ENDPOINT), saying the size first and checking each file's sha256; offline (or HF_HUB_OFFLINE=1)
+        never touches the network. progress(filename, done, total) follows a download (default: a bar on stderr)."""
+        from .models import load_model
+
+        return load_model(name_or_folder, None, device, dtype, download, offline, progress)
 
     @property
     def info(self) -> ModelInfo:
@@ -216,8 +125,10 @@ class Editor:
     def num_scales(self) -> int:
         return self.var.num_scales
 
-    def default_options(self) -> EditOptions:
-        return self.defaults
+    @property
+    def modes(self) -> list[str]:
+        """The edit modes this model's family runs."""
+        return sorted(self.family.modes)
 
     # ---- the pipeline -----------------------------------------------------------------------
     def run(
@@ -236,6 +147,8 @@ class Editor:
             try:
                 if not isinstance(request, EditRequest):
                     raise EditError(f"Request {i} is a {type(request).__name__}, not an EditRequest.")
+                if request.mode not in self.family.modes:
+                    raise EditError(f"{self.name} cannot {request.mode}; its family runs {', '.join(self.modes)}.")
                 options, label = resolve(request, self.geometry)
                 inputs = load_inputs(request, self.limits)
                 if request.mode == "outpaint" and is_panorama(inputs):
@@ -272,11 +185,7 @@ class Editor:
     def preview_cells(self, request: EditRequest) -> EditResult:
         """What an edit would redraw, without running it: the result's mask, `regenerated` (the finest
         scale's cells) and `region`, and no images."""
-        options, label = resolve(request, self.geometry)
-        planned = plan(request, self.geometry, load_inputs(request, self.limits), options, label)
-        return compose(
-            planned, np.zeros((0, self.resolution, self.resolution, 3), np.uint8), self.name, self.class_names
-        )
+        return preview_cells(request, self.geometry, self.limits, self.name, self.class_names)
 
     def submit(
         self, requests: Sequence[EditRequest], previews: bool = False, time_limit: float | None = None
@@ -355,6 +264,16 @@ class Editor:
             options=options or self.defaults,
         )  # fmt: skip
         return self._one(request)
+
+
+def preview_cells(
+    request: EditRequest, geometry: ModelGeometry, limits: Limits, name: str, class_names: list[str]
+) -> EditResult:
+    """`Editor.preview_cells` from the model's geometry alone (no weights): what a worker-less studio computes."""
+    options, label = resolve(request, geometry)
+    planned = plan(request, geometry, load_inputs(request, limits), options, label)
+    empty = np.zeros((0, geometry.resolution, geometry.resolution, 3), np.uint8)
+    return compose(planned, empty, name, class_names)
 
 
 def _chunks(plans: list[tuple[int, Plan]], max_rows: int) -> Iterator[list[tuple[int, Plan]]]:

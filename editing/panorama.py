@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from . import canvas
-from .compose import EditResult, compose, params_of
+from .compose import EditResult, compose, keep_info, params_of
 from .options import EditOptions
 from .plan import Inputs, ModelGeometry, Plan, plan
 from .request import EditRequest
@@ -69,4 +69,6 @@ def run_panorama(
         finals.append(canvas.paste_back(grown, work, canvas.feather_alpha(mask, 0)))
     params = params_of(replace(whole, options=options), *names)
     binary = Image.fromarray((mask >= 0.5).astype(np.uint8) * 255, "L")
-    return EditResult([Image.fromarray(f) for f in finals], options.seed, params, binary, None, None)
+    images = [Image.fromarray(f) for f in finals]
+    keep_info(images, inputs.info)
+    return EditResult(images, options.seed, params, binary, None, None)

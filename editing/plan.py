@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -42,10 +42,12 @@ class ModelGeometry:
 @dataclass
 class Inputs:
     """A request's pixels: picture uint8 (H, W, 3) (out-paint: the grown canvas) and mask float32
-    (H, W), 1 = regenerate; both None for generation."""
+    (H, W), 1 = regenerate; both None for generation. info: what the results keep of the picture
+    (canvas.kept_info: its ICC profile and EXIF)."""
 
     picture: np.ndarray | None
     mask: np.ndarray | None
+    info: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,10 +87,10 @@ def load_inputs(request: EditRequest, limits: Limits) -> Inputs:
             W, H = W + request.left + request.right, H + request.top + request.bottom
         limits.check_canvas(W, H, request.options.num_samples)
         grown, mask_image = canvas.outpaint_canvas(picture, zoom_out=request.zoom_out, **request.margins)
-        return Inputs(np.asarray(grown), np.asarray(mask_image, np.float32) / 255.0)
+        return Inputs(np.asarray(grown), np.asarray(mask_image, np.float32) / 255.0, picture.info)
     limits.check_canvas(picture.width, picture.height, request.options.num_samples)
     mask = canvas.load_mask(request.mask, picture.size, limits.picture_pixels)
-    return Inputs(np.asarray(picture), mask)
+    return Inputs(np.asarray(picture), mask, picture.info)
 
 
 def resolve(request: EditRequest, model: ModelGeometry) -> tuple[EditOptions, int]:

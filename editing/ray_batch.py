@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .jobs import Job, Report, finished_at, now, run_batch
+from .batch import Job, Report, finished_at, now, run_batch
 from .request import EditRequest
 
 
@@ -98,7 +98,12 @@ def run_on_ray(jobs: list[Job], out_dir: Path, args: argparse.Namespace) -> tupl
                 report.add({"name": str(name), "status": str(status), "error": str(error)})
                 bar.update(1)
             bar.set_postfix(report.progress(wall))
+            if report.stopped is not None:  # the folder takes no more: the batches still out are not tried
+                break
         bar.close()
+        if report.stopped is not None:
+            reported = {*report.done, *report.skipped, *report.failed, *report.not_tried}
+            report.stop([job for job in jobs if job.request is not None and job.name not in reported])
     finally:
         ray.shutdown()
     return report, time.monotonic() - wall

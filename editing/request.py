@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import EditError
+from .metadata import carried
 from .options import EditOptions, OptionSpec, check_value
 
 MODES = ("inpaint", "outpaint", "edit_class", "generate")
@@ -156,7 +157,7 @@ def _png_data_url(value: Picture) -> str:
     else:
         image = value if isinstance(value, Image.Image) else _array_image(value)
         buf = io.BytesIO()
-        image.save(buf, format="PNG")
+        image.save(buf, format="PNG", **carried(image))
         data = buf.getvalue()
     return PNG_PREFIX + base64.b64encode(data).decode("ascii")
 

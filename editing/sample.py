@@ -21,7 +21,7 @@ from PIL import Image
 
 from var_core import VAR, VQVAE, SamplingOptions, sample_scales
 
-from .job import EditJob, Progress
+from .edit_job import EditJob, Progress
 from .plan import Plan
 from .teacher_forcing import FIT_THRESHOLD, TeacherForcing
 

@@ -1,10 +1,11 @@
 """Serving on Ray: model workers behind one studio, as Ray Serve replicas.
 
-`RemoteEditor` looks to the studio like an `Editor` (`submit`, `run`, `defaults`, `info`, ...) but
+`RemoteEditor` implements the editor interface (interface.EditorProtocol) as `Editor` does, but
 runs every edit on a replica of `EditWorkerDeployment`, each holding the model once (one per GPU
 where there are GPUs). Ray Serve queues the requests, spreads them over the replicas and replaces a
 replica that dies. Previews stream back scale by scale; Stop cancels the stream, which cancels the
-edit on the worker at its next scale.
+edit on the worker at its next scale. What an edit would redraw (`preview_cells`, asked on every
+stroke) needs only the model's geometry, so it is answered here without waiting for a worker.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from PIL import Image
 
 from .canvas import Region
 from .compose import EditResult
-from .editor import Editor, ModelInfo
+from .edit_job import EditJob, Progress
+from .editor import Editor, preview_cells
 from .errors import EditCancelled, EditError
-from .job import EditJob, Progress
+from .interface import ModelInfo
 from .limits import Limits
+from .metadata import carried
 from .options import EditOptions
+from .plan import ModelGeometry
 from .request import EditRequest
 
 APP_NAME = "var-edit-workers"
@@ -34,7 +38,7 @@ APP_NAME = "var-edit-workers"
 
 def _png(image: Image.Image) -> str:
     buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=1)
+    image.save(buf, format="PNG", compress_level=1, **carried(image))
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -52,7 +56,7 @@ class EditWorkerDeployment:
     def describe(self) -> dict[str, Any]:
         """What the studio shows of the model."""
         return {"info": asdict(self.editor.info), "defaults": self.editor.defaults.to_dict(),
-                "num_scales": self.editor.num_scales}  # fmt: skip
+                "geometry": asdict(self.editor.geometry), "modes": self.editor.modes}  # fmt: skip
 
     def edit(self, request_json: str, time_limit: float | None = None) -> Iterator[dict[str, Any]]:
         """Run one request: {"step", "total", "previews"} per scale, then {"result": ...} or {"error": ...}."""
@@ -129,7 +133,9 @@ class RemoteEditor:
         described = self._handle.describe.remote().result()
         self._info = ModelInfo(**described["info"])
         self.defaults = EditOptions.from_dict(described["defaults"])
-        self.num_scales = described["num_scales"]
+        geometry = described["geometry"]
+        self.geometry = ModelGeometry(geometry["resolution"], tuple(geometry["patch_nums"]), geometry["num_classes"])
+        self._modes: list[str] = described["modes"]
         self.name = self._info.name
         self.workers = workers
 
@@ -140,6 +146,18 @@ class RemoteEditor:
     @property
     def resolution(self) -> int:
         return self._info.image_size
+
+    @property
+    def num_scales(self) -> int:
+        return len(self.geometry.patch_nums)
+
+    @property
+    def modes(self) -> list[str]:
+        return list(self._modes)
+
+    def preview_cells(self, request: EditRequest) -> EditResult:
+        """What an edit would redraw, from the model's geometry (no worker is asked)."""
+        return preview_cells(request, self.geometry, self.limits, self.name, self._info.class_names)
 
     def submit(
         self, requests: Sequence[EditRequest], previews: bool = False, time_limit: float | None = None

@@ -141,6 +141,21 @@ def switch_allowed(args: argparse.Namespace) -> bool:
     return is_loopback(args.host) and not args.share
 
 
+def not_found_handlers() -> dict[Any, Any]:
+    """Exception handlers that answer a call to a handler the server never registered (a locked studio's
+    load_model, an unknown fn_index) with 404 and one sentence, where Gradio would answer 500."""
+    from fastapi.responses import JSONResponse, PlainTextResponse
+    from gradio.route_utils import FnIndexInferError
+
+    def missing(request: Any, exc: Exception) -> Any:
+        if isinstance(exc, KeyError) and not request.url.path.endswith("/queue/join"):
+            logging.getLogger("var-edit-studio").error("request failed", exc_info=exc)
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        return JSONResponse({"error": "This studio has no such handler."}, status_code=404)
+
+    return {FnIndexInferError: missing, KeyError: missing}
+
+
 def start_workers(args: argparse.Namespace, limits: Limits) -> Any:
     """`--workers N` / `--ray ADDRESS`: the model on N Ray Serve replicas (one GPU each where there are GPUs)."""
     try:
@@ -178,8 +193,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"error: port {port} on {args.host} is taken; pass another with --port N, or --port 0 for any free one."
         )
 
-    from editing import Editor, list_models, load_listed
-    from editing.catalog import fetch_listed
+    from editing import Editor, ModelSwitch
+    from editing.models import fetch_files, load_model, resolve
 
     limits = Limits(
         picture_pixels=int(args.max_picture_mp * 1e6),
@@ -192,26 +207,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     offline = True if args.offline else None  # None: HF_HUB_OFFLINE decides
 
     def loader(name: str, progress: Any = None) -> Editor:
-        loaded = load_listed(
-            name, args.models_dir, args.device, args.dtype, download=True, offline=offline, progress=progress
-        )
+        """A listed model by name (the Model panel's choices, and --model NAME)."""
+        loaded = load_model(name, args.models_dir, args.device, args.dtype, True, offline, progress, listed_only=True)
         loaded.limits = limits
         return loaded
 
     def fetch(name: str, progress: Any = None) -> None:
-        fetch_listed(name, offline, progress)
+        fetch_files(name, offline, progress)
 
     def from_command_line() -> Editor:
         """The model given by files or a folder path (not a listed name)."""
         if args.vae:
             loaded = Editor.from_files(args.vae, args.var, args.device, args.dtype)
         else:
-            loaded = Editor.from_pretrained(args.model, args.device, args.dtype)
+            loaded = load_model(args.model, args.models_dir, args.device, args.dtype)
         loaded.limits = limits
         return loaded
 
     workers = args.workers > 1 or args.ray
-    listed = not args.vae and args.model in {e.name for e in list_models(args.models_dir)}
+    listed = not args.vae
+    try:
+        resolve(args.model, args.models_dir, listed_only=True)
+    except ValueError:  # a folder path, or a name that from_command_line refuses in one sentence
+        listed = False
     try:  # before Gradio is imported: a model that cannot load is said at once
         if workers:
             editor = start_workers(args, limits)
@@ -222,7 +240,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     log_loaded(editor, args.workers if workers else 0)
 
     from .layout import CSS, HEAD, build_app
-    from .model_panel import ModelSwitch
 
     models = ModelSwitch(
         loader,
@@ -249,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         head=HEAD,
         footer_links=["api"],
         mcp_server=args.mcp,
+        app_kwargs={"exception_handlers": not_found_handlers()},
     )
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import gradio as gr
 
-from editing import EditOptions, Editor
+from editing import EditOptions, EditorProtocol
 
-from . import canvas_io
+from . import canvas_io, gradio_files
 from .api import add_endpoints
 from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
@@ -42,7 +42,7 @@ STOPPING_JS = "(status) => /^(Starting|Scale)/.test(status || '') ? 'Stopping…
 
 
 def build_app(
-    editor: Editor,
+    editor: EditorProtocol,
     models: ModelSwitch | None = None,
     concurrency: int = 1,
     options_cls: type = EditOptions,
@@ -57,6 +57,7 @@ def build_app(
     option table the settings are generated from; time_limit: seconds an edit may run; keep_files:
     seconds after which served result files are deleted (a page keeps only its latest results).
     """
+    gradio_files.install()
     session = Session(editor, time_limit)
     model_view = ModelPanelView(session, models)
     # Gradio's copies of served files: swept every 10 minutes, removed after keep_files seconds.

@@ -1,35 +1,32 @@
 """The Model panel: every model the studio knows, and switching the shared model safely.
 
-Only listed models can be loaded from the page (a path is a command-line choice). A switch drops
-the old model before loading the new one, so two large models never sit in memory together; one
-that fails brings the old model back (or the demo) and says why in one sentence. With switching
-locked (`--no-model-switch`, the default off loopback) the load handler is not registered at all,
-and `ModelSwitch.switch` refuses as well. Each page remembers the model its settings were made for
+Only listed models can be loaded from the page (a path is a command-line choice). The switching
+itself, with the old model dropped first and brought back on failure, is `editing.models.ModelSwitch`;
+this module is its page. With switching locked (`--no-model-switch`, the default off loopback) the
+load handler is not registered at all (a call to it is answered 404), and `ModelSwitch.switch` refuses
+as well. Each page remembers the model its settings were made for
 (`JobSlot.model`); a run after someone else switched is refused once, in one sentence, while the
 page's settings and classes are brought up to date.
 """
 
 from __future__ import annotations
 
-import logging
+import html
+import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from editing import Editor, ModelEntry, free_memory, list_models
-from editing.catalog import format_size
+from editing import ModelEntry, ModelSwitch, SwitchError
+from editing.models import format_size
 
 from .session import JobSlot, Session, user_error
 from .settings import Settings
 
-log = logging.getLogger("var-edit-studio")
-
-FileProgress = Callable[[str, int, "int | None"], None]  # (filename, bytes done, bytes in all or None)
-Loader = Callable[[str, "FileProgress | None"], Editor]  # a listed name -> its model
 DEMO_NOTICE = (
     "**This is the demo model**: a 64-px toy trained on emoji, bundled for trying the studio, "
     "not for editing real pictures."
@@ -40,98 +37,7 @@ REAL_MODELS = (
 )
 REAL_MODELS_FIXED = " The published ImageNet models (256 and 512 px) are started with `python app.py --model d16`."
 
-PROGRESS = gr.Progress()  # a handler's default: Gradio hands each call its own
-
-
-class SwitchError(ValueError):
-    """A switch that did not happen, in one sentence."""
-
-
-class ModelSwitch:
-    """The models the page may load (what `list_models` lists) and the switching of the shared model.
-
-    load: turns a listed name into an Editor; fetch: downloads what a listed model lacks, following
-    the download, while the old model still serves (None: load does it all); current: the listed
-    name of the model the studio started with (None: given by files, which `restore` loads again);
-    allowed: False locks the model.
-    """
-
-    def __init__(
-        self,
-        load: Loader,
-        models_dir: str | Path | None = None,
-        current: str | None = None,
-        restore: Callable[[], Editor] | None = None,
-        allowed: bool = True,
-        fetch: Callable[[str, FileProgress | None], object] | None = None,
-    ) -> None:
-        self.load = load
-        self.fetch = fetch
-        self.models_dir = models_dir
-        self.current = current
-        self.restore = restore
-        self.allowed = allowed
-        self._lock = threading.Lock()
-
-    def entries(self) -> list[ModelEntry]:
-        """Every listed model, as it is on this machine now."""
-        return list_models(self.models_dir)
-
-    def switch(self, session: Session, name: str | None, progress: FileProgress | None = None) -> Editor:
-        """Make the listed model `name` the studio's model. The old one is dropped first (edits already
-        running finish on it); on failure it is loaded again, else the demo, and SwitchError says why."""
-        if not self.allowed:
-            raise SwitchError("This studio's model is fixed; it is chosen where the studio is started (--model).")
-        if not name:
-            raise SwitchError("Pick a model in the list first.")
-        if name not in {e.name for e in self.entries()}:
-            raise SwitchError("Only the listed models can be loaded here; pick one from the list.")
-        if not self._lock.acquire(blocking=False):
-            raise SwitchError("Another model is being loaded right now; try again when it is done.")
-        try:
-            if self.fetch is not None:
-                try:
-                    self.fetch(name, progress)
-                except Exception as e:
-                    kept = session.editor.info.name if session.editor is not None else "the current model"
-                    raise SwitchError(f"{self._reason(e, name)}; {kept} stays loaded.") from e
-            session.set_editor(None)
-            free_memory()
-            try:
-                editor = self.load(name, progress)
-            except Exception as e:
-                reason = self._reason(e, name)
-                raise SwitchError(f"{reason}; {self._bring_back(session)} is loaded again.") from e
-            session.set_editor(editor)
-            self.current, self.restore = name, None
-            return editor
-        finally:
-            self._lock.release()
-
-    def _reason(self, e: Exception, name: str) -> str:
-        """Why a fetch or load failed, as the start of one sentence, with the models folder named as such
-        where it was given as a full path (the page's visitors need not learn the server's folders)."""
-        if not isinstance(e, ValueError):  # CheckpointError, EditError: already one sentence
-            log.exception("loading model %s failed", name)
-            return f"{name} could not be loaded (the server log has the details)"
-        text = " ".join(str(e).split()).rstrip(".")
-        folder = str(self.models_dir or "").rstrip("/")
-        if folder and Path(folder).is_absolute():
-            text = text.replace(folder + "/", "the models folder").replace(folder, "the models folder")
-        return text
-
-    def _bring_back(self, session: Session) -> str:
-        """Load the model from before a failed switch, else the demo; its name."""
-        free_memory()
-        try:
-            editor = self.restore() if self.restore is not None else self.load(self.current or "demo", None)
-            session.set_editor(editor, same_model=True)
-        except Exception:
-            log.exception("loading the previous model again failed; loading the demo")
-            editor = self.load("demo", None)
-            session.set_editor(editor)
-            self.current, self.restore = "demo", None
-        return editor.info.name
+BAR_EVERY = 0.15  # seconds between two updates of the download bar (the download reports far more often)
 
 
 def models_table(entries: list[ModelEntry], loaded: str | None) -> str:
@@ -142,6 +48,22 @@ def models_table(entries: list[ModelEntry], loaded: str | None) -> str:
         size = format_size(e.size) if e.present else f"{format_size(e.size)} to download"
         rows.append(f"| {name} | {_resolution(e)} | {size} | {'yes' if e.present else 'no'} |")
     return "\n".join(rows)
+
+
+def download_text(name: str | None, filename: str, done: int, total: int | None) -> tuple[str, int, int | None]:
+    """(line, done, total) for the bar: bytes of a file coming, or the model being built once they are here."""
+    if total and done >= total:
+        return f"Loading {name}…", 0, None
+    if not total:
+        return f"Downloading {filename}: {format_size(done)}", 0, None
+    return f"Downloading {filename}: {100 * done / total:.1f} % of {format_size(total)}", done, total
+
+
+def progress_html(text: str, done: int = 0, total: int | None = None) -> str:
+    """A progress bar with its line (no bar value while the amount is not known: a moving bar)."""
+    value = f' value="{done}" max="{total}"' if total else ""
+    bar = f'<progress style="width: 24em"{value}></progress>'
+    return f'<div class="model-progress">{bar} <span>{html.escape(text)}</span></div>'
 
 
 def _resolution(e: ModelEntry) -> str:
@@ -162,6 +84,7 @@ class ModelPanel:
     table: gr.Markdown
     choice: gr.Dropdown | None
     button: gr.Button | None
+    bar: gr.HTML  # the download's progress while a model loads
 
     def outputs(self) -> list[gr.components.Component]:
         return [w for w in (self.info, self.notice, self.table, self.choice) if w is not None]
@@ -207,6 +130,7 @@ class ModelPanelView:
         entries = self.switch.entries() if self.switch is not None else []
         with gr.Accordion("Model", open=False, elem_id="model"):
             info = gr.Markdown(self.session.model_summary(), elem_id="model-info")
+            bar = gr.HTML("", visible=False, elem_id="model-progress")
             table = gr.Markdown(models_table(entries, self._loaded_name()), visible=bool(entries), elem_id="model-list")
             choice = button = None
             if self.can_switch:
@@ -226,7 +150,7 @@ class ModelPanelView:
                     elem_id="model-fixed",
                 )
         assert self._notice is not None, "build_notice() first"
-        self.panel = ModelPanel(info, self._notice, table, choice, button)
+        self.panel = ModelPanel(info, self._notice, table, choice, button, bar)
         return self.panel
 
     def page_state(self) -> dict[Any, Any]:
@@ -260,32 +184,47 @@ class ModelPanelView:
             return  # nothing on the server can switch the model: no handler to call
         assert self.panel.choice is not None and self.panel.button is not None
 
-        def load_model(name: str | None, page: JobSlot | None, progress: gr.Progress = PROGRESS) -> dict:
-            def follow(filename: str, done: int, total: int | None) -> None:
-                if total and done >= total:
-                    progress(None, desc=f"Loading {name}…")
-                else:
-                    progress((done, total) if total else None, desc=f"Downloading {filename}", unit="bytes")
+        bar = self.panel.bar
 
-            progress(None, desc=f"Loading {name}…")
-            try:
-                editor = switch.switch(self.session, name, follow)
-            except SwitchError as e:
-                raise user_error(str(e)) from e
+        def load_model(name: str | None, page: JobSlot | None) -> Iterator[dict]:
+            """Switch in the background; the bar follows the download byte by byte, then the panel shows the model."""
+            events: queue.Queue[tuple[str, int, int | None] | None] = queue.Queue()
+            outcome: dict[str, Any] = {}
+
+            def work() -> None:
+                try:
+                    outcome["editor"] = switch.switch(self.session, name, lambda *e: events.put(e))
+                except SwitchError as e:
+                    outcome["error"] = e
+                finally:
+                    events.put(None)
+
+            threading.Thread(target=work, name="var-edit-model-load", daemon=True).start()
+            yield {bar: gr.update(value=progress_html(f"Loading {name}…"), visible=True)}
+            shown = 0.0
+            while (event := events.get()) is not None:
+                while not events.empty() and events.queue[0] is not None:
+                    event = events.get()  # only the latest report matters
+                if time.monotonic() - shown >= BAR_EVERY:
+                    shown = time.monotonic()
+                    yield {bar: progress_html(*download_text(name, *event))}
+            if "error" in outcome:
+                yield {bar: gr.update(value="", visible=False)}
+                raise user_error(str(outcome["error"]))
             if isinstance(page, JobSlot):
                 page.model = self.session.model_serial
-            gr.Info(f"Loaded model {editor.info.name}.")
-            return self.page_state()
+            gr.Info(f"Loaded model {outcome['editor'].info.name}.")
+            yield {**self.page_state(), bar: gr.update(value="", visible=False)}
 
         self.panel.button.click(
             load_model,
             [self.panel.choice, slot],
-            self._refresh,
+            [*self._refresh, bar],
             api_name="load_model",
             api_visibility="private",
             concurrency_limit=1,
             concurrency_id="load",
-            show_progress_on=[self.panel.info],
+            show_progress="hidden",
         )
 
     def check_page(self, page: JobSlot | None) -> dict[Any, Any]:

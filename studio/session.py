@@ -22,7 +22,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from editing import EditCancelled, EditError, EditJob, Editor, EditRequest, EditResult, load_image, save_png
+from editing import EditCancelled, EditError, EditJob, EditorProtocol, EditRequest, EditResult, load_image, save_png
 
 from . import canvas_io
 from .cells import cells_overlay
@@ -128,8 +128,8 @@ class Outputs:
 class Session:
     """The shared model and the handlers of the studio."""
 
-    def __init__(self, editor: Editor, time_limit: float | None = None) -> None:
-        self.editor: Editor | None = editor  # None while another model is being loaded
+    def __init__(self, editor: EditorProtocol, time_limit: float | None = None) -> None:
+        self.editor: EditorProtocol | None = editor  # None while another model is being loaded
         self.model_serial = 0  # goes up each time the shared model becomes a different one
         self.time_limit = time_limit
         self._api_dirs_lock = threading.Lock()
@@ -150,13 +150,13 @@ class Session:
             slot.keep_only(None)
 
     # ---- model -------------------------------------------------------------------------
-    def set_editor(self, editor: Editor | None, same_model: bool = False) -> None:
+    def set_editor(self, editor: EditorProtocol | None, same_model: bool = False) -> None:
         """Make `editor` the shared model (None: none while another loads); pages notice unless same_model."""
         self.editor = editor
         if editor is not None and not same_model:
             self.model_serial += 1
 
-    def current_editor(self) -> Editor:
+    def current_editor(self) -> EditorProtocol:
         """The shared model, or the user's one sentence while another one is being loaded."""
         editor = self.editor
         if editor is None:
@@ -285,7 +285,7 @@ class Session:
         return handler
 
     def _stream(
-        self, editor: Editor, request: EditRequest, slot: JobSlot | None, extra: dict[Any, Any], out: Outputs
+        self, editor: EditorProtocol, request: EditRequest, slot: JobSlot | None, extra: dict[Any, Any], out: Outputs
     ) -> Iterator[dict[Any, Any]]:
         started = time.monotonic()
         job = editor.submit([request], previews=True, time_limit=self.time_limit)

@@ -39,6 +39,9 @@ class StandInHub:
         self.cut_once: set[str] = set()  # files whose next full GET stops halfway through the body
         self.missing: set[str] = set()  # files answered with 404
         self.seconds_per_mb = 0.0  # > 0: bodies are sent in 64 kB pieces at this pace (a slow connection)
+        # file -> (how, times): its next `times` GETs serve a bad body under the true sha256: "flip" turns
+        # 4 KiB in the middle (the true size), "cut" ends it halfway (HEAD and GET announce the cut size)
+        self.damage: dict[str, tuple[str, int]] = {}
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,10 +68,13 @@ class StandInHub:
                     self.end_headers()
                     return
                 data = hub.files[m[2]]
+                sha = hashlib.sha256(data).hexdigest()
+                data = hub._damaged(m[2], data, count=self.command == "GET")
                 start = int(re.fullmatch(r"bytes=(\d+)-", asked)[1]) if asked else 0
                 self.send_response(206 if asked else 200)
                 self.send_header("X-Repo-Commit", COMMIT)
-                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("ETag", f'"{sha}"')
+                self.send_header("X-Linked-Etag", f'"{sha}"')  # as the hub announces an LFS file's sha256
                 self.send_header("Accept-Ranges", "bytes")
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(data) - start))
@@ -97,6 +103,18 @@ class StandInHub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def _damaged(self, filename: str, data: bytes, count: bool) -> bytes:
+        """The body to serve now: `data`, or its damaged form while `damage` asks for it."""
+        how, times = self.damage.get(filename, ("", 0))
+        if times <= 0:
+            return data
+        if count:
+            self.damage[filename] = (how, times - 1)
+        if how == "cut":
+            return data[: len(data) // 2]
+        middle = len(data) // 2
+        return data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 4096]) + data[middle + 4096 :]
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -1,8 +1,9 @@
 """The studio with two model workers on Ray Serve (`app.py --workers 2`): two browser pages edit at the
-same time, each with live previews, and Stop reaches the worker."""
+same time, each with live previews, and Stop reaches the worker; the cells view follows the strokes."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +78,21 @@ def test_two_pages_edit_at_once_with_previews_and_stop(browser, workers_url, tmp
     pages[1].evaluate("document.querySelector('#status textarea').value = ''")
     pages[1].click("#run-inpaint")
     assert _ended(pages[1]).startswith("Done")  # the workers still serve after a stopped edit
+
+
+def test_the_cells_view_follows_the_strokes_with_workers(browser, workers_url, tmp_path):
+    picture().save(tmp_path / "emoji.png")
+    pg = _page(browser, workers_url, tmp_path / "emoji.png")  # one stroke painted
+    pg.wait_for_function("() => /redraws/.test(document.querySelector('#mask-note').innerText)")
+    first = pg.inner_text("#mask-note")
+    assert pg.locator("#mask-cells img").count() == 1
+    assert re.search(r"a run redraws \d+ of the \d+×\d+ cells", first), first
+    src = pg.evaluate("document.querySelector('#mask-cells img').src")
+    paint_line(pg, dx=60, dy=20)  # a second stroke: the view follows with a new picture and note
+    pg.wait_for_function(
+        "([src, note]) => { const img = document.querySelector('#mask-cells img');"
+        " return img && img.src !== src && document.querySelector('#mask-note').innerText !== note; }",
+        arg=[src, first],
+    )
+    assert re.search(r"a run redraws \d+ of the", pg.inner_text("#mask-note"))
+    assert not pg.locator("[data-testid='toast-body']").count()

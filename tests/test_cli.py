@@ -101,3 +101,10 @@ def test_json_job_list_and_bad_out_dir(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main([str(tmp_path / "jobs.json"), "--out-dir", str(tmp_path / "file")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_a_missing_input_is_called_missing(tmp_path, capsys):
+    assert main([str(tmp_path / "missing.png"), "--out-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'missing.png'} does not exist" in err and "neither" not in err
+    assert not (tmp_path / "out").exists(), "refused before anything is made"

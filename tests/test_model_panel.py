@@ -30,6 +30,12 @@ LISTED = ["demo", "d16", "d20", "d24", "d30", "d36"]
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 
 
+BARS = (  # every download bar value the page shows (fraction done), sampled every 20 ms
+    "() => { window.bars = []; setInterval(() => { const p = document.querySelector('#model-progress progress');"
+    " if (p && p.max > 1 && window.bars.at(-1) !== p.value / p.max) window.bars.push(p.value / p.max); }, 20); }"
+)
+
+
 def get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=30) as r:
         assert r.status == 200
@@ -195,14 +201,18 @@ def test_the_model_panel_lists_downloads_loads_and_survives_a_broken_model(
         shot(first, "panel")
 
         pick(first, "d16")
+        first.evaluate(BARS)
         first.click("#load-model")
         first.wait_for_function(
-            "() => /Downloading vae_ch160v4096z32.pth - [1-9][0-9]?\\.[0-9]%/.test("
-            "document.querySelector('#model-info').innerText)"
-        )  # the bar moves as the bytes come
+            "() => /Downloading vae_ch160v4096z32.pth: [1-9][0-9]?\\.[0-9] % of \\d+ MB/.test("
+            "(document.querySelector('#model-progress') || {}).innerText)"
+        )  # a real bar that moves as the bytes come
         shot(first, "downloading")
         first.wait_for_function("() => document.querySelector('#model-info').innerText.includes('VAR-d16')")
         assert toast(first) == "Loaded model VAR-d16."
+        bars = first.evaluate("window.bars")
+        assert len(set(bars)) >= 5 and bars == sorted(bars) or len(set(bars)) >= 10, bars  # fine steps, two files
+        assert all(0 <= b <= 1 for b in bars) and not first.locator("#model-progress").is_visible()
         assert not first.locator("#demo-notice").is_visible()
         assert sorted(hub.requests("GET")) == sorted(published)
         assert re.search(r"d16 \(loaded\) 256 px \d+ MB yes", " ".join(first.inner_text("#model-list").split()))
@@ -232,6 +242,21 @@ def test_the_model_panel_lists_downloads_loads_and_survives_a_broken_model(
 
 
 @needs_chromium
+def test_without_a_network_the_panel_says_so_at_once(hub: StandInHub, tmp_path, browser):
+    hub.stop()
+    with running(["--port", "0", "--device", "cpu"], tmp_path, hub_env(hub, tmp_path), tmp_path) as app:
+        page = open_page(browser, app.url)
+        pick(page, "d16")
+        page.click("#load-model")
+        page.locator("[data-testid='toast-body']").first.wait_for(timeout=10_000)  # not after ~25 s of retries
+        assert toast(page) == (
+            "Could not reach the hub for vae_ch160v4096z32.pth (no network connection to it); check the connection "
+            "(or HF_ENDPOINT), or put the file in models/; demo stays loaded."
+        )
+        assert not page.locator("#model-progress").is_visible() and "demo" in model_info(page)
+
+
+@needs_chromium
 def test_a_locked_model_cannot_be_switched_from_the_page_or_by_http(hub: StandInHub, tmp_path, models_dir, browser):
     env = hub_env(hub, tmp_path)
     with running(["--port", "0", "--device", "cpu", "--no-model-switch"], tmp_path, env, tmp_path) as app:
@@ -244,8 +269,13 @@ def test_a_locked_model_cannot_be_switched_from_the_page_or_by_http(hub: StandIn
 
         config = json.loads(get(app.url + "config"))
         assert all(d.get("api_name") != "load_model" for d in config["dependencies"])
-        status, _ = post(app.url + "gradio_api/call/load_model", {"data": ["d16"]})
-        assert status >= 400
+        for route in ("call", "run"):  # a handler the server never registered: 404, in one sentence
+            assert post(app.url + f"gradio_api/{route}/load_model", {"data": ["d16"]}) == (
+                404,
+                '{"error":"This studio has no such handler."}',
+            )
+        unknown = {"data": ["d16"], "fn_index": len(config["dependencies"]) + 7, "session_hash": "probe"}
+        assert post(app.url + "gradio_api/queue/join", unknown)[0] == 404
         for index in range(len(config["dependencies"])):  # every handler the server has, with a model name
             for data in (["d16"], ["d16", None], ["tiny"]):
                 post(
@@ -258,18 +288,17 @@ def test_a_locked_model_cannot_be_switched_from_the_page_or_by_http(hub: StandIn
 
 
 MISSING = """
-from editing import load_listed
-from editing.catalog import fetch_listed
-from studio.model_panel import ModelSwitch, SwitchError
+from editing import ModelSwitch, SwitchError, load_model
+from editing.models import fetch_files
 from studio.session import Session
 
 switch = ModelSwitch(
-    lambda name, progress: load_listed(name, "{models}", offline=True),
+    lambda name, progress: load_model(name, "{models}", offline=True, listed_only=True),
     "{models}",
     "demo",
-    fetch=lambda name, progress: fetch_listed(name, True, progress),
+    fetch=lambda name, progress: fetch_files(name, True, progress),
 )
-session = Session(load_listed("demo"))
+session = Session(load_model("demo"))
 for name in ("d16", "../models/tiny", "{models}/tiny"):
     try:
         switch.switch(session, name)
@@ -305,8 +334,7 @@ def test_a_model_missing_offline_or_not_listed_is_one_sentence_without_server_pa
 # ---- memory: the old model goes before the new one comes ----------------------------------------
 SWITCH = """
 import os, shutil, torch, var_core
-from editing import load_listed
-from studio.model_panel import ModelSwitch
+from editing import ModelSwitch, load_model
 from studio.session import Session
 
 def status(field):
@@ -322,8 +350,8 @@ torch.save(big.state_dict(), "models/big-a/var.pth")
 os.link("models/big-a/var.pth", "models/big-b/var.pth")  # the same weights, loaded twice
 del big
 size = sum(p.stat().st_size for p in __import__("pathlib").Path("models/big-b").iterdir())
-switch = ModelSwitch(lambda name, progress: load_listed(name, "models"), "models", "big-a")
-session = Session(load_listed("big-a", "models"))
+switch = ModelSwitch(lambda name, progress: load_model(name, "models", listed_only=True), "models", "big-a")
+session = Session(load_model("big-a", "models", listed_only=True))
 before = status("VmRSS")
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")

@@ -5,6 +5,7 @@ runs in a fresh process, since huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -55,6 +56,7 @@ def test_an_interrupted_download_resumes_and_ends_whole(hub, published, tmp_path
     hub.cut_once.add("var_d16.pth")
     # The client keeps what it read in whole chunks (10 MiB); smaller ones let a 2.5 MB file span several.
     code = """
+import hashlib
 import json
 import huggingface_hub.constants
 from var_core.zoo import fetch
@@ -116,6 +118,7 @@ except CheckpointError as e:
 
 def test_sizes_come_from_the_hub_and_else_from_the_table(hub, published, tmp_path):
     code = """
+import hashlib
 import json
 from var_core.zoo import catalog, model_card
 cards = catalog()
@@ -203,3 +206,93 @@ except Stop:
 """
     assert run_python(code, hub_env(hub, tmp_path), tmp_path).stdout.strip() == "stopped"
     assert not list((tmp_path / "hf" / "hub").rglob("blobs/*"))  # nothing half-written is left as a file
+
+
+# ---- every published file checked against its sha256 -------------------------------------------
+FETCH = """
+import hashlib
+import json
+from var_core import CheckpointError, zoo
+{pin}
+try:
+    print(json.dumps([str(p) for p in zoo.fetch("d16", progress=lambda *a: None)]))
+except CheckpointError as e:
+    print("REFUSED", e)
+"""
+
+
+def cached_files(tmp_path: Path) -> list[Path]:
+    """Everything in the Hugging Face cache's blobs (incomplete downloads included)."""
+    return sorted(p for p in (tmp_path / "hf" / "hub").rglob("blobs/*") if p.is_file())
+
+
+@pytest.mark.parametrize("how", ["flip", "cut"])
+def test_a_damaged_download_is_deleted_and_fetched_once_more(hub, published, tmp_path, how):
+    hub.damage["var_d16.pth"] = (how, 1)  # the first body is bad, under the true sha256
+    out = run_python(FETCH.format(pin=""), hub_env(hub, tmp_path), tmp_path)
+    paths = json.loads(out.stdout)
+    assert Path(paths[1]).read_bytes() == published["var_d16.pth"]
+    assert hub.requests("GET").count("var_d16.pth") == 2 and hub.requests("GET").count(VQVAE_FILE) == 1
+    assert {p.read_bytes() for p in cached_files(tmp_path)} == set(published.values())
+    assert "arrived damaged (sha256 mismatch, attempt 1)" in out.stderr
+
+
+@pytest.mark.parametrize("how", ["flip", "cut"])
+def test_a_file_damaged_twice_ends_in_one_sentence_and_leaves_nothing(hub, published, tmp_path, how):
+    hub.damage["var_d16.pth"] = (how, 2)
+    out = run_python(FETCH.format(pin=""), hub_env(hub, tmp_path), tmp_path)
+    sha = hashlib.sha256(published["var_d16.pth"]).hexdigest()
+    assert out.stdout.strip() == (
+        f"REFUSED var_d16.pth arrived damaged twice from FoundationVision/var (its sha256 is not {sha}) and was "
+        "removed; try again later, or put the file in models/."
+    )
+    assert hub.requests("GET").count("var_d16.pth") == 2
+    assert [p.read_bytes() for p in cached_files(tmp_path)] == [published[VQVAE_FILE]]  # nothing of var_d16.pth
+    assert not list((tmp_path / "hf" / "hub").rglob("var_d16.pth"))  # no snapshot link either
+
+
+def test_a_pinned_sha256_wins_over_what_the_hub_announces(hub, published, tmp_path):
+    pin = 'zoo.SHA256["var_d16.pth"] = "0" * 64'  # the hub serves a file that is not the pinned one
+    out = run_python(FETCH.format(pin=pin), hub_env(hub, tmp_path), tmp_path)
+    assert out.stdout.startswith("REFUSED var_d16.pth arrived damaged twice") and "0" * 64 in out.stdout
+    assert hub.requests("GET").count("var_d16.pth") == 2
+
+
+def test_a_cached_file_damaged_on_disk_is_replaced_before_loading(hub, published, tmp_path):
+    env = hub_env(hub, tmp_path)
+    run_python(LOAD.format(download=True), env, tmp_path)
+    blob = next(p for p in cached_files(tmp_path) if p.read_bytes() == published["var_d16.pth"])
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte flipped after the download was verified
+    blob.write_bytes(bytes(data))
+    refused = run_python(LOAD.format(download=False), env, tmp_path, check=False)
+    assert "var_d16.pth is not on this machine" in refused.stderr and not blob.exists()
+    assert "in the Hugging Face cache was damaged (sha256 mismatch); removed" in refused.stderr
+    again = run_python(LOAD.format(download=True), env, tmp_path)
+    assert "LOADED VAR-d16 64 2" in again.stdout
+    assert blob.read_bytes() == published["var_d16.pth"]
+    assert hub.requests("GET").count("var_d16.pth") == 2
+
+
+def test_a_damaged_file_in_the_models_folder_is_refused_when_pinned(hub, published, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name, data in published.items():
+        (folder / name).write_bytes(data[:-10] + b"0123456789")
+    sha = hashlib.sha256(published["var_d16.pth"]).hexdigest()
+    pin = f'zoo.SHA256["var_d16.pth"] = "{sha}"'
+    out = run_python(FETCH.format(pin=pin), hub_env(hub, tmp_path), tmp_path)
+    assert out.stdout.strip() == (
+        "REFUSED var_d16.pth in models/ is damaged (its sha256 is not the published one); replace it with the "
+        "file from https://huggingface.co/FoundationVision/var."
+    )
+    assert hub.log == [] and (folder / "var_d16.pth").exists()  # the person's own file is left alone
+
+
+def test_no_network_is_said_at_once(hub, tmp_path):
+    hub.stop()
+    out = run_python(FETCH.format(pin=""), hub_env(hub, tmp_path), tmp_path)
+    assert out.stdout.strip() == (
+        "REFUSED Could not reach the hub for vae_ch160v4096z32.pth (no network connection to it); check the "
+        "connection (or HF_ENDPOINT), or put the file in models/."
+    )

@@ -6,6 +6,13 @@ Face cache, and downloaded from `FoundationVision/var` into that cache only when
 `HF_HUB_CACHE`, `HF_HUB_OFFLINE`). Offline (`HF_HUB_OFFLINE=1` or offline=True) nothing touches
 the network and a missing file ends in a sentence that says which file to put where.
 
+Every published file is checked against its sha256 before it is loaded: the hash pinned in `SHA256`
+below, else the one the hub announced for it (X-Linked-Etag, the LFS object's sha256, which also
+names the file in the Hugging Face cache). A download that does not match is deleted and fetched once
+more; a second mismatch ends in one sentence, and nothing damaged or cut short stays in the cache. A
+file that matched is remembered by size and time (var-edit-verified.json in the cache), so it is
+hashed once, not at every load.
+
     catalog()                    -> every published model, its files, their sizes, which are here
     model_card("d16", ask_hub=True)  the same for one model, sizes of missing files from the hub
     fetch("d16", progress=cb)    -> (VQVAE path, VAR path), downloading what is missing
@@ -14,8 +21,12 @@ the network and a missing file ends in a sentence that says which file to put wh
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
+import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -41,6 +52,21 @@ KNOWN_SIZES = {
     "var_d30.pth": 8_042_300_000,
     "var_d36.pth": 9_436_100_000,
 }
+
+# The hub's sha256 of each published file (its LFS object id, shown as "SHA256" on the file's page at
+# https://huggingface.co/FoundationVision/var). None: not pinned here; the hash the hub announces with
+# the file is checked instead (see the module doc).
+SHA256: dict[str, str | None] = {
+    VQVAE_FILE: None,
+    "var_d16.pth": None,
+    "var_d20.pth": None,
+    "var_d24.pth": None,
+    "var_d30.pth": None,
+    "var_d36.pth": None,
+}
+HUB_TIMEOUT = 5.0  # seconds for the hub to answer a HEAD; no answer means no network, said at once
+STEPS = 400  # progress reports per downloaded file, at least (smaller network reads for small files)
+log = logging.getLogger("var-core-zoo")
 
 # (filename, bytes done, bytes in all or None): called as a download goes, from 0 to the size.
 Progress = Callable[[str, int, "int | None"], None]
@@ -81,6 +107,7 @@ class FileStatus:
     size: int
     exact: bool
     path: Path | None
+    sha256: str | None = None  # what it must hash to: pinned, else as the hub announced it (None: unknown)
 
     @property
     def present(self) -> bool:
@@ -155,16 +182,124 @@ def local_file(filename: str) -> Path | None:
     return Path(cached) if isinstance(cached, str) and Path(cached).is_file() else None
 
 
-def remote_size(filename: str, timeout: float = 10.0) -> int | None:
-    """The file's size from the hub's metadata (one HEAD request); None offline or when the hub does not answer."""
+def remote_file(filename: str, timeout: float = HUB_TIMEOUT) -> tuple[int | None, str | None]:
+    """(size, sha256) as the hub announces them (one HEAD request, no retries); raises when the hub does not answer."""
     hub = _hub()
-    if hub is None or is_offline():
-        return None
+    meta = hub.get_hf_file_metadata(hub.hf_hub_url(HF_REPO, filename), timeout=timeout)
+    etag = (meta.etag or "").strip('"').lower()
+    return meta.size, etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None
+
+
+def _ask_hub(filename: str) -> tuple[int | None, str | None]:
+    """remote_file, or (None, None) offline or when the hub does not answer (the table answers instead)."""
+    if _hub() is None or is_offline():
+        return None, None
     try:
-        meta = hub.get_hf_file_metadata(hub.hf_hub_url(HF_REPO, filename), timeout=timeout)
-    except Exception:  # any failure means "unknown", the table answers instead
-        return None
-    return meta.size
+        return remote_file(filename)
+    except Exception:  # any failure means "unknown"
+        return None, None
+
+
+# ---- checking them ------------------------------------------------------------------------------
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 8 MiB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while piece := fh.read(8 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def _expected(filename: str, path: Path | None, announced: str | None = None) -> str | None:
+    """The sha256 a file must have: pinned, else announced by the hub, else its Hugging Face cache name."""
+    if SHA256.get(filename):
+        return SHA256[filename]
+    if announced:
+        return announced
+    if path is not None and path.is_symlink():
+        blob = path.resolve().name
+        return blob if re.fullmatch(r"[0-9a-f]{64}", blob) else None
+    return None
+
+
+def _stamps_file() -> Path | None:
+    hub = _hub()
+    return Path(hub.constants.HF_HUB_CACHE) / "var-edit-verified.json" if hub is not None else None
+
+
+def _stamp_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _stamps() -> dict[str, str]:
+    where = _stamps_file()
+    try:
+        return json.loads(where.read_text()) if where is not None and where.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(path: Path, sha: str) -> None:
+    where = _stamps_file()
+    if where is None:
+        return
+    stamps = {k: v for k, v in _stamps().items() if Path(k.split("|", 1)[0]).exists()}
+    stamps[_stamp_key(path)] = sha
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        tmp = where.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(stamps, indent=0))
+        tmp.replace(where)
+    except OSError:  # a read-only cache: the file is hashed again next time
+        pass
+
+
+def intact(path: Path, sha: str | None) -> bool:
+    """Whether the file hashes to `sha` (remembered once it did); True when no hash is known."""
+    if sha is None:
+        return True
+    if _stamps().get(_stamp_key(path)) == sha:
+        return True
+    if file_sha256(path) != sha:
+        return False
+    _remember(path, sha)
+    return True
+
+
+def _in_cache(path: Path) -> bool:
+    hub = _hub()
+    if hub is None:
+        return False
+    cache = Path(hub.constants.HF_HUB_CACHE).resolve()
+    return cache in path.parent.resolve().parents
+
+
+def _remove(path: Path) -> None:
+    """A cached file: its snapshot link and the blob it points to."""
+    blob = path.resolve()
+    for p in (path, blob):
+        p.unlink(missing_ok=True)
+
+
+def _checked(card: ModelCard) -> ModelCard:
+    """The card with every present file checked against its sha256: a damaged file in the cache is removed
+    (and so missing); a damaged one in the models folder ends in one sentence."""
+    files = []
+    for f in card.files:
+        sha = _expected(f.filename, f.path)
+        if f.path is None or intact(f.path, sha):
+            files.append(FileStatus(f.filename, f.size, f.exact, f.path, sha))
+            continue
+        if not _in_cache(f.path):
+            raise CheckpointError(
+                f"{f.filename} in {models_dir_label()} is damaged (its sha256 is not the published one); "
+                f"replace it with the file from {HF_PAGE}."
+            )
+        log.warning("%s in the Hugging Face cache was damaged (sha256 mismatch); removed", f.filename)
+        _remove(f.path)
+        files.append(FileStatus(f.filename, KNOWN_SIZES[f.filename], False, None, sha))
+    return ModelCard(card.name, card.depth, card.resolution, card.parameters, (files[0], files[1]))
 
 
 # ---- what there is ------------------------------------------------------------------------------
@@ -183,8 +318,12 @@ def model_card(name: str, ask_hub: bool = False) -> ModelCard:
     files = []
     for filename in entry.files:
         path = local_file(filename)
-        size = path.stat().st_size if path is not None else (remote_size(filename) if ask_hub else None)
-        files.append(FileStatus(filename, size or KNOWN_SIZES[filename], size is not None, path))
+        size, sha = (
+            (path.stat().st_size, None) if path is not None else (_ask_hub(filename) if ask_hub else (None, None))
+        )
+        files.append(
+            FileStatus(filename, size or KNOWN_SIZES[filename], size is not None, path, _expected(filename, path, sha))
+        )
     return ModelCard(entry.name, entry.depth, entry.image_size, entry.parameters, (files[0], files[1]))
 
 
@@ -224,7 +363,7 @@ def zoo_files(name: str, download: bool = False) -> tuple[Path, Path]:
     """(VQVAE path, VAR path) of a published model such as 'd16'; downloads only when download=True."""
     if download:
         return fetch(name)
-    card = model_card(name)
+    card = _checked(model_card(name))
     if not card.present:
         hint = f" or allow downloading (download=True, or python -m var_core fetch {name})."
         raise CheckpointError(_missing_message(card, hint))
@@ -240,7 +379,7 @@ def fetch(name: str, offline: bool | None = None, progress: Progress | None = No
     exception raised by progress stops the download and is passed on as it is (a way to cancel).
     offline: True never touches the network (None: `HF_HUB_OFFLINE` decides).
     """
-    card = model_card(name)
+    card = _checked(model_card(name))
     if card.present:
         return card.files[0].path, card.files[1].path  # type: ignore[return-value]
     if is_offline(offline):
@@ -249,7 +388,7 @@ def fetch(name: str, offline: bool | None = None, progress: Progress | None = No
     hub = _hub()
     if hub is None:
         raise CheckpointError(_missing_message(card, ", or install huggingface_hub to download it."))
-    card = model_card(name, ask_hub=True)
+    card = _reach_hub(card)
     _check_disk(card, hub)
     if progress is None:
         parts = ", ".join(f"{f.filename} ({format_size(f.size)})" for f in card.missing)
@@ -262,8 +401,37 @@ def fetch(name: str, offline: bool | None = None, progress: Progress | None = No
     paths = [f.path for f in card.files]
     for i, f in enumerate(card.files):
         if f.path is None:
-            paths[i] = _download(hub, f, progress)
+            paths[i] = _download_verified(hub, f, progress)
     return paths[0], paths[1]  # type: ignore[return-value]
+
+
+def _reach_hub(card: ModelCard) -> ModelCard:
+    """The card with the hub's size and sha256 of each missing file: one HEAD each, without retries, so
+    that no network is said within seconds."""
+    files = list(card.files)
+    for i, f in enumerate(files):
+        if f.path is not None:
+            continue
+        try:
+            size, sha = remote_file(f.filename)
+        except Exception as e:  # no network, a hub that does not answer, HTTP errors
+            raise CheckpointError(_failed(f.filename, e)) from e
+        files[i] = FileStatus(f.filename, size or f.size, size is not None, None, _expected(f.filename, None, sha))
+    return ModelCard(card.name, card.depth, card.resolution, card.parameters, (files[0], files[1]))
+
+
+def _download_verified(hub: Any, f: FileStatus, progress: Progress | None) -> Path:
+    """Download a file and check its sha256; a mismatch is deleted and fetched once more, then refused."""
+    for attempt in (1, 2):
+        path = _download(hub, f, progress)
+        if intact(path, f.sha256):
+            return path
+        _remove(path)
+        log.warning("%s arrived damaged (sha256 mismatch, attempt %d); removed", f.filename, attempt)
+    raise CheckpointError(
+        f"{f.filename} arrived damaged twice from {HF_REPO} (its sha256 is not {f.sha256}) and was removed; "
+        f"try again later, or put the file in {models_dir_label()}."
+    )
 
 
 def _check_disk(card: ModelCard, hub: Any) -> None:
@@ -289,15 +457,25 @@ def _download(hub: Any, f: FileStatus, progress: Progress | None) -> Path:
     raised: list[BaseException] = []  # by `progress`: passed on as they are (a way to cancel)
     if "tqdm_class" in inspect.signature(hub.hf_hub_download).parameters:
         kwargs["tqdm_class"] = _bar_class(f.filename, progress, raised)
+    chunk = hub.constants.DOWNLOAD_CHUNK_SIZE
+    hub.constants.DOWNLOAD_CHUNK_SIZE = min(chunk, max(64 << 10, f.size // STEPS))  # fine progress steps
     try:
         return Path(hub.hf_hub_download(HF_REPO, f.filename, **kwargs))
     except Exception as e:  # every hub or network failure becomes one sentence
         if raised:
             raise raised[0] from None
-        raise CheckpointError(
-            f"Could not download {f.filename} from {HF_REPO} ({_reason(e)}); check the connection (or HF_ENDPOINT), "
-            f"or put the file in {models_dir_label()}."
-        ) from e
+        raise CheckpointError(_failed(f.filename, e)) from e
+    finally:
+        hub.constants.DOWNLOAD_CHUNK_SIZE = chunk
+
+
+def _failed(filename: str, e: Exception) -> str:
+    """One sentence for a download that failed: the hub's answer, or that it could not be reached."""
+    reason = _reason(e)
+    what = f"download {filename} from {HF_REPO}" if reason.startswith("HTTP") else f"reach the hub for {filename}"
+    return (
+        f"Could not {what} ({reason}); check the connection (or HF_ENDPOINT), or put the file in {models_dir_label()}."
+    )
 
 
 def _reason(e: Exception) -> str:
@@ -305,9 +483,10 @@ def _reason(e: Exception) -> str:
     status = getattr(getattr(e, "response", None), "status_code", None)
     if status is not None:
         return f"HTTP {status}"
-    if type(e).__name__ == "LocalEntryNotFoundError":
-        return "the hub could not be reached"
-    return type(e).__name__
+    name = type(e).__name__
+    if name == "LocalEntryNotFoundError" or "Connect" in name or "Timeout" in name:
+        return "no network connection to it"
+    return name
 
 
 def _bar_class(filename: str, progress: Progress | None, raised: list[BaseException]) -> type:
