@@ -73,11 +73,6 @@ def back(history: list[Image.Image]) -> tuple[Any, ...]:
     return new_picture(image, history)
 
 
-def clear_mask(shown: Image.Image | None) -> Image.Image | None:
-    """Remove every painted stroke, keeping the picture."""
-    return shown
-
-
 def plain_copy(image: Image.Image) -> Image.Image:
     """`image` without its colour profile: the canvas then shows the very pixel values the model edits
     (and the page's fingerprint of the canvas matches the server's copy)."""

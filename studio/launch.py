@@ -189,6 +189,16 @@ def start_workers(args: argparse.Namespace, limits: Limits) -> Any:
     return RemoteEditor(args.model, args.workers, args.ray, args.device, args.dtype, gpus, limits=limits)
 
 
+def log_loaded(editor: Any, workers: int = 0) -> None:
+    """One log line: which model was loaded, its resolution, on which device in which number format."""
+    info = editor.info
+    where = f" in {workers} workers" if workers else ""
+    logging.getLogger("studio").info(
+        "Model %s loaded%s: %d px pictures, %.0fM parameters, on %s in %s.",
+        info.name, where, info.image_size, info.parameters / 1e6, info.device, info.dtype,
+    )  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Load the model and serve the studio until stopped (Ctrl-C or SIGTERM remove its files)."""
     args = parse_args(argv)
@@ -248,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             editor = loader(args.model) if listed else from_command_line()
     except (ValueError, OSError) as e:  # EditError, CheckpointError, missing files
         sys.exit(f"error: {e}")
+    log_loaded(editor, args.workers if workers else 0)
 
     uploads = Uploads(args.max_uploads_mb, args.max_uploads_per_visitor_mb, args.max_upload_mb)
     workdir = Workdir()  # before Gradio is imported: its cache goes inside, and goes with it

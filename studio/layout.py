@@ -24,12 +24,23 @@ from .uploads import Uploads
 from .workdir import Workdir
 
 CSS = """
-#live-preview img, #candidates img {image-rendering: pixelated;}
+#live-preview img, #candidates img, #mask-cells img {image-rendering: pixelated;}
 #candidates .grid-wrap {height: auto; max-height: none; min-height: 0;}
 #candidates .thumbnail-item {aspect-ratio: auto; height: auto;}
 #candidates .thumbnail-item img {width: 100%; height: auto; object-fit: contain;}
 #candidates .gallery-item:only-child {width: 50%;}
-"""  # candidates at their own shape (photos are rarely square), the box as tall as they are, one at half width
+#candidates .caption-label {position: static; transform: none; max-width: 100%; background: none; color: inherit;}
+#candidates .thumbnail-item:has(img.wide) {grid-column: 1 / -1;}
+@media (min-width: 1024px) {
+  #result-column {position: sticky; top: 8px; align-self: flex-start;}
+  #result-column #live-preview img {max-height: 40vh;}
+}
+@media (max-width: 640px) {
+  #candidates .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}
+}
+"""  # candidates at their own shape (photos are rarely square), the box as tall as they are, one at half width,
+# panoramas (marked wide by the page's script) across the whole row, captions under the picture; on wide
+# screens the result column stays in view while the left column scrolls to the run buttons; on phones two a row
 # launch with css=CSS, head=HEAD: the page's script that reads the canvas, and the one for upload messages
 UPLOADS_JS = (resources.files("studio") / "static" / "uploads.js").read_text(encoding="utf-8")
 HEAD = canvas_io.HEAD + "<script>" + UPLOADS_JS + "</script>"
@@ -111,9 +122,9 @@ def build_app(
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Row():
                     reuse_btn = gr.Button("Reuse last seed", size="sm", elem_id="reuse-seed")
-                settings = build_settings(editor.defaults, editor.num_scales, options_cls)
+                settings = build_settings(editor.defaults, editor.num_scales, options_cls, editor.limits.candidates)
 
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, elem_id="result-column"):
                 live = gr.Image(
                     label="Live preview (coarse to fine)",
                     type="pil",
@@ -176,7 +187,6 @@ def build_app(
         open_btn.upload(session.uploads.releasing(history.open_file), [open_btn], new_picture, **to_canvas)
         read = changed_btn.click(None, [picture_box, known_box], [picture_box], js=canvas_io.READ_PICTURE_JS, **quick)
         read.then(history.canvas_uploaded, [picture_box], new_picture, **to_canvas)
-        clear_btn.click(history.clear_mask, [shown], [canvas], **to_canvas)
         back_btn.click(history.back, [earlier], new_picture, **to_canvas)
         continue_btn.click(history.continue_from, [paths, selected, original, earlier], new_picture, **to_canvas)
         gallery.select(select, [paths], [selected, download], **quick)

@@ -33,11 +33,14 @@ from .tabs import Values
 
 GROW_PIXELS = 8  # the default of "by N pixels" (picture pixels)
 SELECT_SIDE = 640  # GrabCut runs on a copy of the picture with at most this longer side
+VIEW_MIN = 256  # the cells view's longer side at least (small pictures enlarged by whole pixels)
 SAME_SHAPE = 0.01  # a mask of another size is scaled when its shape differs by at most this share
 Change = Callable[[np.ndarray, Image.Image, int], np.ndarray]  # (mask, picture, pixels) -> mask
 CELL_OPTIONS = ("policy", "strength", "dilation", "context")  # the options the cells depend on
 CLICK_CHANGED = f"() => document.getElementById('{canvas_io.MASK_CHANGED_BUTTON}').click()"
+# "Clear mask": every layer wiped as one step of the canvas's history (Undo brings the mask back).
 NOTHING = "Paint on the picture (or use a tool) to see which token cells a run will redraw."
+CLEAR_JS = f"async () => (window.__varEdit && await window.__varEdit.clearMask()) || {NOTHING!r}"
 
 
 class MaskPanel:
@@ -132,7 +135,7 @@ class MaskPanel:
             [self.view, self.note],
             **latest,
         )
-        clear_btn.click(lambda: (None, NOTHING), None, [self.view, self.note], **quick)
+        clear_btn.click(None, None, [self.note], js=CLEAR_JS, **quick)
         for name in CELL_OPTIONS:  # the settings that change which cells are redrawn: look again
             if name in settings.widgets:
                 settings.widgets[name].change(None, None, None, js=CLICK_CHANGED, **quick)
@@ -249,21 +252,41 @@ def to_canvas(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def cells_view(picture: Image.Image, regenerated: np.ndarray | None, region: Region | None) -> Image.Image:
     """The cells overlay of a preview as the result's cells are shown (display_copy of the overlay),
-    drawn on the display copy for big pictures."""
+    drawn on the display copy for big pictures; small pictures enlarged by whole pixels to at least
+    VIEW_MIN px on their longer side, so that their cells can be seen."""
     if region is None or max(picture.size) <= DISPLAY_MAX:
-        return display_copy(cells_overlay(picture, regenerated, region))
-    shown = display_copy(picture)
-    s = shown.width / picture.width
-    scaled = Region(round(region.x0 * s), round(region.y0 * s), max(1, round(region.side * s)))
-    return cells_overlay(shown, regenerated, scaled)
+        view = display_copy(cells_overlay(picture, regenerated, region))
+    else:
+        shown = display_copy(picture)
+        s = shown.width / picture.width
+        scaled = Region(round(region.x0 * s), round(region.y0 * s), max(1, round(region.side * s)))
+        view = cells_overlay(shown, regenerated, scaled)
+    factor = -(-VIEW_MIN // max(view.size))
+    if factor > 1:
+        view = view.resize((view.width * factor, view.height * factor), Image.Resampling.NEAREST)
+    return view
+
+
+def covering(region: Region, cells: int, width: int, height: int) -> np.ndarray:
+    """Which of the region's cells x cells grid lie (at least partly) on the width x height picture, bool (P, P);
+    the rest pad the model's square past the picture's border."""
+    edges = np.arange(cells + 1) * region.side / cells
+    rows = (region.y0 + edges[1:] > 0) & (region.y0 + edges[:-1] < height)
+    cols = (region.x0 + edges[1:] > 0) & (region.x0 + edges[:-1] < width)
+    return rows[:, None] & cols[None, :]
 
 
 def cells_note(mask: np.ndarray, regenerated: np.ndarray | None, region: Region | None) -> str:
-    """One line: how much of the picture is masked and how many finest-scale cells are redrawn."""
+    """One line: how much of the picture (mask: bool (H, W), the picture's size) is masked and how many
+    finest-scale cells on the picture are redrawn."""
     if regenerated is None or region is None:
         return NOTHING
     P = regenerated.shape[0]
+    on_picture = covering(region, P, mask.shape[1], mask.shape[0])
+    rows, cols = int(on_picture.any(1).sum()), int(on_picture.any(0).sum())
+    redrawn = int((np.asarray(regenerated, bool) & on_picture).sum())
     return (
-        f"The mask covers {100 * mask.mean():.1f} % of the picture: a run redraws **{int(regenerated.sum())}** "
-        f"of the {P}×{P} cells of the finest scale, over a {region.side}×{region.side} px square."
+        f"The mask covers {100 * mask.mean():.1f} % of the picture: a run redraws "
+        f"**{redrawn}** of the {cols}×{rows} cells of the finest scale on the picture "
+        f"({region.side / P:.0f} px each)."
     )
