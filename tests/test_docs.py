@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -72,10 +73,21 @@ def test_python_blocks_run(page: Path, workdir: Path) -> None:
     for line, code, why in blocks(page):
         if why is not None:
             continue
-        try:
-            exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
-        except Exception as e:  # noqa: BLE001 - say which block failed, whatever it raised
-            pytest.fail(f"{page.relative_to(ROOT)}, the block at line {line}: {type(e).__name__}: {e}")
+        # In a thread of its own, as in a reader's fresh interpreter: a browser test's Playwright leaves an
+        # event loop on the main thread, where a snippet's asyncio.run would refuse to start.
+        with ThreadPoolExecutor(1) as pool:
+            failed = pool.submit(_run_block, code, f"{page.name}:{line}", namespace).result()
+        if failed is not None:
+            pytest.fail(f"{page.relative_to(ROOT)}, the block at line {line}: {failed}")
+
+
+def _run_block(code: str, name: str, namespace: dict[str, object]) -> str | None:
+    """None when the block runs, else what it raised."""
+    try:
+        exec(compile(code, name, "exec"), namespace)
+    except Exception as e:  # noqa: BLE001 - say which block failed, whatever it raised
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
 def test_blocks_are_run_or_say_why_not() -> None:

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +165,10 @@ def test_an_mcp_client_calls_every_tool_and_gets_a_picture(studio, files):
                     out[wanted] = result.content
                 return out
 
-    for mode, content in asyncio.run(call_all()).items():
+    # A thread of its own: a browser test's Playwright may have left an event loop on the main thread.
+    with ThreadPoolExecutor(1) as pool:
+        answers = pool.submit(asyncio.run, call_all()).result()
+    for mode, content in answers.items():
         pictures = [c for c in content if c.type == "image"]
         assert pictures, (mode, content)
         picture = Image.open(io.BytesIO(base64.b64decode(pictures[0].data)))
