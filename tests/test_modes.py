@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from editing import Editor, EditRequest, read_params, register, unregister
+from editing import Editor, EditRequest, Mask, read_params, register, unregister
 from editing.__main__ import main
 from editing.canvas import load_image
 from editing.modes import IMAGE, Inputs, Mode, field
@@ -28,11 +28,11 @@ class Centre(Mode):
 
     def inputs(self, request: EditRequest, limits: object) -> Inputs:
         picture = np.asarray(load_image(request.image))
-        mask = np.zeros(picture.shape[:2], np.float32)
+        mask = np.zeros(picture.shape[:2], bool)
         H, W = mask.shape
         s = request.size
-        mask[(H - s) // 2 : (H + s) // 2, (W - s) // 2 : (W + s) // 2] = 1
-        return Inputs(picture, mask)
+        mask[(H - s) // 2 : (H + s) // 2, (W - s) // 2 : (W + s) // 2] = True
+        return Inputs(picture, Mask(mask))
 
 
 @pytest.fixture
