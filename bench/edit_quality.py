@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from common import ROOT, module_from_file
 from PIL import Image
 
@@ -39,6 +40,20 @@ WAYS = {
     "touch-all masks, consistent": ("touch-all", False),
     "default (touch, consistent)": ("touch", False),
 }
+
+
+def touch_all(mask: np.ndarray, patch_nums: tuple[int, ...]) -> list[torch.Tensor]:
+    """The literal rule, for comparison (not a product option): every cell the mask (>= 0.5) touches, at every
+    scale, redrawn -> per-scale regenerate maps [(pn_k^2,) bool]."""
+    binary = torch.from_numpy(mask >= 0.5).float()[None, None]
+    return [(F.adaptive_max_pool2d(binary, pn)[0, 0] > 0).flatten() for pn in patch_nums]
+
+
+def regenerate_maps(mask: np.ndarray, patch_nums: tuple[int, ...], policy: str) -> list[torch.Tensor]:
+    """A (R, R) float mask's per-scale maps under `policy` ('touch-all' here, the others from editing.masks)."""
+    if policy == "touch-all":
+        return touch_all(mask, patch_nums)
+    return scale_masks(torch.from_numpy(mask), patch_nums, policy)
 
 
 def centre_box(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -115,7 +130,7 @@ def main() -> None:
             recon = to_uint8(vqvae.decode(source.tokens))[0]
             outside = mask < 0.5
             for way, (policy, replay) in WAYS.items():
-                regen = scale_masks(torch.from_numpy(mask), var.patch_nums, policy)
+                regen = regenerate_maps(mask, var.patch_nums, policy)
                 g = torch.Generator().manual_seed(args.seed + n)
                 f_hat, _ = run_edit(var, vqvae, labels, options, source, regen, replay, g)
                 edited = to_uint8(vqvae.decode_fhat(f_hat))[0]

@@ -75,7 +75,7 @@ def large_loop(url: str, files: dict[str, Path], until: float, index: int, out: 
         kind = "panorama" if turn % 2 == 0 else "49mp-inpaint"
         try:
             if kind == "panorama":
-                client.predict(handle_file(str(files["small"])), {"right": 16384 - 64}, {"seed": turn},
+                client.predict(handle_file(str(files["small"])), right=16384 - 64, options={"seed": turn},
                                api_name="/outpaint")  # fmt: skip
             else:
                 client.predict(handle_file(str(files["large"])), handle_file(str(files["large-mask"])),

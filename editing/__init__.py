@@ -1,6 +1,6 @@
 """Zero-shot editing with VAR: one request type, one pipeline shared by every entry point.
 
-EditRequest (request, options) -> plan (geometry, region, per-scale keep maps, encoding)
+EditRequest (request, options) -> plan (geometry, region, per-scale regenerate maps, encoding)
 -> sample (teacher-forced, one batched pass) -> compose (paste-back, metadata) -> EditResult.
 `Editor.run` ties the stages together; `EditJob` follows and stops a running edit.
 """
@@ -14,13 +14,14 @@ from .errors import EditCancelled, EditError
 from .families import ModelFamily, register_family
 from .interface import EditorProtocol, ModelInfo
 from .limits import Limits
+from .masks import Mask
 from .metadata import read_params, save_png
 from .models import ModelEntry, ModelSwitch, SwitchError, free_memory, list_models, load_model
+from .modes import Mode, get_mode, mode_names, register, registered, unregister
 from .options import EditOptions, OptionSpec, option_fields
-from .request import MODES, EditRequest
+from .request import EditRequest
 
 __all__ = [
-    "MODES",
     "EditCancelled",
     "EditError",
     "EditJob",
@@ -30,6 +31,8 @@ __all__ = [
     "Editor",
     "EditorProtocol",
     "Limits",
+    "Mask",
+    "Mode",
     "ModelEntry",
     "ModelFamily",
     "ModelInfo",
@@ -39,12 +42,18 @@ __all__ = [
     "SwitchError",
     "default_device",
     "free_memory",
+    "get_mode",
     "list_models",
-    "load_model",
     "load_image",
+    "load_listed",
+    "load_model",
+    "mode_names",
     "option_fields",
     "outpaint_canvas",
     "read_params",
+    "register",
     "register_family",
+    "registered",
     "save_png",
+    "unregister",
 ]

@@ -35,8 +35,9 @@ from .canvas import load_mask, open_guarded
 from .editor import Editor
 from .errors import EditError
 from .models import model_defaults, resolve
+from .modes import Field, mode_names, registered
 from .options import EditOptions, OptionSpec, option_fields, range_text
-from .request import MODES, SIDES, EditRequest
+from .request import EditRequest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -56,6 +57,26 @@ def _option_flag(parser: argparse.ArgumentParser, name: str, default: Any, spec:
         parser.add_argument(flag, default=None, metavar=spec.kind.__name__.upper(), help=detail)
 
 
+def mode_fields() -> dict[Field, list[str]]:
+    """Every registered mode's own fields (pictures aside: INPUT and --mask), with the modes having each."""
+    found: dict[str, tuple[Field, list[str]]] = {}
+    for mode in registered():
+        for f in mode.fields:
+            if not f.picture:
+                found.setdefault(f.name, (f, []))[1].append(mode.name)
+    return dict(found.values())
+
+
+def _field_flag(parser: argparse._ArgumentGroup, f: Field, modes: list[str]) -> None:
+    number = "A whole number" if f.spec.kind is int else "A number"
+    detail = f"{' / '.join(modes)}: {f.spec.help}{range_text(f.spec) and f' {number}{range_text(f.spec)}.'}"
+    metavar = "INT" if f.spec.kind is int else "NUMBER" if f.spec.kind is float else None
+    parser.add_argument(
+        f"--{f.name.replace('_', '-')}", dest=f.name, choices=f.spec.choices, metavar=metavar,
+        help=detail.replace("%", "%%"),
+    )  # fmt: skip
+
+
 def _parse_number(text: str, kind: type) -> Any:
     try:
         return int(text) if kind is int else float(text)
@@ -70,11 +91,10 @@ def build_parser(options_cls: type = EditOptions) -> argparse.ArgumentParser:
     )
     p.add_argument("input", nargs="?", help="a picture, a folder of jobs, a .json job list (omit to generate)")
     p.add_argument("--mask", help="mask picture, white or any colour = regenerate (a folder: the same mask for all)")
-    p.add_argument("--mode", choices=MODES, help="default: inpaint, or generate without INPUT")
-    p.add_argument("--class-id", type=int, help="class for edit_class and generate")
-    for side in SIDES:
-        p.add_argument(f"--{side}", type=int, default=0, help=f"out-paint pixels on the {side}")
-    p.add_argument("--zoom-out", type=float, help="out-paint by shrinking the picture into the middle (> 1)")
+    p.add_argument("--mode", choices=mode_names(), help="default: inpaint, or generate without INPUT")
+    fields = p.add_argument_group("mode fields (editing/modes), for the modes named")
+    for f, modes in mode_fields().items():
+        _field_flag(fields, f, modes)
     p.add_argument("--model", default="demo", help="demo, d16..d36, or a folder with a checkpoint pair")
     p.add_argument(
         "--offline",
@@ -117,11 +137,10 @@ def _given_options(args: argparse.Namespace, options_cls: type) -> dict[str, Any
 
 def _base(args: argparse.Namespace) -> dict[str, Any]:
     base: dict[str, Any] = {"mode": args.mode or ("inpaint" if args.input else "generate")}
-    base.update({side: getattr(args, side) for side in SIDES if getattr(args, side)})
-    if args.zoom_out is not None:
-        base["zoom_out"] = args.zoom_out
-    if args.class_id is not None:
-        base["class_id"] = args.class_id
+    for f in mode_fields():
+        text = getattr(args, f.name, None)
+        if text is not None:
+            base[f.name] = _parse_number(text, f.spec.kind) if f.spec.kind in (int, float) else text
     return base
 
 
@@ -160,20 +179,7 @@ def collect_jobs(args: argparse.Namespace, defaults: EditOptions, given: dict[st
         return [_make("generated", base, defaults)]
     source = Path(args.input)
     if source.suffix.lower() == ".json" and source.is_file():
-        try:
-            items = json.loads(source.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise EditError(f"{source.name} is not a readable JSON job list ({e.__class__.__name__}).") from e
-        if not isinstance(items, list):
-            raise EditError(f"{source.name} must hold a JSON list of jobs.")
-        jobs = []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                jobs.append(Job(f"job{i}", error=f"job {i} is not a JSON object"))
-                continue
-            name = item["name"] if isinstance(item.get("name"), str) and item["name"].strip() else f"job{i}"
-            jobs.append(_make(name, _merge(_base(args), given, item), defaults, source.parent))
-        return jobs
+        return _list_jobs(source, args, defaults, given)
     if source.is_file():
         data = {**base, "image": str(source)}
         if args.mask:
@@ -184,30 +190,50 @@ def collect_jobs(args: argparse.Namespace, defaults: EditOptions, given: dict[st
     pictures = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and ".mask." not in p.name)
     if not pictures:
         raise EditError(f"No pictures in {source}; put NAME.png with NAME.mask.png there.")
+    return [_folder_job(picture, base, args, defaults, given) for picture in pictures]
+
+
+def _list_jobs(source: Path, args: argparse.Namespace, defaults: EditOptions, given: dict[str, Any]) -> list[Job]:
+    """The jobs of a .json job list (pictures relative to its folder)."""
+    try:
+        items = json.loads(source.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise EditError(f"{source.name} is not a readable JSON job list ({e.__class__.__name__}).") from e
+    if not isinstance(items, list):
+        raise EditError(f"{source.name} must hold a JSON list of jobs.")
     jobs = []
-    for picture in pictures:
-        name = picture.stem
-        data: dict[str, Any] = {**base, "image": str(picture)}
-        own = [m for m in source.iterdir() if m.name.startswith(f"{name}.mask.") and m.suffix.lower() in IMAGE_SUFFIXES]
-        try:
-            if own:
-                data["mask"] = str(own[0])
-            elif args.mask:
-                data["mask"] = _scaled_mask(Path(args.mask), picture)
-            spec = picture.with_suffix(".json")
-            if spec.is_file():
-                extra = json.loads(spec.read_text())
-                if not isinstance(extra, dict):
-                    raise EditError(f"{spec.name} must hold a JSON object of request fields and options.")
-                data = _merge(data, given, extra)
-        except json.JSONDecodeError:
-            jobs.append(Job(name, error=f"{name}.json is not valid JSON"))
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            jobs.append(Job(f"job{i}", error=f"job {i} is not a JSON object"))
             continue
-        except EditError as e:
-            jobs.append(Job(name, error=str(e)))
-            continue
-        jobs.append(_make(name, data, defaults))
+        name = item["name"] if isinstance(item.get("name"), str) and item["name"].strip() else f"job{i}"
+        jobs.append(_make(name, _merge(_base(args), given, item), defaults, source.parent))
     return jobs
+
+
+def _folder_job(
+    picture: Path, base: dict[str, Any], args: argparse.Namespace, defaults: EditOptions, given: dict[str, Any]
+) -> Job:
+    """A folder's picture with its own mask (NAME.mask.png, else --mask scaled to it) and NAME.json."""
+    name, folder = picture.stem, picture.parent
+    data: dict[str, Any] = {**base, "image": str(picture)}
+    own = [m for m in folder.iterdir() if m.name.startswith(f"{name}.mask.") and m.suffix.lower() in IMAGE_SUFFIXES]
+    try:
+        if own:
+            data["mask"] = str(own[0])
+        elif args.mask:
+            data["mask"] = _scaled_mask(Path(args.mask), picture)
+        spec = picture.with_suffix(".json")
+        if spec.is_file():
+            extra = json.loads(spec.read_text())
+            if not isinstance(extra, dict):
+                raise EditError(f"{spec.name} must hold a JSON object of request fields and options.")
+            data = _merge(data, given, extra)
+    except json.JSONDecodeError:
+        return Job(name, error=f"{name}.json is not valid JSON")
+    except EditError as e:
+        return Job(name, error=str(e))
+    return _make(name, data, defaults)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,12 +107,7 @@ def expected_params(job: Job) -> dict[str, Any]:
     """What an existing output's metadata must say for the job to count as done."""
     request = job.request
     assert request is not None
-    wanted = {"name": job.name, "mode": request.mode, **request.options.to_dict()}
-    if request.class_id is not None:
-        wanted["class_id"] = request.class_id
-    if request.mode == "outpaint":
-        wanted.update(request.margins, zoom_out=request.zoom_out)
-    return wanted
+    return {"name": job.name, **request.options.to_dict(), **request.recorded()}
 
 
 def finished_at(out_dir: Path, job: Job) -> float | None:

@@ -1,6 +1,6 @@
 """Pixel-side work around the model: reading photos, the edit region, paste-back, out-paint canvases.
 
-Images are PIL RGB; masks are float32 numpy arrays (H, W) in [0, 1], 1 = regenerate.
+Images are PIL RGB; masks are bool numpy arrays (H, W), True = regenerate (`masks.Mask` carries them).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from .errors import EditError
 from .limits import Limits
 
-BAND_PIXELS = 1 << 18  # pixels of a full-size picture worked on at once (mask box, paste-back): a few MB of floats
+BAND_PIXELS = 1 << 18  # pixels of a full-size picture blended at once (paste-back): a few MB of floats
 MAX_PIXELS = Limits().picture_pixels  # larger files are refused before decoding (decompression-bomb guard)
 ImageSource = str | Path | IO[bytes] | bytes | Image.Image | np.ndarray
 
@@ -93,7 +93,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """A mask as people save it -> float32 (H, W), 1 = regenerate, 0 = keep.
+    """A mask as people save it -> bool (H, W), True = regenerate: the one place a mask is thresholded.
 
     The rule: where the mask has transparency, opaque (alpha at least half) = regenerate; otherwise
     any painted colour = regenerate (a pixel whose brightest channel is at least half of the
@@ -114,7 +114,7 @@ def load_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_
             f"The mask is {mask.shape[1]}x{mask.shape[0]} but the image is {size[0]}x{size[1]}; "
             "paint the mask on this image or resize it to match."
         )
-    return mask.astype(np.float32)
+    return mask.astype(bool, copy=False)
 
 
 def _full_range(array: np.ndarray) -> float:
@@ -184,14 +184,10 @@ class Region:
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1): the bounding box of the mask's pixels (>= 0.5); None for an empty mask."""
+    """(x0, y0, x1, y1): the bounding box of a bool (H, W) mask's True pixels; None for an empty mask.
+    No index arrays: a 49 MP mask's np.nonzero would take 800 MB."""
     H, W = mask.shape
-    step = _band_rows(W)
-    rows, cols = np.zeros(H, bool), np.zeros(W, bool)
-    for top in range(0, H, step):  # a band at a time: no full-size temporary
-        band = mask[top : top + step] >= 0.5
-        rows[top : top + step] = band.any(axis=1)
-        cols |= band.any(axis=0)
+    rows, cols = mask.any(axis=1), mask.any(axis=0)
     if not rows.any():
         return None
     return int(cols.argmax()), int(rows.argmax()), W - int(cols[::-1].argmax()), H - int(rows[::-1].argmax())
@@ -228,16 +224,16 @@ def crop(array: np.ndarray, region: Region) -> np.ndarray:
 
 
 def neutral_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) with the masked area filled from its surroundings (OpenCV Telea in-painting)."""
-    binary = (mask >= 0.5).astype(np.uint8)
+    """uint8 (H, W, 3) with the masked area (bool (H, W)) filled from its surroundings (OpenCV Telea in-painting)."""
+    binary = mask.astype(np.uint8)
     radius = max(3, int(0.02 * max(image.shape[:2])))
     return cv2.inpaint(np.ascontiguousarray(image), binary, radius, cv2.INPAINT_TELEA)
 
 
 def feather_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
     """Blend weight of the generated pixels (H, W) in [0, 1]: 0 outside the mask, rising to 1
-    over `feather` pixels inside it, so every pixel outside the mask stays the original."""
-    binary = (mask >= 0.5).astype(np.uint8)
+    over `feather` pixels inside the mask (bool (H, W)), so every pixel outside it stays the original."""
+    binary = mask.astype(np.uint8)
     if feather <= 0:
         return binary.astype(np.float32)
     inside = cv2.distanceTransform(binary, cv2.DIST_L2, 5)

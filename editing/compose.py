@@ -15,6 +15,7 @@ from PIL import Image
 
 from . import canvas
 from .canvas import Region
+from .masks import Mask, finest_cells
 from .plan import Plan
 
 
@@ -34,14 +35,13 @@ class EditResult:
 
 
 def params_of(plan: Plan, model_name: str, class_names: list[str]) -> dict[str, Any]:
-    """The parameters recorded with every result: mode, model, class, every option (seed included)
-    and, for out-painting, the margins."""
+    """The parameters recorded with every result: model, class, every option (seed included) and the
+    mode with its fields (`EditRequest.recorded`, which the CLI's rerun-skip reads back)."""
     request = plan.request
     name = class_names[plan.label] if plan.label < len(class_names) else "none"
-    params: dict[str, Any] = {"mode": request.mode, "model": model_name, "class_id": plan.label, "class_name": name}
+    params: dict[str, Any] = {"model": model_name, "class_id": plan.label, "class_name": name}
     params.update(plan.options.to_dict())
-    if request.mode == "outpaint":
-        params.update(request.margins, zoom_out=request.zoom_out)
+    params.update(request.recorded())
     if request.name is not None:
         params["name"] = request.name
     return params
@@ -57,12 +57,8 @@ def compose(plan: Plan, generated: np.ndarray, model_name: str, class_names: lis
         return EditResult(images, plan.seed, params, Image.fromarray(full, "L"), None, None)
     images = [_paste(picture, mask, plan.region, g, plan.options.feather, plan.options.paste_back) for g in generated]
     keep_info(images, plan.inputs.info)
-    binary = Image.fromarray(np.multiply(mask >= 0.5, 255, dtype=np.uint8), "L")
-    finest = None
-    if plan.regenerate is not None:
-        P = int(round(plan.regenerate[-1].numel() ** 0.5))
-        finest = plan.regenerate[-1].view(P, P).cpu().numpy().astype(bool)
-    return EditResult(images, plan.seed, params, binary, finest, plan.region)
+    finest = None if plan.regenerate is None else finest_cells(plan.regenerate)
+    return EditResult(images, plan.seed, params, mask.image(), finest, plan.region)
 
 
 def keep_info(images: list[Image.Image], info: dict[str, bytes]) -> None:
@@ -72,9 +68,9 @@ def keep_info(images: list[Image.Image], info: dict[str, bytes]) -> None:
 
 
 def _paste(
-    picture: np.ndarray, mask: np.ndarray, region: Region, generated_R: np.ndarray, feather: int, paste_back: bool
+    picture: np.ndarray, mask: Mask, region: Region, generated_R: np.ndarray, feather: int, paste_back: bool
 ) -> Image.Image:
-    H, W = mask.shape
+    W, H = mask.size
     side, R = region.side, generated_R.shape[0]
     generated = (
         generated_R
@@ -82,7 +78,7 @@ def _paste(
         else cv2.resize(generated_R, (side, side), interpolation=cv2.INTER_CUBIC if side > R else cv2.INTER_AREA)
     )
     if paste_back:
-        return canvas.paste_into(picture, generated, (region.x0, region.y0), mask, feather)
+        return canvas.paste_into(picture, generated, (region.x0, region.y0), mask.regenerate, feather)
     full = Image.fromarray(picture)
     inside, local = region.overlap(W, H)
     full.paste(Image.fromarray(np.ascontiguousarray(generated[local])), (inside[1].start, inside[0].start))

@@ -48,6 +48,7 @@ class EditJob:
     ) -> None:
         self.previews = previews
         self.visitor: Hashable = object() if visitor is None else visitor  # not the job: turns remember visitors
+        self.ended_at: float | None = None  # time.monotonic() when the edit ended (done, failed or stopped)
         self.time_limit = time_limit
         self._deadline = None if time_limit is None else time.monotonic() + time_limit
         self.latest: Progress | None = None
@@ -109,5 +110,6 @@ class EditJob:
 
     def finish(self, results: list[EditResult] | None = None, error: BaseException | None = None) -> None:
         self._results, self._error = results, error
+        self.ended_at = time.monotonic()
         self._finished.set()
         self._updates.put(_DONE)

@@ -1,6 +1,6 @@
 """`Editor`: a loaded model pair and the pipeline every entry point shares.
 
-    requests -> plan (geometry, region, per-scale keep maps, encoding) -> sample (one batched
+    requests -> plan (geometry, region, per-scale regenerate maps, encoding) -> sample (one batched
     pass over all requests) -> compose (paste-back, parameters) -> results
 
 `Editor.run` is the one way in; `inpaint`, `outpaint`, `edit_class` and `generate` are one-line
@@ -28,8 +28,9 @@ from .errors import EditError
 from .families import DEFAULT_FAMILY, FAMILIES, ModelFamily
 from .interface import ModelInfo
 from .limits import Limits
+from .modes import get_mode
 from .options import EditOptions
-from .panorama import is_panorama, run_panorama
+from .panorama import run_panorama
 from .plan import EncodingCache, ModelGeometry, Plan, load_inputs, plan, resolve
 from .request import EditRequest, Picture
 from .sample import sample
@@ -151,7 +152,7 @@ class Editor:
                     raise EditError(f"{self.name} cannot {request.mode}; its family runs {', '.join(self.modes)}.")
                 options, label = resolve(request, self.geometry)
                 inputs = load_inputs(request, self.limits)
-                if request.mode == "outpaint" and is_panorama(inputs):
+                if get_mode(request.mode).windowed(inputs):
                     panoramas.append((i, request, inputs, (options, label)))
                 else:
                     plans.append((i, plan(request, self.geometry, inputs, options, label)))

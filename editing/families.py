@@ -18,14 +18,14 @@ import torch
 import var_core
 from var_core import CheckpointError
 
-from .request import MODES
+from .modes import mode_names
 from .resources import imagenet_classes_file
 
 DEFAULT_FAMILY = "var-class"
 
 
 class ModelFamily(Protocol):
-    """What a family provides. `modes`: the edit modes its models can run (a subset of request.MODES)."""
+    """What a family provides. `modes`: the edit modes its models can run (registered modes, editing/modes)."""
 
     name: str
     modes: frozenset[str]
@@ -49,7 +49,11 @@ class VarClassConditional:
     """VAR (Tian et al. 2024) with class labels: the published ImageNet models and the demo."""
 
     name = DEFAULT_FAMILY
-    modes = frozenset(MODES)
+
+    @property
+    def modes(self) -> frozenset[str]:
+        """Every registered mode: they all build on this family's sampler."""
+        return frozenset(mode_names())
 
     def load(
         self, vae_path: Path, var_path: Path, device: str, dtype: torch.dtype
@@ -78,7 +82,7 @@ FAMILIES: dict[str, ModelFamily] = {DEFAULT_FAMILY: VarClassConditional()}
 
 def register_family(family: ModelFamily) -> None:
     """Make `family` loadable: model folders whose model.json names it are loaded through it."""
-    unknown = set(family.modes) - set(MODES)
+    unknown = set(family.modes) - set(mode_names())
     if unknown:
         raise ValueError(f"Family {family.name} names modes that do not exist: {', '.join(sorted(unknown))}.")
     FAMILIES[family.name] = family

@@ -21,13 +21,6 @@ class Limits:
     candidates: int = 64
     candidate_pixels: int = 200_000_000
 
-    def check_picture(self, width: int, height: int, what: str = "picture") -> None:
-        if width * height > self.picture_pixels:
-            raise EditError(
-                f"The {what} is {width}x{height} pixels, more than the {self.picture_pixels / 1e6:g} megapixels "
-                "allowed (--max-picture-mp); downscale it first."
-            )
-
     def check_canvas(self, width: int, height: int, candidates: int) -> None:
         if max(width, height) > self.canvas_side:
             raise EditError(

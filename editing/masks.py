@@ -1,27 +1,96 @@
-"""Pixel masks onto every token scale.
+"""Masks: where an edit regenerates, from the pixels it was painted in to the token maps of every scale.
 
-A mask is a float tensor (H, W) in [0, 1], 1 = regenerate. For each scale k it becomes a bool
-map (pn_k^2,) row-major, True = the token is sampled, False = the image's token is kept.
+A `Mask` is bool (H, W), True = regenerate. It is thresholded once, where it enters (`canvas.load_mask` for files,
+arrays and pictures from the API and the CLI; `Mask.scaled` for the studio's canvas strokes), and owns what an edit
+does with it: the crop to the edit's region, the resize to the model's resolution, the per-scale regenerate maps and
+the finest scale's cells. "regenerate" is its one name from the canvas to the sampler.
 
-Policies (the mask is first dilated by `dilation` tokens of the finest grid):
-- "touch" (default): on the finest scale every token whose cell contains a masked pixel (>= 0.5)
-  is regenerated; on the coarser scales a token is regenerated when the mask covers more than
-  half of its cell. Regenerating every touched coarse cell would redraw the whole 1x1 .. 3x3 maps
-  for any small mask, and the finer scales cannot repair the kept area after that
-  (bench/edit_quality.py: kept-area PSNR 15-20 dB instead of 24-27);
-- "touch-all": every touched cell on every scale (the literal rule, for comparison);
-- "compat": the original authors' rule: the keep-mask on the finest grid, bilinearly resized to
-  each scale and thresholded at > 0.5; scales with pn^2 <= 3 are kept whole;
+For each scale k the mask becomes a bool map (pn_k^2,) row-major, True = the token is sampled, False = the
+picture's token is kept. Policies (the mask is first dilated by `dilation` tokens of the finest grid):
+- "touch" (default): on the finest scale every token whose cell contains a masked pixel (>= 0.5 of the mask
+  resized to the model's resolution) is regenerated; on the coarser scales a token is regenerated when the mask
+  covers more than half of its cell. Regenerating every touched coarse cell would redraw the whole 1x1 .. 3x3 maps
+  for any small mask, and the finer scales cannot repair the kept area after that (bench/edit_quality.py);
 - "strength": like "touch" from scale `strength` on; the coarser scales keep the image's tokens
-  everywhere, so layout and colour stay while texture is redrawn.
+  everywhere, so layout and colour stay while texture is redrawn;
+- "compat" (not an option: the parity test and bench/edit_quality.py): the original authors' rule, the keep-mask
+  on the finest grid, bilinearly resized to each scale and thresholded at > 0.5; scales with pn^2 <= 3 kept whole.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-POLICIES = ("touch", "compat", "strength", "touch-all")
+from .canvas import Region, crop
+
+POLICIES = ("touch", "strength")  # the option table's choices
+ORIGINAL = "compat"  # the original authors' rule, which `scale_masks` also knows
+
+
+@dataclass(frozen=True)
+class Mask:
+    """Where to regenerate: `regenerate` bool (H, W), True = regenerate."""
+
+    regenerate: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.regenerate.dtype != bool or self.regenerate.ndim != 2:
+            raise TypeError("A Mask is a bool (H, W) array: threshold it where it enters (canvas.load_mask).")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.regenerate.shape[1], self.regenerate.shape[0]
+
+    @property
+    def coverage(self) -> float:
+        """The share of pixels regenerated, 0 to 1."""
+        return float(self.regenerate.mean())
+
+    def scaled(self, size: tuple[int, int]) -> Mask:
+        """The mask at another size (width, height): bilinear, half or more = regenerate (canvas strokes painted on
+        a display copy, read at the full-resolution picture's size)."""
+        if self.size == tuple(size):
+            return self
+        resized = self.image().resize(size, Image.Resampling.BILINEAR)
+        return Mask(np.asarray(resized) >= 128)
+
+    def crop(self, region: Region) -> Mask:
+        """The mask over the square region; beyond the picture's border everything is regenerated."""
+        W, H = self.size
+        inside = crop(self.regenerate, region)
+        return Mask(inside if region.within(W, H) else inside | (region.outside(W, H) > 0))
+
+    def resized(self, side: int) -> np.ndarray:
+        """A square mask at `side` x `side` as float32 in [0, 1]: the share of each pixel regenerated (area
+        average when shrinking, bilinear when enlarging)."""
+        values = self.regenerate.astype(np.float32)
+        if values.shape[0] == side:
+            return values
+        interpolation = cv2.INTER_AREA if values.shape[0] > side else cv2.INTER_LINEAR
+        return cv2.resize(values, (side, side), interpolation=interpolation)
+
+    def scales(
+        self, side: int, patch_nums: tuple[int, ...], policy: str = "touch", dilation: int = 0, strength: int = 0
+    ) -> list[torch.Tensor]:
+        """A square mask's per-scale regenerate maps [(pn_k^2,) bool] at the model's resolution `side`."""
+        return scale_masks(torch.from_numpy(self.resized(side)), patch_nums, policy, dilation, strength)
+
+    def image(self) -> Image.Image:
+        """'L', 255 = regenerate."""
+        return Image.fromarray(np.multiply(self.regenerate, 255, dtype=np.uint8), "L")
+
+
+def finest_cells(regenerate: list[torch.Tensor]) -> np.ndarray:
+    """The finest scale's regenerated cells of per-scale maps [(pn_k^2,)] -> bool (P, P)."""
+    P = int(round(regenerate[-1].numel() ** 0.5))
+    return regenerate[-1].view(P, P).cpu().numpy().astype(bool)
 
 
 def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
@@ -39,11 +108,11 @@ def scale_masks(
     strength: int = 0,
 ) -> list[torch.Tensor]:
     """Pixel mask (H, W) in [0, 1] (1 = regenerate) -> per-scale bool maps [(pn_k^2,)], True = regenerate."""
-    if policy not in POLICIES:
+    if policy not in (*POLICIES, ORIGINAL):
         raise ValueError(f"Unknown mask policy {policy!r}; use one of {', '.join(POLICIES)}.")
     P = patch_nums[-1]
     m = regenerate.float()[None, None]
-    if policy == "compat":
+    if policy == ORIGINAL:
         keep = 1 - (F.adaptive_avg_pool2d(m, P) if m.shape[-1] != P or m.shape[-2] != P else m)
         keep = (keep > 0.5).float()
         out = []
@@ -62,14 +131,9 @@ def scale_masks(
     for k, pn in enumerate(patch_nums):
         if k < first:
             regen = torch.zeros(pn, pn, dtype=torch.bool)
-        elif policy == "touch-all" or k == len(patch_nums) - 1:
+        elif k == len(patch_nums) - 1:
             regen = F.adaptive_max_pool2d(binary, pn)[0, 0] > 0
         else:
             regen = F.adaptive_avg_pool2d(binary, pn)[0, 0] > 0.5
         out.append(regen.flatten())
     return out
-
-
-def regenerated_fraction(masks: list[torch.Tensor]) -> list[float]:
-    """Share of tokens sampled at each scale (for display and tests)."""
-    return [m.float().mean().item() for m in masks]

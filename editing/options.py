@@ -15,8 +15,8 @@ from typing import Any
 from var_core import SamplingOptions
 
 from .errors import EditError
+from .masks import POLICIES
 
-POLICIES = ("touch", "compat", "strength", "touch-all")
 FILLS = ("original", "neutral")
 MAX_SEED = 2**63 - 1
 
@@ -109,29 +109,22 @@ class EditOptions:
         "Blends similar tokens instead of picking one "
         "(Gumbel-softmax 'more smooth' sampling): softer, less noisy detail.",
     )
-    keep_fitting: bool = option(
-        False,
-        bool,
-        "Keep what already fits the class",
-        "Class edits: inside the mask, keep the picture's own detail wherever the new class finds it at least "
-        "as likely as the picture alone does; more of the picture stays, but the new class shows less.",
-        advanced=True,
-    )
     fast: bool = option(
         _SAMPLING.fast,
         bool,
         "Fast mode",
-        "Quicker, a little less faithful: the finest detail is worked out only where you painted, and on GPUs "
-        "and recent CPUs (AMX) in a lighter number format, 2-2.5x faster. The layout stays the same; small "
-        "details may come out differently (README, Speed).",
+        "Quicker, a little less faithful: the finest detail is worked out only where you painted. On a GPU or a "
+        "CPU with AMX or AVX512-BF16 it also uses a lighter number format: 2-3x faster there. On other CPUs "
+        "an in-paint gets 5-35 % faster (more with smaller masks) and a generation not at all. The layout stays "
+        "the same; small details may come out differently (docs/speed.md).",
     )
     policy: str = option(
         "touch",
         str,
         "Which cells to redraw",
         "touch: every fine cell the mask touches and the coarse cells it "
-        "mostly covers (best fit); compat: the original authors' rule; strength: keep the coarse layout and colours, "
-        "redraw only detail from the 'Keep the layout' scale on; touch-all: every touched cell at every scale.",
+        "mostly covers (best fit); strength: keep the coarse layout and colours, "
+        "redraw only detail from the 'Keep the layout' scale on.",
         choices=POLICIES,
         advanced=True,
     )
@@ -174,14 +167,6 @@ class EditOptions:
         "its colours); neutral: the area is first filled from its surroundings, to remove an object.",
         choices=FILLS,
     )
-    replay: bool = option(
-        False,
-        bool,
-        "Original authors' teacher forcing",
-        "Keep the picture's precomputed tokens outside the "
-        "mask (replay) instead of re-quantizing them against what was drawn; for comparisons.",
-        advanced=True,
-    )
     context: float = option(
         0.5,
         float,
@@ -215,7 +200,10 @@ class EditOptions:
         for key in given:
             if key not in names:
                 raise EditError(f"Unknown option '{key}'; the options are {', '.join(names)}.")
-        base = defaults if defaults is not None else cls()
+        if defaults is None or isinstance(defaults, cls):
+            base = defaults if defaults is not None else cls()
+        else:  # defaults of a smaller table (a model's, for an extended one): the new options start at theirs
+            base = cls(**defaults.to_dict())
         return dataclasses.replace(base, **given)
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from . import canvas
 from .compose import EditResult, compose, keep_info, params_of
+from .masks import Mask
 from .options import EditOptions
 from .plan import Inputs, ModelGeometry, Plan, plan
 from .request import EditRequest
@@ -33,13 +33,14 @@ def _overview(inputs: Inputs, longest: int) -> Inputs:
     """The canvas for planning the whole: as it is, or shrunk to `longest` px on its long side. The plan's
     square region is as long as the canvas, so a 16384 x 64 canvas would need a 16384 x 16384 one."""
     assert inputs.picture is not None and inputs.mask is not None
-    H, W = inputs.mask.shape
+    W, H = inputs.mask.size
     scale = longest / max(W, H)
     if scale >= 1:
         return inputs
     size = (max(1, round(W * scale)), max(1, round(H * scale)))
-    return Inputs(cv2.resize(inputs.picture, size, interpolation=cv2.INTER_AREA),
-                  cv2.resize(inputs.mask, size, interpolation=cv2.INTER_AREA))  # fmt: skip
+    painted = np.multiply(inputs.mask.regenerate, 255, dtype=np.uint8)
+    mask = Mask(cv2.resize(painted, size, interpolation=cv2.INTER_AREA) >= 128)
+    return Inputs(cv2.resize(inputs.picture, size, interpolation=cv2.INTER_AREA), mask)
 
 
 def _full_size(planned: np.ndarray, grown: np.ndarray, todo: np.ndarray) -> np.ndarray:
@@ -62,7 +63,7 @@ def run_panorama(
     options, label = options_label
     assert inputs.picture is not None and inputs.mask is not None
     grown, mask = inputs.picture, inputs.mask
-    H, W = mask.shape
+    W, H = mask.size
     whole = plan(request, model, _overview(inputs, PLAN_SIDE * model.resolution), replace(options, feather=0), label)
     planned = compose(whole, sample_plans([whole])[0], *names)
     side = min(W, H)
@@ -75,24 +76,23 @@ def run_panorama(
     )
     finals = []
     for i, candidate in enumerate(planned.images):
-        todo = mask >= 0.5
+        todo = mask.regenerate.copy()  # what no window has drawn yet
         work = _full_size(np.asarray(candidate), grown, todo)
         for j, start in enumerate(starts):
             # Each window is sampled on its own, scale by scale in its visitor's turns: other visitors'
             # edits go between any two of its steps, and only the window's pixels are copied.
             box = (slice(0, H), slice(start, start + side)) if W >= H else (slice(start, start + side), slice(0, W))
-            window_mask = todo[box].astype(np.float32)
+            window_mask = todo[box].copy()
             if not window_mask.any():
                 continue
-            window = Inputs(work[box].copy(), window_mask)
+            window = Inputs(work[box].copy(), Mask(window_mask))
             seeded = replace(windows, seed=options.seed + 1 + 1000 * i + j)
             step = plan(request, model, window, seeded, label, allow_full=True)
             drawn = compose(step, sample_plans([step])[0], *names).images[0]
-            work[box] = np.where(todo[box][..., None], np.asarray(drawn), work[box])
+            work[box] = np.where(window_mask[..., None], np.asarray(drawn), work[box])
             todo[box] = False
-        finals.append(canvas.paste_into(grown, work, (0, 0), mask, 0))
+        finals.append(canvas.paste_into(grown, work, (0, 0), mask.regenerate, 0))
         del work
     params = params_of(replace(whole, options=options), *names)
-    binary = Image.fromarray(np.multiply(mask >= 0.5, 255, dtype=np.uint8), "L")
     keep_info(finals, inputs.info)
-    return EditResult(finals, options.seed, params, binary, None, None)
+    return EditResult(finals, options.seed, params, mask.image(), None, None)

@@ -1,7 +1,7 @@
 """Plan: a request -> what the sampler needs (the first stage of `Editor.run`).
 
 Geometry (out-paint canvas, the square region around the mask with its context), the region at
-the model's resolution, the per-scale keep maps, the resolved seed and class, and the encoded
+the model's resolution, the per-scale regenerate maps, the resolved seed and class, and the encoded
 picture (encoded once per distinct region; repeated edits and candidates reuse it).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -22,7 +22,7 @@ from . import canvas
 from .canvas import Region
 from .errors import EditError
 from .limits import Limits
-from .masks import scale_masks
+from .modes import Inputs, get_mode
 from .options import EditOptions
 from .request import EditRequest
 from .teacher_forcing import EncodedImage, encode_source
@@ -37,17 +37,6 @@ class ModelGeometry:
     resolution: int
     patch_nums: tuple[int, ...]
     num_classes: int
-
-
-@dataclass
-class Inputs:
-    """A request's pixels: picture uint8 (H, W, 3) (out-paint: the grown canvas) and mask float32
-    (H, W), 1 = regenerate; both None for generation. info: what the results keep of the picture
-    (canvas.kept_info: its ICC profile and EXIF)."""
-
-    picture: np.ndarray | None
-    mask: np.ndarray | None
-    info: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,36 +66,23 @@ def draw_seed() -> int:
 
 
 def load_inputs(request: EditRequest, limits: Limits) -> Inputs:
-    """Read the request's picture and mask (out-paint: build the grown canvas and its mask)."""
-    if request.mode == "generate":
-        return Inputs(None, None)
-    picture = canvas.load_image(request.image, limits.picture_pixels)
-    if request.mode == "outpaint":
-        W, H = picture.size
-        if request.zoom_out is None:
-            W, H = W + request.left + request.right, H + request.top + request.bottom
-        limits.check_canvas(W, H, request.options.num_samples)
-        grown, mask_image = canvas.outpaint_canvas(picture, zoom_out=request.zoom_out, **request.margins)
-        return Inputs(np.asarray(grown), np.asarray(mask_image, np.float32) / 255.0, picture.info)
-    limits.check_canvas(picture.width, picture.height, request.options.num_samples)
-    size, info, pixels = picture.size, picture.info, np.asarray(picture)
-    del picture  # the PIL copy goes before the mask is read: memory follows the work
-    return Inputs(pixels, canvas.load_mask(request.mask, size, limits.picture_pixels), info)
+    """Read the request's picture and mask, as its mode prepares them (out-paint: the grown canvas)."""
+    return get_mode(request.mode).inputs(request, limits)
 
 
 def resolve(request: EditRequest, model: ModelGeometry) -> tuple[EditOptions, int]:
     """The options with a seed (drawn when none was given) and the class label to sample with."""
     options = request.options
-    if request.class_id is not None and request.class_id > model.num_classes:
+    label = get_mode(request.mode).label(request)
+    if label is not None and label > model.num_classes:
         raise EditError(
-            f"Class {request.class_id} does not exist: this model has classes 0 to {model.num_classes - 1} "
+            f"Class {label} does not exist: this model has classes 0 to {model.num_classes - 1} "
             f"({model.num_classes} for none)."
         )
     if options.strength >= len(model.patch_nums):
         raise EditError(f"'strength' is the first redrawn scale: 0 to {len(model.patch_nums) - 1} for this model.")
     if options.seed is None:
         options = replace(options, seed=draw_seed())
-    label = request.class_id if request.mode in ("edit_class", "generate") and request.class_id is not None else None
     return options, model.num_classes if label is None else label
 
 
@@ -118,7 +94,7 @@ def plan(
     label: int,
     allow_full: bool = False,
 ) -> Plan:
-    """Geometry and keep maps of one request (inputs from `load_inputs`, options/label from `resolve`).
+    """Geometry and regenerate maps of one request (inputs from `load_inputs`, options/label from `resolve`).
 
     allow_full: a mask over the whole picture is fine (panorama windows with the 'strength' policy).
     """
@@ -127,28 +103,24 @@ def plan(
         return Plan(request, options, label, inputs, Region(0, 0, R), None, None)
     picture, mask = inputs.picture, inputs.mask
     assert mask is not None
-    H, W = mask.shape
-    box = canvas.mask_box(mask)
+    W, H = mask.size
+    box = canvas.mask_box(mask.regenerate)
     if box is None:
         raise EditError("The mask is empty: paint over the area to regenerate.")
-    whole = box == (0, 0, W, H) and bool((mask >= 0.5).all())
+    whole = box == (0, 0, W, H) and bool(mask.regenerate.all())
     if whole and not (allow_full and options.policy == "strength" and options.strength > 0):
         raise EditError(
             "The mask covers the whole picture, so nothing is left to keep: leave part of it unpainted, "
             "or generate a new picture instead."
         )
-    region = canvas.edit_region(mask, options.context, min_side=R // 2)
-    region_mask = canvas.crop(mask, region)
-    if not region.within(W, H):  # beyond the border the model may draw freely; that part is cropped away later
-        region_mask = np.maximum(region_mask, region.outside(W, H))
+    region = canvas.edit_region(mask.regenerate, options.context, min_side=R // 2)
+    # Beyond the picture's border the model may draw freely; that part is cropped away later.
+    region_mask = mask.crop(region)
     region_image = canvas.crop(picture, region)
     if options.fill == "neutral":
-        region_image = canvas.neutral_fill(region_image, region_mask)
+        region_image = canvas.neutral_fill(region_image, region_mask.regenerate)
     x = _resize(region_image, R, cv2.INTER_CUBIC)
-    mask_R = cv2.resize(region_mask, (R, R), interpolation=cv2.INTER_AREA if region.side > R else cv2.INTER_LINEAR)
-    regenerate = scale_masks(
-        torch.from_numpy(mask_R), model.patch_nums, options.policy, options.dilation, options.strength
-    )
+    regenerate = region_mask.scales(R, model.patch_nums, options.policy, options.dilation, options.strength)
     return Plan(request, options, label, inputs, region, x, regenerate)
 
 
@@ -178,6 +150,3 @@ class EncodingCache:
         while len(self._items) > self.size:
             self._items.popitem(last=False)
         return encoded
-
-    def clear(self) -> None:
-        self._items.clear()

@@ -10,8 +10,7 @@ import base64
 import binascii
 import dataclasses
 import io
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,94 +19,79 @@ from PIL import Image
 
 from .errors import EditError
 from .metadata import carried
-from .options import EditOptions, OptionSpec, check_value
+from .modes import get_mode, mode_names
+from .options import EditOptions
 
-MODES = ("inpaint", "outpaint", "edit_class", "generate")
-SIDES = ("left", "right", "top", "bottom")
-MAX_MARGIN = 16384  # pixels per side; the canvas limits of `Limits` apply on top
-MAX_ZOOM_OUT = 8.0
 PNG_PREFIX = "data:image/png;base64,"
 
 Picture = str | Path | IO[bytes] | Image.Image | np.ndarray | bytes
 
 
-def _whole(name: str, value: Any, low: int, high: int, optional: bool = False) -> int | None:
-    return check_value(name, OptionSpec(int, name, "", low=low, high=high, nullable=optional), value, "Field")
-
-
-def _picture_ok(name: str, value: Any) -> None:
-    if value is not None and not isinstance(value, str | Path | Image.Image | np.ndarray | bytes | io.IOBase):
-        raise EditError(f"'{name}' must be a picture: a file path, PNG bytes or an image, not {type(value).__name__}.")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class EditRequest:
-    """One edit. mode: inpaint / outpaint / edit_class / generate.
+    """One edit: a registered mode (editing/modes) and its checked fields, options and a name.
 
-    image: the picture (path, PNG/JPEG bytes, PIL image or uint8 (H, W, 3) array), not for generate.
-    mask: what to regenerate (white, any colour or opaque = regenerate; same size as image), for
-    inpaint and edit_class. left/right/top/bottom: out-paint pixels per side; zoom_out: out-paint
-    by shrinking the picture into the middle (> 1, replaces the margins). class_id: the class for
-    edit_class and generate (generate without one is unconditional). name: names the output files.
+    `EditRequest("inpaint", image, mask, options=...)`, `EditRequest("outpaint", image, left=64)`,
+    `EditRequest("generate", class_id=3)`: image and mask are the picture fields (a path, PNG/JPEG
+    bytes, PIL image or uint8 (H, W, 3) array; the mask white, any colour or opaque = regenerate),
+    the other keywords the mode's own fields (read back as attributes: `request.left`). A field the
+    mode does not have is refused; None means not given. name: names the output files.
     """
 
     mode: str
-    image: Picture | None = None
-    mask: Picture | None = None
-    left: int = 0
-    right: int = 0
-    top: int = 0
-    bottom: int = 0
-    zoom_out: float | None = None
-    class_id: int | None = None
-    options: EditOptions = field(default_factory=EditOptions)
-    name: str | None = None
+    fields: dict[str, Any]
+    options: EditOptions
+    name: str | None
 
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise EditError(f"Unknown mode {self.mode!r}; use one of {', '.join(MODES)}.")
-        if not isinstance(self.options, EditOptions):
+    def __init__(
+        self,
+        mode: str,
+        image: Picture | None = None,
+        mask: Picture | None = None,
+        *,
+        options: EditOptions | None = None,
+        name: str | None = None,
+        **fields: Any,
+    ) -> None:
+        spec = get_mode(mode)
+        options = EditOptions() if options is None else options
+        if not isinstance(options, EditOptions):
             raise EditError("'options' must be EditOptions (or a dict of options in from_dict).")
-        _picture_ok("image", self.image)
-        _picture_ok("mask", self.mask)
-        for side in SIDES:
-            object.__setattr__(self, side, _whole(side, getattr(self, side), 0, MAX_MARGIN))
-        if self.zoom_out is not None:
-            z = self.zoom_out
-            if isinstance(z, bool) or not isinstance(z, int | float) or not math.isfinite(z) or not 1 <= z <= 8:
-                raise EditError(f"'zoom_out' must be a number from 1 to {MAX_ZOOM_OUT:g}, not {z!r}.")
-            object.__setattr__(self, "zoom_out", float(z) if z > 1 else None)
-        object.__setattr__(self, "class_id", _whole("class_id", self.class_id, 0, 1 << 17, optional=True))
-        if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
+        if name is not None and (not isinstance(name, str) or not name.strip()):
             raise EditError("'name' must be a non-empty text.")
-        if self.mode != "generate" and self.image is None:
-            raise EditError(f"A {self.mode} request needs an image.")
-        if self.mode in ("inpaint", "edit_class") and self.mask is None:
-            raise EditError(f"A {self.mode} request needs a mask: white (or any colour) where to regenerate.")
-        if self.mode == "edit_class" and self.class_id is None:
-            raise EditError("A class edit needs a class_id.")
-        if self.mode == "outpaint" and self.zoom_out is None and not any(getattr(self, s) for s in SIDES):
-            raise EditError("Nothing to out-paint: give pixels for at least one side, or a zoom_out above 1.")
+        object.__setattr__(self, "mode", spec.name)
+        object.__setattr__(self, "fields", spec.check({"image": image, "mask": mask, **fields}))
+        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "name", name)
 
-    @property
-    def margins(self) -> dict[str, int]:
-        return {side: getattr(self, side) for side in SIDES}
+    def __getattr__(self, key: str) -> Any:
+        fields = self.__dict__.get("fields") or {}
+        if key in fields:
+            return fields[key]
+        raise AttributeError(f"A {self.__dict__.get('mode')} request has no field {key!r}.")
 
     def with_options(self, **changes: Any) -> EditRequest:
         """A copy with some options changed (checked)."""
-        return dataclasses.replace(self, options=dataclasses.replace(self.options, **changes))
+        options = dataclasses.replace(self.options, **changes)
+        return EditRequest(self.mode, options=options, name=self.name, **self.fields)
+
+    def recorded(self) -> dict[str, Any]:
+        """The mode and its fields as recorded in the result's PNG (pictures aside, None left out): what
+        `compose.params_of` writes and the CLI's rerun-skip (`jobs.expected_params`) reads back."""
+        fields = get_mode(self.mode).recorded(self)
+        return {"mode": self.mode, **{k: v for k, v in fields.items() if v is not None}}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able data: pictures as file paths, or as PNG data URLs when they are in memory."""
         out: dict[str, Any] = {"mode": self.mode}
-        for key in ("image", "mask"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = str(value) if isinstance(value, str | Path) else _png_data_url(value)
-        out.update({side: v for side, v in self.margins.items() if v})
-        for key in ("zoom_out", "class_id", "name"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
+        for f in get_mode(self.mode).fields:
+            value = self.fields[f.name]
+            if value is not None and f.picture:
+                out[f.name] = str(value) if isinstance(value, str | Path) else _png_data_url(value)
+            elif value is not None:
+                out[f.name] = value
+        if self.name is not None:
+            out["name"] = self.name
         out["options"] = self.options.to_dict()
         return out
 
@@ -118,37 +102,23 @@ class EditRequest:
         """A request from JSON-like data, every field checked (one sentence per mistake).
 
         Options may be nested under "options" or given at the top level; the ones not given keep
-        `defaults` (the model's). Relative picture paths are read from `base_dir`.
+        `defaults` (the model's). Pictures are paths (relative ones read from `base_dir`) or data URLs.
         """
         if not isinstance(data, dict):
             raise EditError(f"An edit request must be a JSON object, not {type(data).__name__}.")
-        own = {f.name for f in dataclasses.fields(cls)} - {"options"}
+        if "mode" not in data:
+            raise EditError(f"The request has no 'mode'; use one of {', '.join(mode_names())}.")
+        mode = get_mode(data["mode"])
+        options = data.get("options", {})
+        if not isinstance(options, dict):
+            raise EditError('"options" must be a JSON object such as {"seed": 1}.')
         option_names = {f.name for f in dataclasses.fields(EditOptions)}
-        given_options: dict[str, Any] = {}
-        if "options" in data:
-            if not isinstance(data["options"], dict):
-                raise EditError('"options" must be a JSON object such as {"seed": 1}.')
-            given_options.update(data["options"])
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            if key == "options":
-                continue
-            if key in option_names:
-                given_options[key] = value
-            elif key in own:
-                kwargs[key] = value
-            else:
-                known = ", ".join(sorted(own | {"options"}))
-                raise EditError(f"Unknown field '{key}'; a request has {known} and the option names.")
-        for key in ("image", "mask"):
-            if key in kwargs and kwargs[key] is not None:
-                kwargs[key] = _picture_from_json(key, kwargs[key], base_dir)
-        if "mode" not in kwargs:
-            raise EditError(f"The request has no 'mode'; use one of {', '.join(MODES)}.")
-        for key in ("mode", "name"):
-            if key in kwargs and kwargs[key] is not None and not isinstance(kwargs[key], str):
-                raise EditError(f"'{key}' must be a text, not {kwargs[key]!r}.")
-        return cls(**kwargs, options=EditOptions.from_dict(given_options, defaults))
+        given = {k: v for k, v in data.items() if k not in ("mode", "options")}
+        options = {**options, **{k: given.pop(k) for k in list(given) if k in option_names}}
+        for f in mode.fields:
+            if f.picture and given.get(f.name) is not None:
+                given[f.name] = _picture_from_json(f.name, given[f.name], base_dir)
+        return cls(mode.name, **given, options=EditOptions.from_dict(options, defaults))
 
 
 def _png_data_url(value: Picture) -> str:

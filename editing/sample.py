@@ -11,19 +11,20 @@ rerun ('more smooth' rows, which blend codes instead of picking tokens, only up 
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-from var_core import VAR, VQVAE, SamplingOptions, sample_scales
+from var_core import VAR, VQVAE, SamplingOptions, ScaleStep, sample_scales
 
 from .edit_job import EditJob, Progress
+from .masks import finest_cells
 from .plan import Plan
-from .teacher_forcing import FIT_THRESHOLD, TeacherForcing
+from .teacher_forcing import TeacherForcing
 
 
 def row_seed(seed: int, candidate: int) -> int:
@@ -67,6 +68,18 @@ def sample(
     return out
 
 
+@dataclass
+class _Row:
+    """One candidate of one plan: a row of the batch. `index`: the plan's place in the pass's list."""
+
+    plan: Plan
+    index: int
+    candidate: int
+
+    def generator(self, device: str) -> torch.Generator:
+        return torch.Generator(device).manual_seed(row_seed(self.plan.seed, self.candidate))
+
+
 def _one_pass(
     plans: list[Plan],
     var: VAR,
@@ -76,24 +89,44 @@ def _one_pass(
     slots: list[int],
     turn: Callable[[], AbstractContextManager[None]],
 ) -> list[np.ndarray]:
-    labels, options, generators, sources, regenerate, replay, fit, owner = [], [], [], [], [], [], [], []
-    for p, plan in enumerate(plans):
-        for i in range(plan.options.num_samples):
-            labels.append(plan.label)
-            options.append(plan.options.sampling())
-            generators.append(torch.Generator(device).manual_seed(row_seed(plan.seed, i)))
-            sources.append(plan.source)
-            regenerate.append(plan.regenerate)
-            replay.append(plan.options.replay)
-            fit.append(FIT_THRESHOLD if plan.options.keep_fitting else None)
-            owner.append(p)
-    label_rows = torch.tensor(labels, device=device)
-    keep = None
-    if any(s is not None for s in sources):
-        keep = TeacherForcing.for_rows(vqvae, sources, regenerate, replay, device, fit)
-    K = var.num_scales
+    rows = [_Row(plan, p, i) for p, plan in enumerate(plans) for i in range(plan.options.num_samples)]
+    labels = torch.tensor([row.plan.label for row in rows], device=device)
+    options = [row.plan.options.sampling() for row in rows]
+    generators = [row.generator(device) for row in rows]
+    steps = sample_scales(var, vqvae, labels, options, generators, _keep_hook(rows, vqvae, device))
+    f_hat, tokens = _follow(steps, rows, vqvae, job, slots, turn)
+    finals = []
+    for r, row_options in enumerate(options):
+        with turn():
+            finals.append(_final(vqvae, f_hat, tokens, r, row_options))
+    pictures = np.concatenate(finals)
+    if job is not None and job.previews:
+        K = var.num_scales
+        job.report(Progress(K, K, _split(_paste_kept([Image.fromarray(a) for a in pictures], rows), rows, slots)))
+    owners = np.array([row.index for row in rows])
+    return [pictures[owners == p] for p in range(len(plans))]
+
+
+def _keep_hook(rows: list[_Row], vqvae: VQVAE, device: str) -> TeacherForcing | None:
+    """The batch's keep hook; None when no row keeps anything (generations only)."""
+    if all(row.plan.source is None for row in rows):
+        return None
+    sources = [row.plan.source for row in rows]
+    return TeacherForcing.for_rows(vqvae, sources, [row.plan.regenerate for row in rows], device=device)
+
+
+def _follow(
+    steps: Iterator[ScaleStep],
+    rows: list[_Row],
+    vqvae: VQVAE,
+    job: EditJob | None,
+    slots: list[int],
+    turn: Callable[[], AbstractContextManager[None]],
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run the sampler's steps to the end, one turn per scale, checking the job and showing previews -> the final
+    f_hat (B, Cvae, P, P) and the token maps [(B, pn_k^2)]."""
+    K = len(vqvae.quantize.patch_nums)
     f_hat, tokens = None, []
-    steps = sample_scales(var, vqvae, label_rows, options, generators, keep)
     while True:
         with turn():
             step = next(steps, None)
@@ -104,21 +137,12 @@ def _one_pass(
         if job is not None:
             job.check()
             if job.previews and step.k < K - 1:
-                shown = _paste_kept(_preview(vqvae, f_hat, step.k), plans, owner)
-                job.report(Progress(step.k + 1, K, _split(shown, owner, slots)))
+                shown = _paste_kept(_preview(vqvae, f_hat, step.k), rows)
+                job.report(Progress(step.k + 1, K, _split(shown, rows, slots)))
     assert f_hat is not None
     if job is not None:
         job.check()
-    finals = []
-    for r in range(len(owner)):
-        with turn():
-            finals.append(_final(vqvae, f_hat, tokens, r, options[r]))
-    rows = np.concatenate(finals)
-    if job is not None and job.previews:
-        shown = _paste_kept([Image.fromarray(a) for a in rows], plans, owner)
-        job.report(Progress(K, K, _split(shown, owner, slots)))
-    owners = np.array(owner)
-    return [rows[owners == p] for p in range(len(plans))]
+    return f_hat, tokens
 
 
 def _final(
@@ -146,23 +170,24 @@ def _preview(vqvae: VQVAE, f_hat: torch.Tensor, k: int) -> list[Image.Image]:
     return [Image.fromarray(a).resize((R, R), Image.NEAREST if pn <= 4 else Image.BICUBIC) for a in small]
 
 
-def _paste_kept(images: list[Image.Image], plans: list[Plan], owner: list[int]) -> list[Image.Image]:
+def _paste_kept(images: list[Image.Image], rows: list[_Row]) -> list[Image.Image]:
     """Previews (R x R) with the picture's own pixels in every cell the finest scale keeps, so that while an edit
     runs only what it redraws changes (the coarse maps of the kept area are not the picture yet)."""
     out = []
-    for image, p in zip(images, owner, strict=True):
-        plan = plans[p]
+    for image, row in zip(images, rows, strict=True):
+        plan = row.plan
         if plan.x is None or plan.regenerate is None:
             out.append(image)
             continue
-        R, pn = plan.x.shape[0], math.isqrt(plan.regenerate[-1].numel())
-        redrawn = plan.regenerate[-1].view(pn, pn).cpu().numpy().repeat(R // pn, 0).repeat(R // pn, 1)
+        cells = finest_cells(plan.regenerate)
+        scale = plan.x.shape[0] // cells.shape[0]
+        redrawn = cells.repeat(scale, 0).repeat(scale, 1)
         out.append(Image.fromarray(np.where(redrawn[..., None], np.asarray(image), plan.x)))
     return out
 
 
-def _split(images: list[Image.Image], owner: list[int], slots: list[int]) -> dict[int, list[Image.Image]]:
+def _split(images: list[Image.Image], rows: list[_Row], slots: list[int]) -> dict[int, list[Image.Image]]:
     out: dict[int, list[Image.Image]] = {slot: [] for slot in slots}
-    for image, p in zip(images, owner, strict=True):
-        out[slots[p]].append(image)
+    for image, row in zip(images, rows, strict=True):
+        out[slots[row.index]].append(image)
     return out

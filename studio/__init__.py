@@ -1,7 +1,7 @@
 """The editing studio: a Gradio page on top of `editing` (no model code here).
 
-layout (the page) -> settings (widgets generated from the option table) + tabs (one module per
-mode) -> session (the handlers: every run becomes one `EditRequest` for `Editor.submit`).
+layout (the page) -> settings (widgets generated from the option table) + tabs (made from the
+mode registry, editing/modes) -> session (the handlers: every run becomes one `EditRequest` for `Editor.submit`).
 `launch` is the command line (`python app.py`, `var-edit-studio`).
 """
 

@@ -1,109 +1,152 @@
-"""The named endpoints: in-paint, out-paint, class edit and generate, for gradio_client and MCP.
+"""The named endpoints, one per registered mode (editing/modes), for gradio_client, raw HTTP and MCP.
 
-Each returns one picture as a PNG carrying its parameters, and the parameters. The docstrings
-are what an agent reads when the studio runs with --mcp (Gradio turns each endpoint into a tool).
+Each endpoint takes the mode's fields as its own inputs (pictures as the caller's uploads, every other
+field a JSON value with its own schema) and the options as one object; it returns one picture as a
+PNG carrying its parameters, and the parameters. No field can stand for another, for the picture or
+for the mode. The docstrings are what an agent reads when the studio runs with --mcp (Gradio turns
+each endpoint into a tool).
 """
 
 from __future__ import annotations
 
+import inspect
+import json
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.exceptions import InvalidPathError
+from pydantic import ValidationError
+
+from editing import EditOptions, Mode, option_fields, registered
+from editing.modes import Field
+from editing.options import OptionSpec, range_text
 
 from .session import Session, user_error
 
+RETURNS = "The picture (PNG with its parameters in its metadata) and those parameters."
 
-def add_endpoints(session: Session) -> None:
-    """Create the endpoints inside the current gr.Blocks (their widgets stay hidden)."""
 
-    def inpaint(
-        image: str, mask: str, options: dict[str, Any] | None = None, request: gr.Request | None = None
-    ) -> tuple[str, dict[str, Any]]:
-        """Regenerate the masked part of a picture so that it fits the rest; every pixel outside the mask is kept.
+class StudioBlocks(gr.Blocks):
+    """gr.Blocks whose own input checks (a file the caller did not upload, a malformed file, too few
+    values) answer an API caller with one sentence instead of `{"error": null}` and a traceback."""
 
-        Args:
-            image: the picture (a PNG, JPEG or WebP file).
-            mask: a picture of the same size; painted pixels (white or any colour, or opaque where it has
-                transparency) are regenerated, black or transparent ones kept.
-            options: optional settings, e.g. {"seed": 1, "top_k": 100}; unknown keys are refused.
-        Returns:
-            The edited picture (PNG with its parameters in its metadata) and those parameters.
-        """
-        _need(image=image, mask=mask)
-        return session.api_run({"mode": "inpaint", "image": image, "mask": mask, "options": options}, _visitor(request))
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False) -> Any:
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error:
+            raise
+        except InvalidPathError as e:
+            raise user_error(
+                "Pictures must be your own uploads (gradio_client: handle_file; MCP: a URL or a data URL); "
+                "a file on the server cannot be named."
+            ) from e
+        except ValidationError as e:
+            raise user_error(
+                "A picture must be sent as an uploaded file (gradio_client: handle_file), not as a text or a number."
+            ) from e
+        except ValueError as e:  # too few or too many values for the endpoint
+            raise user_error(str(e).split("\n", 1)[0]) from e
 
-    def outpaint(
-        image: str, margins: dict[str, Any], options: dict[str, Any] | None = None, request: gr.Request | None = None
-    ) -> tuple[str, dict[str, Any]]:
-        """Grow a picture's canvas and fill the new area so that it continues the picture.
 
-        Args:
-            image: the picture (a PNG, JPEG or WebP file).
-            margins: pixels to add per side, e.g. {"left": 64, "right": 64, "top": 0, "bottom": 32}, or
-                {"zoom_out": 1.5} to shrink the picture into the middle of a canvas of the same size.
-            options: optional settings, e.g. {"seed": 1}.
-        Returns:
-            The grown picture (PNG with its parameters in its metadata) and those parameters.
-        """
-        _need(image=image)
-        if not isinstance(margins, dict):
-            raise user_error('Margins must be a JSON object such as {"left": 64}.')
-        return session.api_run({"mode": "outpaint", "image": image, **margins, "options": options}, _visitor(request))
+def json_schema(spec: OptionSpec) -> dict[str, Any]:
+    """The JSON schema of one field or option."""
+    if spec.kind is bool:
+        schema: dict[str, Any] = {"type": "boolean"}
+    elif spec.kind is str:
+        schema = {"type": "string", "enum": list(spec.choices or ())}
+    else:
+        schema = {"type": "integer" if spec.kind is int else "number"}
+        schema.update({k: v for k, v in (("minimum", spec.low), ("maximum", spec.high)) if v is not None})
+    return {"anyOf": [schema, {"type": "null"}]} if spec.nullable else schema
 
-    def edit_class(
-        image: str, mask: str, class_id: int, options: dict[str, Any] | None = None, request: gr.Request | None = None
-    ) -> tuple[str, dict[str, Any]]:
-        """Redraw the masked part of a picture as a chosen class (e.g. an ImageNet class), keeping the rest.
 
-        Args:
-            image: the picture (a PNG, JPEG or WebP file).
-            mask: a picture of the same size; painted pixels are redrawn, black or transparent ones kept.
-            class_id: the class to draw, 0 to the model's number of classes minus one.
-            options: optional settings, e.g. {"seed": 1, "cfg": 4.0} (cfg: how strongly to follow the class).
-        Returns:
-            The edited picture (PNG with its parameters in its metadata) and those parameters.
-        """
-        _need(image=image, mask=mask)
-        return session.api_run(
-            {"mode": "edit_class", "image": image, "mask": mask, "class_id": class_id, "options": options},
-            _visitor(request),
-        )
+def value_input(label: str, schema: dict[str, Any], default: Any = None) -> gr.JSON:
+    """A hidden API input that hands its JSON value on unchanged (the mode checks it) and publishes
+    `schema` (gr.JSON's own is not valid JSON schema, so MCP clients refused every call). The method is
+    replaced on the instance: a subclass of a Gradio component would make Gradio write a stub file here."""
+    box = gr.JSON(None if default is None else json.dumps(default), label=label)  # a default: optional for clients
+    box.api_info = lambda: schema  # type: ignore[method-assign]
+    return box
 
-    def generate(
-        class_id: int | None = None, options: dict[str, Any] | None = None, request: gr.Request | None = None
-    ) -> tuple[str, dict[str, Any]]:
-        """Draw a new picture of a class at the model's resolution (no class: anything).
 
-        Args:
-            class_id: the class to draw, 0 to the model's number of classes minus one; empty for no class.
-            options: optional settings, e.g. {"seed": 1, "cfg": 4.0}.
-        Returns:
-            The picture (PNG with its parameters in its metadata) and those parameters.
-        """
-        return session.api_run({"mode": "generate", "class_id": class_id, "options": options}, _visitor(request))
+def options_schema(options_cls: type = EditOptions) -> dict[str, Any]:
+    """The options object: every option of the table (others are refused with a sentence)."""
+    properties = {
+        name: {**json_schema(spec), "description": f"{spec.label}: {spec.help}"}
+        for name, _, spec in option_fields(options_cls)
+    }
+    return {"anyOf": [{"type": "object", "properties": properties}, {"type": "null"}]}  # unknown keys: refused
 
-    with gr.Row(visible=False):
-        image, mask = gr.File(label="image"), gr.File(label="mask")
-        options, margins = gr.JSON(label="options"), gr.JSON(label="margins")
-        class_id = gr.Number(label="class_id", precision=0)
-        result, params = gr.Image(label="result", type="filepath", format="png"), gr.JSON(label="params")
-    calls = (
-        (inpaint, [image, mask, options]),
-        (outpaint, [image, margins, options]),
-        (edit_class, [image, mask, class_id, options]),
-        (generate, [class_id, options]),
-    )
-    for fn, inputs in calls:
-        trigger = gr.Button(visible=False)
-        trigger.click(fn, inputs, [result, params], api_name=fn.__name__, concurrency_id="edit")
+
+def field_input(f: Field) -> gr.components.Component:
+    if f.picture:
+        return gr.File(label=f.name)
+    return value_input(f.name, {**json_schema(f.spec), "description": f.spec.help}, f.default)
+
+
+def _docstring(mode: Mode) -> str:
+    args = [f"    {f.name}: {f.spec.help}{range_text(f.spec)}" for f in mode.fields]
+    args.append('    options: optional settings, e.g. {"seed": 1}; unknown keys are refused.')
+    return f"{mode.doc}\n\nArgs:\n" + "\n".join(args) + f"\nReturns:\n    {RETURNS}"
+
+
+def endpoint(session: Session, mode: Mode) -> Any:
+    """The function behind a mode's endpoint: its parameters are the mode's fields and `options`."""
+    names = mode.field_names()
+
+    def call(*values: Any) -> tuple[str, dict[str, Any]]:
+        *fields, options, request = values
+        given = {name: Path(v) if isinstance(v, str) and f.picture else v
+                 for (name, v), f in zip(zip(names, fields, strict=True), mode.fields, strict=True)}  # fmt: skip
+        return session.api_run(mode.name, given, options, _visitor(request))
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [
+        inspect.Parameter(f.name, kind, default=inspect.Parameter.empty if f.required else f.default)
+        for f in mode.fields
+    ]
+    params.append(inspect.Parameter("options", kind, default=None))
+    # Gradio hands the caller's request to a parameter annotated gr.Request (not an input of the endpoint)
+    params.append(inspect.Parameter("request", kind, default=None, annotation=gr.Request))
+    call.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    call.__annotations__ = {"request": gr.Request}
+    call.__name__ = call.__qualname__ = mode.name
+    call.__doc__ = _docstring(mode)
+    return call
 
 
 def _visitor(request: gr.Request | None) -> str | None:
-    """An API caller is its session (one gradio_client Client): its edits share one turn on the device."""
+    """An API caller is its session (one gradio_client Client, one MCP connection): its edits share one turn
+    on the device."""
     return None if request is None else request.session_hash
 
 
-def _need(**files: str | None) -> None:
-    missing = [name for name, value in files.items() if not value]
-    if missing:
-        raise user_error(f"Send the {' and the '.join(missing)} file.")
+def _mcp_returns_every_output() -> None:
+    """Gradio's MCP server (6.x) wraps a two-output endpoint's result, a tuple, in a list when the client
+    asks for no progress, and sends it as one text; unpacked, the picture reaches the client as a picture."""
+    try:
+        from gradio.mcp import GradioMCPServer
+    except ImportError:  # gradio without its [mcp] extra: no MCP server to mend
+        return
+    original = GradioMCPServer._execute_tool_without_progress
+    if getattr(original, "unpacks_outputs", False):
+        return
+
+    async def every_output(self: Any, job: Any) -> list[Any]:
+        data = await original(self, job)
+        return list(data[0]) if len(data) == 1 and isinstance(data[0], tuple) else data
+
+    every_output.unpacks_outputs = True  # type: ignore[attr-defined]
+    GradioMCPServer._execute_tool_without_progress = every_output  # type: ignore[method-assign]
+
+
+def add_endpoints(session: Session) -> None:
+    """Create one endpoint per registered mode inside the current gr.Blocks (their widgets stay hidden)."""
+    _mcp_returns_every_output()
+    with gr.Row(visible=False):
+        result, params = gr.Image(label="result", type="filepath", format="png"), gr.JSON(label="params")
+        for mode in registered():
+            inputs = [field_input(f) for f in mode.fields] + [value_input("options", options_schema())]
+            trigger = gr.Button(visible=False)
+            trigger.click(endpoint(session, mode), inputs, [result, params], api_name=mode.name, concurrency_id="edit")

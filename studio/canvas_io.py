@@ -30,6 +30,7 @@ import base64
 import binascii
 import io
 import json
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -39,7 +40,9 @@ import numpy as np
 from PIL import Image
 
 from editing import EditError
+from editing.masks import Mask
 
+log = logging.getLogger("var-edit-studio")
 PREFIX = "__var_edit__"  # a hidden box's value; the page's script replaces it with PREFIX + JSON
 CHANGED_BUTTON = "canvas-changed"  # elem_id of the hidden button the script clicks for a new picture
 GRID = 16  # the fingerprint: mean colour of GRID x GRID cells of the picture on the canvas
@@ -166,10 +169,7 @@ class CanvasMask:
         """The painted mask as 'L' (255 = regenerate) at `size` (the full-resolution picture's)."""
         if self.mask is None:
             return Image.new("L", size, 0)
-        mask = Image.fromarray(self.mask.astype(np.uint8) * 255, "L")
-        if mask.size != size:  # strokes on a display copy, scaled to the full-resolution original
-            mask = mask.resize(size, Image.Resampling.BILINEAR).point(lambda v: 255 if v >= 128 else 0)
-        return mask
+        return Mask(self.mask).scaled(size).image()  # strokes on a display copy, read at the original's size
 
 
 def parse_mask(value: Any) -> CanvasMask:
@@ -191,6 +191,26 @@ def parse_mask(value: Any) -> CanvasMask:
     except (KeyError, TypeError, ValueError, IndexError, binascii.Error, OSError) as e:
         raise EditError("The page sent a mask that could not be read; reload the page and try again.") from e
     return CanvasMask(False, size, mask, print_)
+
+
+class PictureOnItsWay(EditError):
+    """The canvas shows a picture the server has not received yet (it follows in a moment)."""
+
+
+def read_canvas(
+    payload: str | None, original: Image.Image | None, shown: Image.Image | None
+) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """The full-resolution input, its display copy and the mask ('L', the input's size), from what the
+    page's script read off the canvas (only the strokes travel: the picture is already here). EditError
+    where the canvas does not hold the picture the server has (PictureOnItsWay: a new one on its way)."""
+    canvas = parse_mask(payload)
+    if canvas.empty:
+        raise EditError("Upload or paste a picture first.")
+    if original is None or shown is None or not canvas.shows(shown):
+        if shown is not None and canvas.size == shown.size:
+            log.info("canvas fingerprint differs from the picture by %.1f", canvas.difference(shown))
+        raise PictureOnItsWay("The picture on the canvas has not reached the server yet; try again in a moment.")
+    return original, shown, canvas.mask_at(original.size)
 
 
 def parse_picture(value: Any) -> bytes | None:

@@ -9,6 +9,7 @@ from editing.canvas import Region
 
 from .pictures import DISPLAY_MAX, display_copy
 
+VIEW_MIN = 256  # the cells view's longer side at least (small pictures enlarged by whole pixels)
 TINT = np.array([255, 64, 160], np.float32)
 
 
@@ -33,11 +34,17 @@ def cells_overlay(picture: Image.Image, regenerated: np.ndarray | None, region: 
 
 
 def cells_view(picture: Image.Image, regenerated: np.ndarray | None, region: Region | None) -> Image.Image:
-    """The cells overlay of a preview as the result's cells are shown (display_copy of the overlay),
-    drawn on the display copy for big pictures."""
+    """The cells overlay as the page shows it (display_copy of the overlay), drawn on the display copy for big
+    pictures (no full-size overlay); small pictures enlarged by whole pixels to at least VIEW_MIN px on their
+    longer side, so that their cells can be seen."""
     if region is None or max(picture.size) <= DISPLAY_MAX:
-        return display_copy(cells_overlay(picture, regenerated, region))
-    shown = display_copy(picture)
-    s = shown.width / picture.width
-    scaled = Region(round(region.x0 * s), round(region.y0 * s), max(1, round(region.side * s)))
-    return cells_overlay(shown, regenerated, scaled)
+        view = display_copy(cells_overlay(picture, regenerated, region))
+    else:
+        shown = display_copy(picture)
+        s = shown.width / picture.width
+        scaled = Region(round(region.x0 * s), round(region.y0 * s), max(1, round(region.side * s)))
+        view = cells_overlay(shown, regenerated, scaled)
+    factor = -(-VIEW_MIN // max(view.size))
+    if factor > 1:
+        view = view.resize((view.width * factor, view.height * factor), Image.Resampling.NEAREST)
+    return view

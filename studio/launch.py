@@ -16,6 +16,9 @@ from typing import Any
 from editing import Limits, default_device
 from editing.turns import EDITS_AT_ONCE
 
+from .uploads import FILE_MB, TOTAL_MB, VISITOR_MB, Uploads
+from .workdir import Workdir
+
 MB = 1024 * 1024
 
 
@@ -62,7 +65,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 = any free port)")
     p.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
     p.add_argument("--auth", help="require a login, given as user:password")
-    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (default 50)")
+    p.add_argument(
+        "--max-upload-mb", type=float, default=FILE_MB, help=f"largest accepted upload in MB (default {FILE_MB:g})"
+    )
+    p.add_argument(
+        "--max-uploads-mb",
+        type=float,
+        default=TOTAL_MB,
+        help=f"uploads the studio holds at once, in all, in MB (default {TOTAL_MB:g}); "
+        "each is removed once its edit has read it",
+    )
+    p.add_argument(
+        "--max-uploads-per-visitor-mb",
+        type=float,
+        default=VISITOR_MB,
+        help=f"uploads one visitor (a client address) holds at once, in MB (default {VISITOR_MB:g})",
+    )
     p.add_argument(
         "--concurrency",
         type=int,
@@ -96,6 +114,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--vae and --var must be given together")
     if args.auth is not None and ":" not in args.auth:
         p.error("--auth must look like user:password")
+    for flag in ("max_upload_mb", "max_uploads_mb", "max_uploads_per_visitor_mb"):
+        if getattr(args, flag) <= 0:
+            p.error(f"--{flag.replace('_', '-')} must be more than 0")
     if args.concurrency < 1:
         p.error("--concurrency must be at least 1")
     if args.workers < 1:
@@ -170,6 +191,16 @@ def start_workers(args: argparse.Namespace, limits: Limits) -> Any:
     return RemoteEditor(args.model, args.workers, args.ray, args.device, args.dtype, gpus, limits=limits)
 
 
+def log_loaded(editor: Any, workers: int = 0) -> None:
+    """One log line: which model was loaded, its resolution, on which device in which number format."""
+    info = editor.info
+    where = f" in {workers} workers" if workers else ""
+    logging.getLogger("studio").info(
+        "Model %s loaded%s: %d px pictures, %.0fM parameters, on %s in %s.",
+        info.name, where, info.image_size, info.parameters / 1e6, info.device, info.dtype,
+    )  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Load the model and serve the studio until stopped (Ctrl-C or SIGTERM remove its files)."""
     args = parse_args(argv)
@@ -229,6 +260,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             editor = loader(args.model) if listed else from_command_line()
     except (ValueError, OSError) as e:  # EditError, CheckpointError, missing files
         sys.exit(f"error: {e}")
+    log_loaded(editor, args.workers if workers else 0)
+
+    uploads = Uploads(args.max_uploads_mb, args.max_uploads_per_visitor_mb, args.max_upload_mb)
+    workdir = Workdir()  # before Gradio is imported: its cache goes inside, and goes with it
+    os.environ["GRADIO_TEMP_DIR"] = str(workdir.gradio_cache)
 
     from .layout import CSS, HEAD, build_app
 
@@ -242,7 +278,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     concurrency = max(args.concurrency, args.workers)  # every worker busy at once, the rest queue
     demo = build_app(
-        editor, models, concurrency, time_limit=args.max_edit_seconds, keep_files=args.keep_files_minutes * 60
+        editor,
+        models,
+        concurrency,
+        time_limit=args.max_edit_seconds,
+        keep_files=args.keep_files_minutes * 60,
+        workdir=workdir,
+        uploads=uploads,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the files are removed (atexit), as on Ctrl-C
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
@@ -257,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         head=HEAD,
         footer_links=["api"],
         mcp_server=args.mcp,
-        app_kwargs={"exception_handlers": not_found_handlers()},
+        app_kwargs={"exception_handlers": not_found_handlers(), "middleware": [uploads.middleware()]},
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+from importlib import resources
 from typing import Any
 
 import gradio as gr
@@ -10,24 +11,40 @@ import gradio as gr
 from editing import EditOptions, EditorProtocol
 from editing.turns import EDITS_AT_ONCE
 
-from . import canvas_io, gradio_files
-from .api import add_endpoints
+from . import canvas_io, gradio_files, history, page
+from .api import StudioBlocks, add_endpoints
 from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
-from .pictures import BRUSH_SIZE
-from .session import BRUSH_COLOURS, Outputs, Session, user_error
+from .pictures import BRUSH_COLOURS, BRUSH_SIZE
+from .runs import Outputs, run_handler, select
+from .session import Session, user_error
 from .settings import build_settings
-from .tabs import Run, class_edit, inpaint, outpaint
+from .tabs import build_tabs
+from .tabs import outpaint as _outpaint  # noqa: F401  (registers out-paint's preview tool)
+from .uploads import Uploads
+from .workdir import Workdir
 
 CSS = """
-#live-preview img, #candidates img {image-rendering: pixelated;}
+#live-preview img, #candidates img, #mask-cells img {image-rendering: pixelated;}
 #candidates .grid-wrap {height: auto; max-height: none; min-height: 0;}
 #candidates .thumbnail-item {aspect-ratio: auto; height: auto;}
 #candidates .thumbnail-item img {width: 100%; height: auto; object-fit: contain;}
 #candidates .gallery-item:only-child {width: 50%;}
-"""  # candidates at their own shape (photos are rarely square), the box as tall as they are, one at half width
-HEAD = canvas_io.HEAD  # launch with css=CSS, head=HEAD: the page's script that reads the canvas
-PICTURE_MAX_MB = 50
+#candidates .caption-label {position: static; transform: none; max-width: 100%; background: none; color: inherit;}
+#candidates .thumbnail-item:has(img.wide) {grid-column: 1 / -1;}
+@media (min-width: 1024px) {
+  #result-column {position: sticky; top: 8px; align-self: flex-start;}
+  #result-column #live-preview img {max-height: 40vh;}
+}
+@media (max-width: 640px) {
+  #candidates .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}
+}
+"""  # candidates at their own shape (photos are rarely square), the box as tall as they are, one at half width,
+# panoramas (marked wide by the page's script) across the whole row, captions under the picture; on wide
+# screens the result column stays in view while the left column scrolls to the run buttons; on phones two a row
+# launch with css=CSS, head=HEAD: the page's script that reads the canvas, and the one for upload messages
+UPLOADS_JS = (resources.files("studio") / "static" / "uploads.js").read_text(encoding="utf-8")
+HEAD = canvas_io.HEAD + "<script>" + UPLOADS_JS + "</script>"
 STOPPING_JS = "(status) => /^(Starting|Waiting|Scale)/.test(status || '') ? 'Stopping…' : status"
 
 
@@ -38,6 +55,8 @@ def build_app(
     options_cls: type = EditOptions,
     time_limit: float | None = None,
     keep_files: float = 3600,
+    workdir: Workdir | None = None,
+    uploads: Uploads | None = None,
 ) -> gr.Blocks:
     """The editing studio around `editor` (for embedding: `build_app(editor).launch(css=CSS, head=HEAD)`).
 
@@ -45,13 +64,15 @@ def build_app(
     fixed and no list is shown); concurrency: how many
     visitors' edits are accepted at once (their passes take turns on the device); options_cls: the
     option table the settings are generated from; time_limit: seconds an edit may run; keep_files:
-    seconds after which served result files are deleted (a page keeps only its latest results).
+    seconds after which served result files are deleted (a page keeps only its latest results);
+    workdir: the studio's temporary folder (None: a new one), removed at exit; uploads: the ledger of
+    uploads (caps: launch with app_kwargs={"middleware": [uploads.middleware()]}).
     """
     gradio_files.install()
-    session = Session(editor, time_limit)
+    session = Session(editor, time_limit, workdir, uploads)
     model_view = ModelPanelView(session, models)
     # Gradio's copies of served files: swept every 10 minutes, removed after keep_files seconds.
-    with gr.Blocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
+    with StudioBlocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
         gr.Markdown(
             "# VAR editing studio\nPaint over what should change, pick a mode, press run. "
             "Each result streams coarse-to-fine, one scale at a time."
@@ -59,13 +80,13 @@ def build_app(
         model_view.build_notice()
         original = gr.State(None)  # the full-resolution input picture (PIL RGB), kept on the server
         shown = gr.State(None)  # the copy shown on the canvas
-        history = gr.State([])  # earlier inputs, for "Back"
+        earlier = gr.State([])  # earlier inputs, for "Back"
         paths = gr.State([])  # PNG files of the last run's candidates
         selected = gr.State(0)
         last_seed = gr.State(None)
-        # This page's JobSlot (made on page load): its running edit, for Stop, and its result files,
+        # This page's Page (made on page load): its running edit, for Stop, and its result files,
         # removed when the page closes (Gradio deletes a closed page's state with this callback).
-        slot = gr.State(None, delete_callback=session.page_closed)
+        page_state = gr.State(None, delete_callback=page.page_closed)
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
@@ -95,17 +116,16 @@ def build_app(
                 changed_btn = canvas_io.changed_button()
                 mask_panel = MaskPanel(session)
                 mask_accordion = mask_panel.build()
-                with gr.Tabs() as tabs:
-                    runs: list[Run] = inpaint.build()
-                    out_runs, margins, preview_btn, canvas_preview, canvas_note = outpaint.build()
-                    class_runs, class_dd = class_edit.build(session.class_choices())
-                    runs += out_runs + class_runs
+                with gr.Tabs():
+                    tabs = build_tabs(session.class_choices())
+                runs = [run for tab in tabs for run in tab.runs]
+                class_dd = next(dd for tab in tabs for dd in tab.class_lists)  # the model panel updates it
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Row():
                     reuse_btn = gr.Button("Reuse last seed", size="sm", elem_id="reuse-seed")
-                settings = build_settings(editor.defaults, editor.num_scales, options_cls)
+                settings = build_settings(editor.defaults, editor.num_scales, options_cls, editor.limits.candidates)
 
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, elem_id="result-column"):
                 live = gr.Image(
                     label="Live preview (coarse to fine)",
                     type="pil",
@@ -138,9 +158,11 @@ def build_app(
                 )
 
         panel = model_view.build()
-        model_view.wire(demo, settings, class_dd, slot)
+        model_view.wire(demo, settings, class_dd, page_state)
 
-        mask_panel.wire(mask_box, original, shown, settings, clear_btn, tabs, mask_accordion)
+        mask_panel.wire(
+            mask_box, original, shown, settings, clear_btn, [(t.tab, t.uses_mask) for t in tabs], mask_accordion
+        )
         out = Outputs(live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown)
         # Progress, queue position and error marks go on the status line only, not on every output.
         run_kw: dict[str, Any] = {"concurrency_id": "edit", "show_progress_on": [status], "api_visibility": "private"}
@@ -148,28 +170,27 @@ def build_app(
         # No event reads the canvas, listens to it or shows its progress on it (canvas_io: Gradio would
         # export the picture again and again): a script in the page reads the strokes for a run, and a
         # new picture once, into hidden boxes (a script-only event); the handler reads those.
-        picture = [mask_box, original, shown, slot]
+        picture = [mask_box, original, shown, page_state]
         for run in runs:
             inputs = {*picture, *run.components, *settings.components}
-            handler = session.run_handler(run, settings, mask_box, slot, out)
+            handler = run_handler(session, run, settings, mask_box, page_state, out)
             read = run.button.click(None, [mask_box], [mask_box], js=canvas_io.READ_MASK_JS, **quick)
             checked = read.then(
-                model_view.check_page, [slot], model_view.refresh_outputs, concurrency_limit=None, **quick
+                model_view.check_page, [page_state], model_view.refresh_outputs, concurrency_limit=None, **quick
             )
             checked.success(handler, inputs, out.all(), **run_kw)
         # "Stopping…" at once, in the page, while a run shows its progress; then the server stops it.
         stopping = stop_btn.click(None, [status], [status], js=STOPPING_JS, **quick)
-        stopping.then(session.stop, [slot], None, concurrency_limit=None, **quick)
+        stopping.then(page.stop, [page_state], None, concurrency_limit=None, **quick)
 
-        new_picture = [canvas, original, shown, history, history_md, known_box]
+        new_picture = [canvas, original, shown, earlier, history_md, known_box]
         to_canvas = {**quick, "show_progress_on": [history_md]}
-        open_btn.upload(session.open_file, [open_btn], new_picture, **to_canvas)
+        open_btn.upload(session.uploads.releasing(history.open_file), [open_btn], new_picture, **to_canvas)
         read = changed_btn.click(None, [picture_box, known_box], [picture_box], js=canvas_io.READ_PICTURE_JS, **quick)
-        read.then(session.canvas_uploaded, [picture_box], new_picture, **to_canvas)
-        clear_btn.click(session.clear_mask, [shown], [canvas], **to_canvas)
-        back_btn.click(session.back, [history], new_picture, **to_canvas)
-        continue_btn.click(session.continue_from, [paths, selected, original, history], new_picture, **to_canvas)
-        gallery.select(session.select, [paths], [selected, download], **quick)
+        read.then(history.canvas_uploaded, [picture_box], new_picture, **to_canvas)
+        back_btn.click(history.back, [earlier], new_picture, **to_canvas)
+        continue_btn.click(history.continue_from, [paths, selected, original, earlier], new_picture, **to_canvas)
+        gallery.select(select, [paths], [selected, download], **quick)
         show_cells.change(lambda on: gr.update(visible=on), [show_cells], [cells], **quick)
         seed_widget = settings.widgets.get("seed")
         if seed_widget is not None:
@@ -180,23 +201,16 @@ def build_app(
                 **quick,
             )
 
-        def preview_outpaint(values: dict[Any, Any]) -> tuple[Any, str]:
+        def picture_of(values: dict[Any, Any]) -> Any:
             try:
-                image, _, _ = session.canvas_input(values[mask_box], values[original], values[shown])
-                return outpaint.describe(image, outpaint.margins(values, margins))
+                return canvas_io.read_canvas(values[mask_box], values[original], values[shown])[0]
             except ValueError as e:  # EditError: one sentence
                 raise user_error(str(e)) from e
 
-        read = preview_btn.click(None, [mask_box], [mask_box], js=canvas_io.READ_MASK_JS, **quick)
-        read.then(
-            preview_outpaint,
-            {mask_box, original, shown, *margins.values()},
-            [canvas_preview, canvas_note],
-            show_progress_on=[canvas_note],
-            api_visibility="private",
-        )
+        for extra in (extra for tab in tabs for extra in tab.extras):
+            extra.wire(mask_box, picture_of, {mask_box, original, shown})
 
-        demo.load(session.page_loaded, None, [panel.info, class_dd, slot], **quick)
+        demo.load(session.page_loaded, None, [panel.info, class_dd, page_state], **quick)
         add_endpoints(session)
     demo.queue(default_concurrency_limit=concurrency)
     atexit.register(session.close)

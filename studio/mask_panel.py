@@ -12,7 +12,6 @@ reads it, so the view shows what a run will redraw.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -22,11 +21,13 @@ from PIL import Image, ImageOps
 from editing import EditError, EditRequest
 from editing.canvas import Region, load_mask, open_guarded
 from editing.mask_tools import grow, invert, select_object
+from editing.masks import Mask
 
 from . import canvas_io
+from .canvas_io import PictureOnItsWay
 from .cells import cells_view
 from .pictures import display_copy
-from .session import PictureOnItsWay, Session, user_error
+from .session import Session, user_error
 from .settings import Settings
 from .tabs import Values
 
@@ -36,7 +37,9 @@ SAME_SHAPE = 0.01  # a mask of another size is scaled when its shape differs by 
 Change = Callable[[np.ndarray, Image.Image, int], np.ndarray]  # (mask, picture, pixels) -> mask
 CELL_OPTIONS = ("policy", "strength", "dilation", "context")  # the options the cells depend on
 CLICK_CHANGED = f"() => document.getElementById('{canvas_io.MASK_CHANGED_BUTTON}').click()"
+# "Clear mask": every layer wiped as one step of the canvas's history (Undo brings the mask back).
 NOTHING = "Paint on the picture (or use a tool) to see which token cells a run will redraw."
+CLEAR_JS = f"async () => (window.__varEdit && await window.__varEdit.clearMask()) || {NOTHING!r}"
 
 
 class MaskPanel:
@@ -93,12 +96,12 @@ class MaskPanel:
         shown: gr.State,
         settings: Settings,
         clear_btn: gr.Button,
-        tabs: gr.Tabs,
+        tabs: list[tuple[gr.Tab, bool]],
         panel: gr.Accordion,
     ) -> None:
         """Connect the tools. mask_box: the hidden box READ_MASK_JS fills; original / shown: the
-        picture's states; clear_btn: the canvas's "Clear mask"; tabs: the mode tabs (the panel is
-        hidden on Out-paint, which grows the canvas instead)."""
+        picture's states; clear_btn: the canvas's "Clear mask"; tabs: the mode tabs, each with
+        whether its modes use the painted mask (the panel is hidden on the others, e.g. Out-paint)."""
         quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
         tool: dict[str, Any] = {**quick, "show_progress_on": [self.note], "show_progress": "minimal"}
         picture = {mask_box, original, shown}
@@ -115,7 +118,8 @@ class MaskPanel:
         on_canvas(self.shrink, lambda mask, picture, pixels: grow(mask, -pixels))
         on_canvas(self.select, lambda mask, picture, pixels: select(mask, picture))
 
-        uploaded = self.upload.upload(self.uploaded, [self.upload, original, shown], [self.mask_out], **tool)
+        read_mask = self.session.uploads.releasing(self.uploaded)
+        uploaded = self.upload.upload(read_mask, [self.upload, original, shown], [self.mask_out], **tool)
         uploaded.success(None, [self.mask_out, self.note], [self.note], **draw)
 
         read = self.save.click(None, [mask_box], [mask_box], js=canvas_io.READ_MASK_JS, **quick)
@@ -130,16 +134,17 @@ class MaskPanel:
             [self.view, self.note],
             **latest,
         )
-        clear_btn.click(lambda: (None, NOTHING), None, [self.view, self.note], **quick)
+        clear_btn.click(None, None, [self.note], js=CLEAR_JS, **quick)
         for name in CELL_OPTIONS:  # the settings that change which cells are redrawn: look again
             if name in settings.widgets:
                 settings.widgets[name].change(None, None, None, js=CLICK_CHANGED, **quick)
-        tabs.select(follow_tab, None, [panel], **quick)
+        for tab, uses_mask in tabs:
+            tab.select(lambda on=uses_mask: gr.update(visible=on), None, [panel], **quick)
 
     # ---- handlers ------------------------------------------------------------------------
     @staticmethod
     def _canvas_mask(payload: str | None, original: Any, shown: Any) -> tuple[Image.Image, Image.Image, np.ndarray]:
-        picture, display, mask = Session.canvas_input(payload, original, shown)
+        picture, display, mask = canvas_io.read_canvas(payload, original, shown)
         return picture, display, np.asarray(mask) >= 128
 
     def _tool(
@@ -166,7 +171,7 @@ class MaskPanel:
             raise user_error("No file was received.")
         try:
             image = ImageOps.exif_transpose(open_guarded(path, "mask", self.session.editor.limits.picture_pixels))
-            mask = load_mask(image, image.size) >= 0.5
+            mask = load_mask(image, image.size)
         except EditError as e:
             raise user_error(str(e)) from e
         (w, h), (W, H) = image.size, original.size
@@ -189,9 +194,7 @@ class MaskPanel:
                 raise user_error(str(e)) from e
             if not mask.any():
                 raise user_error("Nothing is painted yet, so there is no mask to save.")
-            folder = Path(self.session.workdir) / "masks"
-            folder.mkdir(exist_ok=True)
-            path = folder / f"mask-{picture.width}x{picture.height}.png"
+            path = self.session.workdir.masks() / f"mask-{picture.width}x{picture.height}.png"
             Image.fromarray(mask.astype(np.uint8) * 255, "L").save(path)
             return str(path)
 
@@ -237,28 +240,35 @@ def select(hint: np.ndarray, picture: Image.Image) -> np.ndarray:
     return to_canvas(found, picture.size)
 
 
-def follow_tab(evt: gr.SelectData) -> dict[str, Any]:
-    """The panel is shown on the tabs that use a painted mask (not on Out-paint)."""
-    return gr.update(visible=evt.value != "Out-paint")
-
-
 def to_canvas(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A bool (H, W) mask at another size (width, height): enlarged by copying pixels, shrunk by
     averaging (half or more = regenerate), the way a run reads the canvas."""
-    if (mask.shape[1], mask.shape[0]) == tuple(size):
-        return mask.astype(bool)
-    image = Image.fromarray(mask.astype(np.uint8) * 255, "L")
-    if size[0] >= mask.shape[1] and size[1] >= mask.shape[0]:
-        return np.asarray(image.resize(size, Image.Resampling.NEAREST)) >= 128
-    return np.asarray(image.resize(size, Image.Resampling.BILINEAR)) >= 128
+    regenerate = Mask(mask.astype(bool))
+    if regenerate.size != tuple(size) and size[0] >= mask.shape[1] and size[1] >= mask.shape[0]:
+        return np.asarray(regenerate.image().resize(size, Image.Resampling.NEAREST)) > 0
+    return regenerate.scaled(size).regenerate
+
+
+def covering(region: Region, cells: int, width: int, height: int) -> np.ndarray:
+    """Which of the region's cells x cells grid lie (at least partly) on the width x height picture, bool (P, P);
+    the rest pad the model's square past the picture's border."""
+    edges = np.arange(cells + 1) * region.side / cells
+    rows = (region.y0 + edges[1:] > 0) & (region.y0 + edges[:-1] < height)
+    cols = (region.x0 + edges[1:] > 0) & (region.x0 + edges[:-1] < width)
+    return rows[:, None] & cols[None, :]
 
 
 def cells_note(mask: np.ndarray, regenerated: np.ndarray | None, region: Region | None) -> str:
-    """One line: how much of the picture is masked and how many finest-scale cells are redrawn."""
+    """One line: how much of the picture (mask: bool (H, W), the picture's size) is masked and how many
+    finest-scale cells on the picture are redrawn."""
     if regenerated is None or region is None:
         return NOTHING
     P = regenerated.shape[0]
+    on_picture = covering(region, P, mask.shape[1], mask.shape[0])
+    rows, cols = int(on_picture.any(1).sum()), int(on_picture.any(0).sum())
+    redrawn = int((np.asarray(regenerated, bool) & on_picture).sum())
     return (
-        f"The mask covers {100 * mask.mean():.1f} % of the picture: a run redraws **{int(regenerated.sum())}** "
-        f"of the {P}×{P} cells of the finest scale, over a {region.side}×{region.side} px square."
+        f"The mask covers {100 * mask.mean():.1f} % of the picture: a run redraws "
+        f"**{redrawn}** of the {cols}×{rows} cells of the finest scale on the picture "
+        f"({region.side / P:.0f} px each)."
     )

@@ -5,7 +5,7 @@ itself, with the old model dropped first and brought back on failure, is `editin
 this module is its page. With switching locked (`--no-model-switch`, the default off loopback) the
 load handler is not registered at all (a call to it is answered 404), and `ModelSwitch.switch` refuses
 as well. Each page remembers the model its settings were made for
-(`JobSlot.model`); a run after someone else switched is refused once, in one sentence, while the
+(`Page.model`); a run after someone else switched is refused once, in one sentence, while the
 page's settings and classes are brought up to date.
 """
 
@@ -24,7 +24,8 @@ import gradio as gr
 from editing import ModelEntry, ModelSwitch, SwitchError
 from editing.models import format_size
 
-from .session import JobSlot, Session, user_error
+from .page import Page
+from .session import Session, user_error
 from .settings import Settings
 
 DEMO_NOTICE = (
@@ -172,7 +173,7 @@ class ModelPanelView:
             out.update(self._settings.show(editor.defaults, editor.num_scales))
         return out
 
-    def wire(self, demo: gr.Blocks, settings: Settings, classes: gr.Dropdown, slot: gr.State) -> None:
+    def wire(self, demo: gr.Blocks, settings: Settings, classes: gr.Dropdown, page: gr.State) -> None:
         """The panel's events: a new page shows the model loaded now (the page was built for the start
         model), and, where switching is allowed, Load."""
         assert self.panel is not None
@@ -186,7 +187,7 @@ class ModelPanelView:
 
         bar = self.panel.bar
 
-        def load_model(name: str | None, page: JobSlot | None) -> Iterator[dict]:
+        def load_model(name: str | None, state: Page | None) -> Iterator[dict]:
             """Switch in the background; the bar follows the download byte by byte, then the panel shows the model."""
             events: queue.Queue[tuple[str, int, int | None] | None] = queue.Queue()
             outcome: dict[str, Any] = {}
@@ -211,14 +212,14 @@ class ModelPanelView:
             if "error" in outcome:
                 yield {bar: gr.update(value="", visible=False)}
                 raise user_error(str(outcome["error"]))
-            if isinstance(page, JobSlot):
-                page.model = self.session.model_serial
+            if isinstance(state, Page):
+                state.model = self.session.model_serial
             gr.Info(f"Loaded model {outcome['editor'].info.name}.")
             yield {**self.page_state(), bar: gr.update(value="", visible=False)}
 
         self.panel.button.click(
             load_model,
-            [self.panel.choice, slot],
+            [self.panel.choice, page],
             [*self._refresh, bar],
             api_name="load_model",
             api_visibility="private",
@@ -227,7 +228,7 @@ class ModelPanelView:
             show_progress="hidden",
         )
 
-    def check_page(self, page: JobSlot | None) -> dict[Any, Any]:
+    def check_page(self, page: Page | None) -> dict[Any, Any]:
         """Before a run: a page whose settings were made for another model gets the current model's (the
         run then refuses once, in one sentence); otherwise nothing changes."""
         if self.session.page_is_current(page):

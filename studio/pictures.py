@@ -13,6 +13,7 @@ PREVIEW_MAX = 384  # each candidate in the live preview strip
 # brush is changed on its own, so the brush is never changed.
 CANVAS_SIDE = 1024
 BRUSH_SIZE = round(0.03 * CANVAS_SIDE)
+BRUSH_COLOURS = ["#ff00ff", "#00e0ff", "#ffe600"]
 
 
 def display_copy(image: Image.Image, longest_side: int = DISPLAY_MAX) -> Image.Image:

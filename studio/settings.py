@@ -16,7 +16,8 @@ from editing import EditOptions, option_fields
 from editing.options import OptionSpec
 
 # Sliders for options whose table range is far wider than anyone drags (e.g. top_k up to 2^17).
-SLIDER_MAX = {"top_k": 4096, "num_samples": 8, "dilation": 8, "feather": 32, "cfg": 20.0}
+SLIDER_MAX = {"top_k": 4096, "dilation": 8, "feather": 32, "cfg": 20.0}
+RANDOM = "random"  # what the seed box shows while "Random seed" is ticked
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Settings:
         given = {name: values[w] for name, w in self.widgets.items()}
         if values[self.random_seed] or given.get("seed") in (None, ""):
             given["seed"] = None
-        return self.options_cls.from_dict(given, _defaults_of(self.options_cls, defaults))
+        return self.options_cls.from_dict(given, defaults)
 
     def show(self, defaults: EditOptions, num_scales: int) -> dict[gr.components.Component, Any]:
         """Updates that put the widgets back to a (new) model's defaults."""
@@ -46,18 +47,11 @@ class Settings:
             if name == "strength":
                 out[self.widgets[name]] = gr.update(value=value, maximum=max(0, num_scales - 1))
             elif name == "seed":
-                out[self.widgets[name]] = value if value is not None else 0
+                out[self.widgets[name]] = value
             else:
                 out[self.widgets[name]] = value
         out[self.random_seed] = getattr(defaults, "seed", None) is None
         return out
-
-
-def _defaults_of(options_cls: type, defaults: EditOptions) -> Any:
-    """The model's defaults as an instance of `options_cls` (a subclass may add fields)."""
-    if isinstance(defaults, options_cls):
-        return defaults
-    return options_cls.from_dict({k: v for k, v in defaults.to_dict().items()})
 
 
 def _studio_value(value: Any, default: Any, spec: OptionSpec) -> Any:
@@ -65,7 +59,7 @@ def _studio_value(value: Any, default: Any, spec: OptionSpec) -> Any:
     return spec.studio_default if spec.studio_default is not None and value == default else value
 
 
-def _widget(name: str, value: Any, spec: OptionSpec, num_scales: int) -> gr.components.Component:
+def _widget(name: str, value: Any, spec: OptionSpec, num_scales: int, most: int) -> gr.components.Component:
     info = spec.help
     elem_id = f"opt-{name.replace('_', '-')}"
     if spec.kind is bool:
@@ -73,16 +67,22 @@ def _widget(name: str, value: Any, spec: OptionSpec, num_scales: int) -> gr.comp
     if spec.choices:
         return gr.Radio(list(spec.choices), value=value, label=spec.label, info=info, elem_id=elem_id)
     if name == "seed":
-        return gr.Number(value if value is not None else 0, label=spec.label, info=info, precision=0, elem_id=elem_id)
+        return gr.Number(value, label=spec.label, info=info, precision=0, placeholder=RANDOM, elem_id=elem_id)
     high = SLIDER_MAX.get(name, spec.high)
     if name == "strength":
         high = max(0, num_scales - 1)
+    if name == "num_samples":  # the studio's limit (--max-candidates), said beside the box
+        high = min(high, most)
+        info = f"{info} Up to {high} here."
     step = spec.step or (1 if spec.kind is int else 0.01)
     return gr.Slider(spec.low, high, value=value, step=step, label=spec.label, info=info, elem_id=elem_id)
 
 
-def build_settings(defaults: EditOptions, num_scales: int, options_cls: type = EditOptions) -> Settings:
-    """Create the settings widgets (inside the current gr.Blocks), basic ones first."""
+def build_settings(
+    defaults: EditOptions, num_scales: int, options_cls: type = EditOptions, max_candidates: int = 64
+) -> Settings:
+    """Create the settings widgets (inside the current gr.Blocks), basic ones first. max_candidates:
+    the studio's limit on candidates per edit (the Candidates slider goes up to it)."""
     widgets: dict[str, gr.components.Component] = {}
     fields = option_fields(options_cls)
     basic = [f for f in fields if not f[2].advanced]
@@ -96,9 +96,14 @@ def build_settings(defaults: EditOptions, num_scales: int, options_cls: type = E
         )
         for name, default, spec in basic:
             value = _studio_value(getattr(defaults, name, default), default, spec)
-            widgets[name] = _widget(name, value, spec, num_scales)
+            widgets[name] = _widget(name, value, spec, num_scales, max_candidates)
         with gr.Accordion("Advanced", open=False, elem_id="settings-advanced"):
             for name, default, spec in advanced:
                 value = _studio_value(getattr(defaults, name, default), default, spec)
-                widgets[name] = _widget(name, value, spec, num_scales)
+                widgets[name] = _widget(name, value, spec, num_scales, max_candidates)
+    seed = widgets.get("seed")
+    if seed is not None:  # ticked: the box empties (its placeholder says "random"); a typed seed unticks it
+        quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private", "queue": False}
+        random_seed.input(lambda on: None if on else gr.skip(), [random_seed], [seed], **quick)
+        seed.input(lambda v: False if v not in (None, "") else gr.skip(), [seed], [random_seed], **quick)
     return Settings(widgets, random_seed, options_cls)

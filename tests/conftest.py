@@ -1,11 +1,19 @@
-"""Fixtures shared by the test modules: the tiny published-format files and a stand-in hub serving them."""
+"""Fixtures shared by the test modules: the tiny published-format files and a stand-in hub serving
+them; the studio as `python app.py` starts it and a headless Chromium, shared by the browser tests
+(each test opens its own page, so that it runs alone and in any order)."""
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from hub_standin import StandInHub, published_files
+from playwright.sync_api import Browser, sync_playwright
+from studio_server import Studio, running
 
 
 @pytest.fixture(scope="module")
@@ -20,3 +28,44 @@ def hub(published: dict[str, bytes]) -> Iterator[StandInHub]:
     server = StandInHub(published)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
+    """`python app.py` (plus $VAR_APP_ARGS) as a subprocess, for every test that only needs a studio
+    (no test changes what the studio serves to another page)."""
+    log = tmp_path_factory.mktemp("app-log") / "app.log"
+    with running(shlex.split(os.environ.get("VAR_APP_ARGS", "")), log) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def app_url(studio: Studio) -> str:
+    return studio.url
+
+
+@pytest.fixture(scope="session")
+def app_log(studio: Studio) -> Path:
+    """The studio's console output."""
+    return studio.log_path
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium (no downloads, no GPU)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"needs Debian's chromium at {CHROMIUM}")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads() -> Iterator[None]:
+    """Each test starts with the process's own thread count: an in-process training run sets its own."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

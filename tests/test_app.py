@@ -7,42 +7,25 @@ Screenshots of every state go to test-artifacts/app/.
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from chromium import BROWSER, studio_page
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page, sync_playwright
-from studio_server import running
+from playwright.sync_api import Browser, Page
 
 from editing import read_params
 from studio.pictures import BRUSH_SIZE, CANVAS_SIDE
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "app"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SIZE = 256  # the test picture: bigger than the demo model's 64 px, to test full-resolution edits
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
-]
+pytestmark = BROWSER
 
 
 def picture() -> Image.Image:
@@ -70,62 +53,24 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"image": d / "emoji.png", "mask": d / "mask.png", "bad": d / "not-an-image.png"}
 
 
-@pytest.fixture(scope="module")
-def app_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the app's console output goes."""
-    return tmp_path_factory.mktemp("app-log") / "app.log"
-
-
-@pytest.fixture(scope="module")
-def app_url(app_log: Path) -> Iterator[str]:
-    """`python app.py` (plus $VAR_APP_ARGS) as a subprocess; its URL once it serves."""
-    with running(shlex.split(os.environ.get("VAR_APP_ARGS", "")), app_log) as studio:
-        yield studio.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium (no downloads, no GPU)."""
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def offsite() -> list[str]:
-    """URLs the page requested from anywhere but this machine (must stay empty: the app is offline)."""
+    """URLs the test's page requested from anywhere but this machine (must stay empty: the app is offline)."""
     return []
 
 
-@contextmanager
-def studio_page(
-    browser: Browser, url: str, artifacts: Path | None = None, height: int = 1100, offsite: list[str] | None = None
-) -> Iterator[Page]:
-    """A fresh page on the studio; `artifacts`: a screenshot folder to empty first; requests off this machine
-    are added to `offsite`."""
-    if artifacts is not None:
-        shutil.rmtree(artifacts, ignore_errors=True)
-        artifacts.mkdir(parents=True)
-    context = browser.new_context(viewport={"width": 1400, "height": height}, accept_downloads=True)
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    if offsite is not None:
-        local = (url, "data:", "blob:", "http://127.0.0.1", "http://localhost")
-        pg.on("request", lambda r: None if r.url.startswith(local) else offsite.append(r.url))
-    pg.goto(url)
-    pg.wait_for_selector("#canvas button[title='Upload']")
-    try:
-        yield pg
-    finally:
-        context.close()
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def page(browser: Browser, app_url: str, offsite: list[str]) -> Iterator[Page]:
-    """One page on the app for the whole module (the tests build on each other's state)."""
-    with studio_page(browser, app_url, ARTIFACTS, offsite=offsite) as pg:
+    """A page of the test's own on the studio (tests share the studio, never a page)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with studio_page(browser, app_url, offsite=offsite) as pg:
         yield pg
+
+
+def open_on_canvas(pg: Page, path: Path, width: int = SIZE, height: int = SIZE) -> None:
+    """Drop a picture file on the canvas and wait until the server has it."""
+    pg.set_input_files("#canvas input[type=file]", str(path))
+    wait_picture(pg, width, height)
 
 
 def wait_canvas(pg: Page) -> None:
@@ -202,6 +147,7 @@ def model_info(pg: Page) -> str:
 
 def test_page_loads_offline(page: Page, offsite: list[str]) -> None:
     """The studio shows the model and makes no request off the machine."""
+    page.wait_for_function("() => window.__varEdit !== undefined")
     info = model_info(page)
     assert "classes" in info and "device" in info and "precision" in info, info
     shot(page, "01-start")
@@ -256,9 +202,9 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: Page, files: dict[str
     shot(page, "04-cells")
     page.click("#continue")
     page.wait_for_function("() => document.querySelector('#history').innerText.includes('Earlier versions: 1')")
-    # The canvas reports the picture the server put there a moment later; that must not reset the
-    # history, nor wipe a stroke painted after it.
-    page.wait_for_timeout(3000)
+    # The canvas reports the picture the server put there a moment later (as the same picture: the
+    # script has then settled); that must not reset the history, nor wipe a stroke painted after it.
+    wait_settled(page)
     assert painted(page) == 0, "Continue should start with a clean mask"
     page.locator("#canvas").scroll_into_view_if_needed()  # the result's cells may have scrolled it away
     box = page.locator("#canvas canvas").first.bounding_box()
@@ -267,7 +213,8 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: Page, files: dict[str
     page.mouse.down()
     page.mouse.move(cx + 30 * zoom, cy - 60 * zoom, steps=8)
     page.mouse.up()
-    page.wait_for_timeout(2000)
+    # the server has seen the stroke: it says which cells it will redraw
+    page.wait_for_function("() => document.querySelector('#mask-note').innerText.includes('covers')")
     assert "Earlier versions: 1" in page.inner_text("#history"), "the history was reset after Continue"
     assert painted(page) > 0, "the stroke painted after Continue was wiped"
     shot(page, "05-continued")
@@ -277,8 +224,11 @@ def test_inpaint_keeps_everything_outside_the_stroke(page: Page, files: dict[str
     page.wait_for_function("() => { const s = window.__varEdit.inspect(); return s.settled && s.painted === 0; }")
 
 
-def test_class_edit(page: Page, tmp_path: Path) -> None:
+def test_class_edit(page: Page, files: dict[str, Path], tmp_path: Path) -> None:
     """Search the class list, pick a class, paint and apply it."""
+    open_on_canvas(page, files["image"])
+    open_accordion(page, "settings", "Candidates")
+    fix_seed_and_candidates(page, 5, 2)
     page.click("role=tab[name='Class edit']")
     page.click("#class-dd input")
     options = page.locator("[data-testid='dropdown-option']")
@@ -300,15 +250,15 @@ def test_class_edit(page: Page, tmp_path: Path) -> None:
     shot(page, "06-class-edit")
     assert status.startswith("Done"), status
     assert page.locator("#candidates img").count() == 2
-    # After "Continue" and "Back" the server put the picture on the canvas; the edit is still full size.
-    result = download(page, tmp_path)
+    result = download(page, tmp_path)  # full size, not the canvas's copy
     assert read_params(result)["mode"] == "edit_class"
     with Image.open(result) as im:
         assert im.size == (SIZE, SIZE)
 
 
-def test_outpaint_grows_the_canvas(page: Page, tmp_path: Path) -> None:
+def test_outpaint_grows_the_canvas(page: Page, files: dict[str, Path], tmp_path: Path) -> None:
     """Out-paint 32 px left and right and 16 px at the top: preview first, then run."""
+    open_on_canvas(page, files["image"])
     page.click("role=tab[name='Out-paint']")
     for side, value in (("left", 32), ("right", 32), ("top", 16)):
         field = page.locator(f"#out-{side} input")
@@ -366,19 +316,14 @@ def test_user_errors_show_one_sentence(page: Page, files: dict[str, Path], offsi
     assert "Traceback" not in text
     assert offsite == []
 
-    assert painted(page) > 0  # the class edit's stroke
+    open_on_canvas(page, files["image"])
+    paint_line(page)
+    page.wait_for_function("() => window.__varEdit.inspect().painted > 0")
     page.click("#clear-mask")
     page.wait_for_function("() => { const s = window.__varEdit.inspect(); return s.settled && s.painted === 0; }")
     page.click("role=tab[name='In-paint']")
     page.click("#run-inpaint")
     page.locator("[data-testid='toast-body']").filter(has_text="Paint over the area").first.wait_for()
-
-
-@pytest.fixture()
-def fresh(browser: Browser, app_url: str) -> Iterator[Page]:
-    """A page of its own (the module's page carries the earlier tests' state)."""
-    with studio_page(browser, app_url) as pg:
-        yield pg
 
 
 def open_accordion(pg: Page, elem_id: str, shows: str) -> None:
@@ -400,78 +345,78 @@ def paint_line(pg: Page, dx: int = 40, dy: int = 0) -> None:
     pg.mouse.up()
 
 
-def test_settings_are_plain_words_from_the_option_table(fresh: Page) -> None:
+def test_settings_are_plain_words_from_the_option_table(page: Page) -> None:
     """Every option of the table is in the settings with its plain label; 4 candidates by default."""
     from editing import option_fields
 
-    open_accordion(fresh, "settings", "Candidates")
-    open_accordion(fresh, "settings-advanced", "Which cells to redraw")
-    text = fresh.inner_text("#settings")
+    open_accordion(page, "settings", "Candidates")
+    open_accordion(page, "settings-advanced", "Which cells to redraw")
+    text = page.inner_text("#settings")
     for _, _, spec in option_fields():
         assert spec.label in text, spec.label
-    assert fresh.input_value("#opt-num-samples input[type=number]") == "4"
-    shot(fresh, "11-settings")
+    assert page.input_value("#opt-num-samples input[type=number]") == "4"
+    shot(page, "11-settings")
 
 
-def test_zoom_out_preview_says_what_grows(fresh: Page, files: dict[str, Path]) -> None:
-    fresh.set_input_files("#canvas input[type=file]", str(files["image"]))
-    wait_canvas(fresh)
-    fresh.click("role=tab[name='Out-paint']")
-    zoom = fresh.locator("#out-zoom input[type=number]")
+def test_zoom_out_preview_says_what_grows(page: Page, files: dict[str, Path]) -> None:
+    page.set_input_files("#canvas input[type=file]", str(files["image"]))
+    wait_canvas(page)
+    page.click("role=tab[name='Out-paint']")
+    zoom = page.locator("#out-zoom input[type=number]")
     for _ in range(10):
         zoom.fill("2")
         zoom.press("Enter")
-        fresh.wait_for_timeout(200)
+        page.wait_for_timeout(200)
         if zoom.input_value() == "2":
             break
-    fresh.click("#preview-canvas")
-    fresh.wait_for_function("() => document.querySelector('#canvas-note').innerText.includes('shrinks')")
-    note = fresh.inner_text("#canvas-note")
+    page.click("#preview-canvas")
+    page.wait_for_function("() => document.querySelector('#canvas-note').innerText.includes('shrinks')")
+    note = page.inner_text("#canvas-note")
     assert f"shrinks to {SIZE // 2}×{SIZE // 2} px in the middle of a {SIZE}×{SIZE} px canvas" in note, note
 
 
-def test_stop_is_acknowledged_and_ends_the_run(fresh: Page, files: dict[str, Path]) -> None:
+def test_stop_is_acknowledged_and_ends_the_run(page: Page, files: dict[str, Path]) -> None:
     """Stop says 'Stopping…' at once and the run ends 'Stopped' (or had already finished)."""
-    fresh.set_input_files("#canvas input[type=file]", str(files["image"]))
-    wait_picture(fresh, SIZE, SIZE)
-    paint_line(fresh)
-    open_accordion(fresh, "settings", "Candidates")
-    fresh.fill("#opt-num-samples input[type=number]", "8")
-    fresh.press("#opt-num-samples input[type=number]", "Enter")
+    page.set_input_files("#canvas input[type=file]", str(files["image"]))
+    wait_picture(page, SIZE, SIZE)
+    paint_line(page)
+    open_accordion(page, "settings", "Candidates")
+    page.fill("#opt-num-samples input[type=number]", "8")
+    page.press("#opt-num-samples input[type=number]", "Enter")
     for _ in range(3):
-        fresh.evaluate("document.querySelector('#status textarea').value = ''")
-        fresh.click("#run-inpaint")
-        fresh.wait_for_function("() => /^(Scale|Done)/.test(document.querySelector('#status textarea').value)")
-        fresh.click("#stop")
-        fresh.wait_for_function(  # at once: the page says so before the server hears of it
+        page.evaluate("document.querySelector('#status textarea').value = ''")
+        page.click("#run-inpaint")
+        page.wait_for_function("() => /^(Scale|Done)/.test(document.querySelector('#status textarea').value)")
+        page.click("#stop")
+        page.wait_for_function(  # at once: the page says so before the server hears of it
             "() => /^(Stopping|Stopped|Done)/.test(document.querySelector('#status textarea').value)", timeout=5000
         )
-        fresh.wait_for_function("() => /^(Stopped|Done)/.test(document.querySelector('#status textarea').value)")
-        if fresh.input_value("#status textarea").startswith("Stopped"):
+        page.wait_for_function("() => /^(Stopped|Done)/.test(document.querySelector('#status textarea').value)")
+        if page.input_value("#status textarea").startswith("Stopped"):
             break
-    status = fresh.input_value("#status textarea")
-    shot(fresh, "12-stopped")
+    status = page.input_value("#status textarea")
+    shot(page, "12-stopped")
     assert status.startswith("Stopped"), f"three runs finished before Stop reached them: {status}"
 
 
-def test_click_to_result_against_compute(fresh: Page, tmp_path: Path) -> None:
+def test_click_to_result_against_compute(page: Page, tmp_path: Path) -> None:
     """A 910x512 photo: a run sends only the strokes (no upload, a small request), and the time from
     click to result stays near the edit's own time. The figures are printed and written to
     test-artifacts/app/click-to-result.txt; the ratio is asserted loosely (a loaded CI machine slows
     both), the bytes strictly."""
-    fresh.set_input_files("#canvas input[type=file]", str(photo_file(tmp_path)))
-    wait_picture(fresh, 910, 512)
-    paint_line(fresh)
+    page.set_input_files("#canvas input[type=file]", str(photo_file(tmp_path)))
+    wait_picture(page, 910, 512)
+    paint_line(page)
     sent: list[tuple[str, int]] = []
-    fresh.on("request", lambda r: sent.append((r.url, len(r.post_data_buffer or b""))) if r.method == "POST" else None)
+    page.on("request", lambda r: sent.append((r.url, len(r.post_data_buffer or b""))) if r.method == "POST" else None)
     lines, ratios = [], []
     for _ in range(3):
-        fresh.evaluate("document.querySelector('#status textarea').value = ''")
+        page.evaluate("document.querySelector('#status textarea').value = ''")
         started = time.monotonic()
-        fresh.click("#run-inpaint")
-        fresh.wait_for_function("() => /^(Done|Failed)/.test(document.querySelector('#status textarea').value)")
+        page.click("#run-inpaint")
+        page.wait_for_function("() => /^(Done|Failed)/.test(document.querySelector('#status textarea').value)")
         wall = time.monotonic() - started
-        status = fresh.input_value("#status textarea")
+        status = page.input_value("#status textarea")
         assert status.startswith("Done"), status
         compute = float(re.search(r"([\d.]+) s\.$", status).group(1))
         ratios.append(wall / compute)
@@ -506,38 +451,38 @@ def brush_size(pg: Page) -> int:
     return size
 
 
-def test_brush_follows_the_picture(fresh: Page, files: dict[str, Path], tmp_path: Path) -> None:
+def test_brush_follows_the_picture(page: Page, files: dict[str, Path], tmp_path: Path) -> None:
     """The brush is about 3 % of the picture's longer side, whichever way and whatever size the
     picture came in: the canvas shows every picture with the same longer side."""
-    fresh.set_input_files("#canvas input[type=file]", str(files["image"]))  # dropped on the canvas
-    wait_picture(fresh, SIZE, SIZE)
-    on_canvas = fresh.evaluate("window.__varEdit.inspect()")
+    page.set_input_files("#canvas input[type=file]", str(files["image"]))  # dropped on the canvas
+    wait_picture(page, SIZE, SIZE)
+    on_canvas = page.evaluate("window.__varEdit.inspect()")
     assert (on_canvas["width"], on_canvas["height"]) == (CANVAS_SIDE, CANVAS_SIDE)
-    assert 0.025 <= brush_size(fresh) / CANVAS_SIDE <= 0.04
+    assert 0.025 <= brush_size(page) / CANVAS_SIDE <= 0.04
     opener = "input[type=file][data-testid$='-upload-button']"  # Open image file…
-    fresh.set_input_files(opener, str(photo_file(tmp_path)))
-    wait_picture(fresh, 910, 512)
-    on_canvas = fresh.evaluate("window.__varEdit.inspect()")
+    page.set_input_files(opener, str(photo_file(tmp_path)))
+    wait_picture(page, 910, 512)
+    on_canvas = page.evaluate("window.__varEdit.inspect()")
     assert (on_canvas["width"], on_canvas["height"]) == (CANVAS_SIDE, round(512 * CANVAS_SIDE / 910))
-    assert 0.025 <= brush_size(fresh) / CANVAS_SIDE <= 0.04
+    assert 0.025 <= brush_size(page) / CANVAS_SIDE <= 0.04
 
 
-def test_candidates_keep_their_shape(fresh: Page, tmp_path: Path) -> None:
+def test_candidates_keep_their_shape(page: Page, tmp_path: Path) -> None:
     """One candidate is shown at half width, eight in two rows of four; photos are not letterboxed."""
-    fresh.set_input_files("#canvas input[type=file]", str(photo_file(tmp_path)))
-    wait_picture(fresh, 910, 512)
-    paint_line(fresh)
-    open_accordion(fresh, "settings", "Candidates")
+    page.set_input_files("#canvas input[type=file]", str(photo_file(tmp_path)))
+    wait_picture(page, 910, 512)
+    paint_line(page)
+    open_accordion(page, "settings", "Candidates")
     boxes = {}
     for n in (1, 8):
-        fresh.fill("#opt-num-samples input[type=number]", str(n))
-        fresh.press("#opt-num-samples input[type=number]", "Enter")
-        assert run_and_wait(fresh, "#run-inpaint").startswith("Done")
-        fresh.wait_for_function(f"() => document.querySelectorAll('#candidates img').length === {n}")
-        fresh.wait_for_function("() => [...document.querySelectorAll('#candidates img')].every(i => i.complete)")
-        boxes[n] = [img.bounding_box() for img in fresh.locator("#candidates img").all()]
-        shot(fresh, f"13-candidates-{n}")
-    gallery = fresh.locator("#candidates").bounding_box()
+        page.fill("#opt-num-samples input[type=number]", str(n))
+        page.press("#opt-num-samples input[type=number]", "Enter")
+        assert run_and_wait(page, "#run-inpaint").startswith("Done")
+        page.wait_for_function(f"() => document.querySelectorAll('#candidates img').length === {n}")
+        page.wait_for_function("() => [...document.querySelectorAll('#candidates img')].every(i => i.complete)")
+        boxes[n] = [img.bounding_box() for img in page.locator("#candidates img").all()]
+        shot(page, f"13-candidates-{n}")
+    gallery = page.locator("#candidates").bounding_box()
     (one,) = boxes[1]
     assert one["width"] <= 0.6 * gallery["width"], "one candidate should not fill the whole gallery"
     assert abs(one["width"] / one["height"] - 910 / 512) < 0.1, "the candidate should keep the photo's shape"

@@ -8,15 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from chromium import BROWSER
+from playwright.sync_api import Browser, Page
 from studio_server import running
-from test_app import CHROMIUM, CHROMIUM_ARGS, SIZE, paint_line, picture, wait_picture
+from test_app import SIZE, paint_line, picture, wait_picture
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install .[ray]")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
-]
+pytestmark = BROWSER
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = (  # every status the page shows, sampled every 20 ms
     "() => { window.seen = []; "
@@ -29,14 +27,6 @@ def workers_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("workers-log") / "app.log"
     with running(["--workers", "2"], log, wait=240) as studio:
         yield studio.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _page(browser: Browser, url: str, image: Path) -> Page:

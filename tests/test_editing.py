@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,8 @@ from PIL import Image
 import editing.plan as plan_module
 from editing import EditCancelled, EditError, EditOptions, Editor, EditRequest, read_params, save_png
 from editing.masks import scale_masks
-from editing.teacher_forcing import FIT_THRESHOLD, TeacherForcing, encode_source, run_edit
-from var_core import CheckpointError, SamplingOptions, sample_fhat
+from editing.teacher_forcing import TeacherForcing, encode_source, run_edit
+from var_core import CheckpointError, SamplingOptions
 
 TINY = Path(__file__).parent / "fixtures" / "tiny"
 
@@ -39,13 +38,6 @@ def _stroke(w: int = 64, h: int = 64) -> np.ndarray:
     for t in np.linspace(0.2, 0.7, 50):
         cx, cy = int(t * w), int((0.3 + 0.5 * t) * h)
         mask[max(0, cy - 3) : cy + 4, max(0, cx - 3) : cx + 4] = 255
-    return mask
-
-
-def _box_mask(w: int = 64, h: int = 64) -> np.ndarray:
-    """A centre box over half of each side, float (H, W), 1 = regenerate."""
-    mask = np.zeros((h, w), np.float32)
-    mask[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1
     return mask
 
 
@@ -100,16 +92,6 @@ def test_pixels_outside_the_mask_are_unchanged(editor, feather):
         out = np.asarray(image)
         assert np.array_equal(out[mask == 0], original[mask == 0])
         assert (out[mask > 0] != original[mask > 0]).any()
-
-
-def test_touch_all_policy_regenerates_exactly_the_touched_cells():
-    mask = torch.zeros(64, 64)
-    mask[20:21, 40:41] = 1  # one pixel
-    patch_nums = (1, 2, 4, 8)
-    for pn, regen in zip(patch_nums, scale_masks(mask, patch_nums, policy="touch-all"), strict=True):
-        grid = regen.view(pn, pn)
-        cell = 64 // pn
-        assert grid.sum() == 1 and grid[20 // cell, 40 // cell]
 
 
 def test_touch_policy_touches_the_finest_cells_and_covered_coarse_ones():
@@ -444,67 +426,6 @@ def test_cells_shown_before_running_are_the_cells_the_edit_redraws(editor):
     done = editor.run([request])[0]
     assert planned.images == [] and np.array_equal(planned.regenerated, done.regenerated)
     assert planned.region == done.region
-
-
-class _WithoutFits:
-    """The keep hook without `fits`: the sampler then keeps nothing but what the masks keep, as before the option."""
-
-    def __init__(self, hook: TeacherForcing):
-        self.hook = hook
-
-    def sampled(self, k: int) -> torch.Tensor:
-        return self.hook.sampled(k)
-
-    def __call__(self, k: int, f_hat: torch.Tensor):
-        return self.hook(k, f_hat)
-
-
-@pytest.mark.parametrize("more_smooth", [False, True])
-def test_keep_what_fits_changes_only_masked_tokens_that_fit(editor, more_smooth):
-    """Off (or a threshold nothing passes) is today's class edit bit for bit; a threshold everything passes keeps
-    the picture's own tokens inside the mask too, so the picture comes back whole; in-painting ignores it."""
-    var, vqvae = editor.var, editor.vqvae
-    x = torch.from_numpy(np.array(_picture())).permute(2, 0, 1)[None].float() / 127.5 - 1
-    source = encode_source(vqvae, x)
-    masks = scale_masks(torch.from_numpy(_box_mask()), var.patch_nums)
-    options = SamplingOptions(cfg=3.0, more_smooth=more_smooth)
-
-    def edit(label: int, fit: float | None, hide_fits: bool = False):
-        hook = TeacherForcing.for_rows(vqvae, [source] * 2, [masks] * 2, [False] * 2, "cpu", [fit] * 2)
-        generators = [torch.Generator().manual_seed(s) for s in (5, 6)]
-        labels = torch.tensor([label, label])
-        return sample_fhat(var, vqvae, labels, options, generators, _WithoutFits(hook) if hide_fits else hook)
-
-    today_f, today = edit(3, None, hide_fits=True)
-    for fit in (None, 1e9):
-        f_hat, tokens = edit(3, fit)
-        assert torch.equal(f_hat, today_f) and all(torch.equal(a, b) for a, b in zip(tokens, today, strict=True))
-    redrawn = zip(today, source.tokens, masks, strict=True)
-    assert any(not torch.equal(t[:, m], s.expand(2, -1)[:, m]) for t, s, m in redrawn)
-    f_hat, tokens = edit(3, -1e9)
-    for got, want in zip(tokens, source.tokens, strict=True):
-        assert torch.equal(got, want.expand(2, -1))
-    assert torch.allclose(f_hat, vqvae.quantize.tokens_to_fhat([t.expand(2, -1) for t in source.tokens]), atol=1e-5)
-    uncond_f, _ = edit(var.num_classes, -1e9)
-    assert torch.equal(uncond_f, edit(var.num_classes, None, hide_fits=True)[0])
-
-
-def test_keep_fitting_option_reaches_the_sampler(editor, monkeypatch):
-    import editing.sample as sample_module
-
-    seen = []
-    real = sample_module.TeacherForcing.for_rows
-
-    def spy(*args, **kwargs):
-        hook = real(*args, **kwargs)
-        seen.append(hook.fit.tolist())
-        return hook
-
-    monkeypatch.setattr(sample_module.TeacherForcing, "for_rows", spy)
-    picture, mask = _picture(), Image.fromarray(_stroke())
-    for keep_fitting in (False, True):
-        editor.edit_class(picture, mask, 2, EditOptions(seed=1, num_samples=2, keep_fitting=keep_fitting))
-    assert seen == [[math.inf] * 2, [FIT_THRESHOLD] * 2]
 
 
 def test_fast_and_exact_requests_in_one_run_match_their_runs_alone(editor):

@@ -31,7 +31,7 @@ def test_a_small_edit_is_served_beside_a_panorama(tmp_path, files):
     with running([], tmp_path) as studio:
         big_client, small_client = Client(studio.url, verbose=False), Client(studio.url, verbose=False)
         picture = handle_file(str(files["picture"]))
-        panorama = big_client.submit(picture, {"right": 16384 - 64}, {"seed": 1}, api_name="/outpaint")
+        panorama = big_client.submit(picture, right=16384 - 64, options={"seed": 1}, api_name="/outpaint")
         deadline = time.monotonic() + 120
         while panorama.status().code != Status.PROCESSING:  # the server says the panorama has started
             assert not panorama.done() and time.monotonic() < deadline, panorama.status()

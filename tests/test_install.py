@@ -87,7 +87,7 @@ def test_wheel_install_works_from_any_folder(installed: Installed) -> None:
     assert not any(name.endswith(".png") for name in shipped), shipped  # the sample grids stay in the checkout
     # Every module of the packages ships (a new subpackage must be added to pyproject.toml's package list).
     site_dir = Path(module).parent.parent
-    for package in ("var_core", "editing", "studio"):
+    for package in ("var_core", "editing", "studio", "training"):
         for path in (source / package).rglob("*.py"):
             assert (site_dir / path.relative_to(source)).is_file(), f"{path.relative_to(source)} is not in the wheel"
     assert (site_dir / "var_core" / "imagenet_classes.json").is_file()
@@ -97,4 +97,9 @@ def test_wheel_install_works_from_any_folder(installed: Installed) -> None:
 
 def test_studio_script(installed: Installed) -> None:
     run = _help(installed.env_dir, installed.env, "var-edit-studio")
+    assert run.returncode == 0 and "usage:" in run.stdout, run.stderr[-2000:]
+
+
+def test_train_script(installed: Installed) -> None:
+    run = _help(installed.env_dir, installed.env, "var-edit-train")
     assert run.returncode == 0 and "usage:" in run.stdout, run.stderr[-2000:]

@@ -14,34 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chromium import BROWSER, studio_page
 from PIL import Image
 from playwright.sync_api import Browser, Page
-from test_app import (
-    CHROMIUM,
-    ROOT,
-    app_log,
-    app_url,
-    browser,
-    download,
-    fix_seed_and_candidates,
-    run_and_wait,
-    studio_page,
-    wait_picture,
-)
+from test_app import ROOT, download, fix_seed_and_candidates, run_and_wait, wait_picture
 
 from studio.mask_panel import select, to_canvas
-
-__all__ = ["app_log", "app_url", "browser"]  # the fixtures, shared with test_app.py
 
 ARTIFACTS = ROOT / "test-artifacts" / "mask-tools"
 SIZE = 256
 DISC = (150, 120, 52)  # the object: centre x, y and radius in picture pixels
 UPLOAD_MASK = "input[type=file][data-testid='Upload mask…-upload-button']"  # the button's own file input
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
-]
+pytestmark = BROWSER
 
 
 def disc_mask(size: int = SIZE) -> np.ndarray:
@@ -68,21 +53,38 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The scene, a mask at twice its size (same shape) and one of another shape."""
+    """The scene, the disc's mask, a mask at twice its size (same shape) and one of another shape."""
     d = tmp_path_factory.mktemp("mask-files")
     scene().save(d / "scene.png")
+    Image.fromarray(disc_mask().astype(np.uint8) * 255, "L").save(d / "disc.png")
     big = np.zeros((2 * SIZE, 2 * SIZE), np.uint8)
     big[2 * 40 : 2 * 90, 2 * 30 : 2 * 100] = 255  # a box in the top-left, white = regenerate
     Image.fromarray(big, "L").save(d / "mask-512.png")
     Image.new("L", (300, 200), 255).save(d / "mask-300x200.png")
-    return {"scene": d / "scene.png", "big": d / "mask-512.png", "shape": d / "mask-300x200.png"}
+    return {
+        "scene": d / "scene.png",
+        "disc": d / "disc.png",
+        "big": d / "mask-512.png",
+        "shape": d / "mask-300x200.png",
+    }
 
 
-@pytest.fixture(scope="module")
-def page(browser: Browser, app_url: str) -> Iterator[Page]:
-    """One page for the module (the tests build on each other's mask)."""
-    with studio_page(browser, app_url, ARTIFACTS, height=1300) as pg:
+@pytest.fixture
+def page(browser: Browser, app_url: str, files: dict[str, Path]) -> Iterator[Page]:
+    """A page of the test's own with the scene on the canvas (no mask yet)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with studio_page(browser, app_url, height=1300) as pg:
+        pg.set_input_files("#canvas input[type=file]", str(files["scene"]))
+        pg.wait_for_selector("#canvas button[title='Brush Size']")
+        wait_picture(pg, SIZE, SIZE)
         yield pg
+
+
+def with_disc(pg: Page, files: dict[str, Path]) -> tuple[str, str]:
+    """Put the disc's mask on the canvas (Upload mask…); the cells view it then shows."""
+    before = cells_state(pg)
+    pg.set_input_files(UPLOAD_MASK, str(files["disc"]))
+    return wait_cells_change(pg, before)
 
 
 def shot(pg: Page, name: str) -> None:
@@ -173,9 +175,6 @@ def test_helpers_scale_masks_the_way_a_run_reads_the_canvas() -> None:
 def test_a_box_around_the_object_selects_it(page: Page, files: dict[str, Path], tmp_path: Path) -> None:
     """A rough box drawn with the brush around the disc, then Select object: the canvas shows a mask
     over the disc (lined up on screen) and Save mask PNG gives it at the picture's size."""
-    page.set_input_files("#canvas input[type=file]", str(files["scene"]))
-    page.wait_for_selector("#canvas button[title='Brush Size']")
-    wait_picture(page, SIZE, SIZE)
     page.wait_for_timeout(500)
     clean, box = canvas_pixels(page)
     cx, cy, r = DISC
@@ -209,9 +208,9 @@ def test_a_box_around_the_object_selects_it(page: Page, files: dict[str, Path], 
     assert redrawn(state[1]) > 0
 
 
-def test_grow_and_invert_change_the_cells_view(page: Page, tmp_path: Path) -> None:
+def test_grow_and_invert_change_the_cells_view(page: Page, files: dict[str, Path], tmp_path: Path) -> None:
     """Grow redraws more cells; Invert another set; Shrink and Invert again come back."""
-    first = cells_state(page)
+    first = with_disc(page, files)
     page.fill("#mask-pixels input", "12")
     page.press("#mask-pixels input", "Enter")
     page.click("#mask-grow")
@@ -235,7 +234,7 @@ def test_grow_and_invert_change_the_cells_view(page: Page, tmp_path: Path) -> No
 
 def test_the_cells_view_is_what_the_run_redraws(page: Page, files: dict[str, Path], tmp_path: Path) -> None:
     """The cells shown before the run are the cells the in-paint run reports it regenerated."""
-    view = fetch(cells_state(page)[0])
+    view = fetch(with_disc(page, files)[0])
     page.click("#settings button.label-wrap")
     fix_seed_and_candidates(page, 5, 1)
     status = run_and_wait(page, "#run-inpaint")
@@ -282,8 +281,8 @@ def test_an_uploaded_mask_is_drawn_and_used_by_the_run(page: Page, files: dict[s
     shot(page, "08-wrong-shape")
 
 
-def test_clear_empties_the_view_and_out_paint_hides_the_tools(page: Page) -> None:
-    close_toasts(page)
+def test_clear_empties_the_view_and_out_paint_hides_the_tools(page: Page, files: dict[str, Path]) -> None:
+    with_disc(page, files)
     page.click("#clear-mask")
     page.wait_for_function("() => !document.querySelector('#mask-cells img')", polling=200)
     assert "Paint on the picture" in page.inner_text("#mask-note")

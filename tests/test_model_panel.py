@@ -11,23 +11,22 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hub_standin import TINY, StandInHub, hub_env
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from studio_server import APP, ROOT, running
 
 from studio.launch import parse_args, switch_allowed
 
 ARTIFACTS = ROOT / "test-artifacts" / "model-panel"
-CHROMIUM = "/usr/bin/chromium"
 LISTED = ["demo", "d16", "d20", "d24", "d30", "d36"]
-needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+
+
+needs_chromium = pytest.mark.browser  # (the browser fixture skips where there is no Chromium)
 
 
 BARS = (  # every download bar value the page shows (fraction done), sampled every 20 ms
@@ -40,6 +39,26 @@ def get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=30) as r:
         assert r.status == 200
         return r.read().decode()
+
+
+def join_and_wait(url: str, payload: dict) -> None:
+    """Queue a call as a page does (gradio_api/queue/join) and wait until the server says it ended
+    (process_completed on the session's event stream); a call the server refuses at once ends there."""
+    status, body = post(url + "gradio_api/queue/join", payload)
+    if status != 200:
+        return
+    event_id = json.loads(body)["event_id"]
+    stream = f"{url}gradio_api/queue/data?session_hash={payload['session_hash']}"
+    with urllib.request.urlopen(stream, timeout=60) as events:
+        for line in events:
+            if not line.startswith(b"data:"):
+                continue
+            message = json.loads(line[5:])
+            if message.get("msg") == "close_stream" or (
+                message.get("msg") == "process_completed" and message.get("event_id") == event_id
+            ):
+                return
+    pytest.fail(f"the server never said that call {payload['fn_index']} ended")
 
 
 def post(url: str, payload: dict) -> tuple[int, str]:
@@ -100,14 +119,6 @@ def test_switching_is_locked_off_loopback_unless_asked():
 
 
 # ---- the Model panel in a browser ----------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
-
-
 def open_page(browser: Browser, url: str) -> Page:
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.set_default_timeout(60_000)
@@ -278,12 +289,10 @@ def test_a_locked_model_cannot_be_switched_from_the_page_or_by_http(hub: StandIn
         assert post(app.url + "gradio_api/queue/join", unknown)[0] == 404
         for index in range(len(config["dependencies"])):  # every handler the server has, with a model name
             for data in (["d16"], ["d16", None], ["tiny"]):
-                post(
-                    app.url + "gradio_api/queue/join",
-                    {"data": data, "fn_index": index, "session_hash": f"probe{index}", "event_data": None},
+                join_and_wait(
+                    app.url, {"data": data, "fn_index": index, "session_hash": f"probe{index}", "event_data": None}
                 )
-        time.sleep(3)
-        assert hub.log == []
+        assert hub.log == []  # every call above has ended
         assert generated_by(app.url) == "demo"
 
 

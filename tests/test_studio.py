@@ -70,7 +70,7 @@ def test_sigterm_removes_the_studio_files(tmp_path):
 
 
 def test_a_killed_studio_leaves_nothing_after_the_next_start(tmp_path):
-    from studio.session import remove_stale_workdirs
+    from studio.workdir import remove_stale_workdirs
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw
 
 from editing import EditError
 from studio import canvas_io
+from studio.history import plain_copy
 from studio.pictures import grid_columns, tile
-from studio.session import Session, plain_copy
 
 
 def photo(width: int = 910, height: int = 512, shift: int = 0) -> Image.Image:
@@ -48,7 +48,7 @@ def stroke(size: tuple[int, int]) -> Image.Image:
 def test_a_run_gets_the_mask_at_the_full_resolution_of_the_picture_on_the_canvas():
     original = photo(1820, 1024)
     shown = original.resize((910, 512), Image.Resampling.LANCZOS)
-    image, display, mask = Session.canvas_input(mask_payload(shown, stroke(shown.size)), original, shown)
+    image, display, mask = canvas_io.read_canvas(mask_payload(shown, stroke(shown.size)), original, shown)
     assert image is original and display is shown
     assert mask.mode == "L" and mask.size == (1820, 1024)
     m = np.asarray(mask) > 0
@@ -57,7 +57,7 @@ def test_a_run_gets_the_mask_at_the_full_resolution_of_the_picture_on_the_canvas
 
 def test_nothing_painted_is_an_empty_mask():
     shown = photo()
-    _, _, mask = Session.canvas_input(mask_payload(shown, None), shown, shown)
+    _, _, mask = canvas_io.read_canvas(mask_payload(shown, None), shown, shown)
     assert mask.getbbox() is None
 
 
@@ -65,18 +65,18 @@ def test_another_picture_on_the_canvas_is_refused_until_the_server_has_it():
     shown = photo()
     dropped = photo(shift=40)  # same size, another picture: its PNG is still on its way
     with pytest.raises(EditError, match="has not reached the server yet"):
-        Session.canvas_input(mask_payload(dropped, stroke(dropped.size)), shown, shown)
+        canvas_io.read_canvas(mask_payload(dropped, stroke(dropped.size)), shown, shown)
     with pytest.raises(EditError, match="has not reached the server yet"):  # another size
-        Session.canvas_input(mask_payload(photo(640, 480), None), shown, shown)
+        canvas_io.read_canvas(mask_payload(photo(640, 480), None), shown, shown)
     with pytest.raises(EditError, match="has not reached the server yet"):  # nothing on the server yet
-        Session.canvas_input(mask_payload(shown, None), None, None)
+        canvas_io.read_canvas(mask_payload(shown, None), None, None)
 
 
 def test_an_empty_canvas_asks_for_a_picture():
     empty = canvas_io.PREFIX + json.dumps({"empty": True})
     for original in (None, photo()):
         with pytest.raises(EditError, match="Upload or paste a picture first"):
-            Session.canvas_input(empty, original, original)
+            canvas_io.read_canvas(empty, original, original)
 
 
 BAD_MASK = {"width": 4, "height": 4, "fingerprint": [0] * 768, "mask": "data:,!!"}

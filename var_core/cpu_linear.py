@@ -5,7 +5,7 @@ rows of a run's first scales (1 to 72 tokens) that is a large part of the work. 
 each block's q/k/v, projection and MLP layers and the logits head then call oneDNN with the weight already in its
 layout, and the MLP's first layer applies its GELU in the same call. The products are the same, summed in another
 order (a layer within about 1e-6 of nn.Linear, logits within 1e-4; greedy tokens unchanged,
-tests/test_cpu_linear.py). Measured with bench/bench_speed.py (README, "Speed").
+tests/test_cpu_linear.py). Measured with bench/bench_speed.py (docs/speed.md).
 """
 
 from __future__ import annotations

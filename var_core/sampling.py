@@ -16,7 +16,9 @@ The fast mode (`SamplingOptions.fast`) trades exactness at the last two scales f
 runs only the positions being sampled, so an edit's cost shrinks with its mask, and in bfloat16 where the
 hardware has it fast.
 
-`sample_scales` yields after every scale, so a caller can show previews or stop early by
+`sample_scales` reads as its stages: `_start` fixes the run (rows, plan of sampled tokens, conditioning, caches),
+`_prefill` runs the kept prefix, and each scale then takes `_logits`, `_guide` (CFG), `_draw`, `_keep` and
+`_vectors` before f_hat grows. It yields after every scale, so a caller can show previews or stop early by
 leaving the loop; `sample_fhat` runs it to the end. Rows of one batch may differ in class,
 sampling options and random generator: each row's draws come from its own generator, so a row
 gives the same tokens alone or beside others.
@@ -24,14 +26,14 @@ gives the same tokens alone or beside others.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
 from .quantizer import MultiScaleQuantizer
-from .transformer import VAR, Selection
+from .transformer import VAR, Conditioning, KVCache, Selection
 from .vqvae import VQVAE, fast_dtype
 
 FAST_SCALES = 2  # the fast mode prunes (and, where it is fast, runs in bfloat16) the last this many scales
@@ -54,21 +56,22 @@ class SamplingOptions:
     fast: bool = False
 
 
-class KeepHook(Protocol):
+class KeepHook(ABC):
+    """What an edit keeps: the tokens it forces, and which tokens it leaves to the sampler, known before the run.
+
+    A plain callable (k, f_hat) -> (keep, tokens) | None may stand in for a hook: every token is then sampled (the
+    head, filtering and drawing run for all of them) and its kept tokens replace the drawn ones afterwards."""
+
+    @abstractmethod
     def __call__(self, k: int, f_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Scale k, f_hat (B, Cvae, P, P) accumulated before k -> (keep, tokens), both (B, pn_k^2), or None."""
 
-    def sampled(self, k: int) -> torch.Tensor | None:
-        """Optional: which tokens of scale k are sampled, known before the run: bool (B, pn_k^2) on the CPU, the
-        complement of the `keep` map `__call__` gives (None: all). A hook without it gets every token sampled."""
+    @abstractmethod
+    def sampled(self, k: int) -> torch.Tensor:
+        """Which tokens of scale k are sampled: bool (B, pn_k^2) on the host, the complement of `__call__`'s keep."""
 
-    def fits(
-        self, k: int, f_hat: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, places: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Optional: sampled tokens to keep after all, judged by the guided rows' two CFG branches: cond and uncond
-        logits (n_g, V) of scale k's sampled tokens in guided rows, places (n_g,) their flat index into (B * pn_k^2)
-        -> (keep, tokens), both (B, pn_k^2), like `__call__`, or None. Called before the draws, which it leaves as
-        they are."""
+
+Keep = KeepHook | Callable[[int, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]
 
 
 @dataclass
@@ -168,6 +171,18 @@ class _Scale:
     columns: torch.Tensor | None = None
 
 
+@dataclass
+class _Rows:
+    """What the plan knows of the rows: per_row options, which are guided (B,) bool, each row's unconditional twin
+    (B,) (its row among the B + G of both branches), the rows grouped by options, and the generators."""
+
+    per_row: list[SamplingOptions]
+    is_guided: torch.Tensor
+    twin: torch.Tensor
+    groups: dict[SamplingOptions, list[int]]
+    generator: Generators
+
+
 def _plan(
     var: VAR,
     sampled: list[torch.Tensor],
@@ -179,54 +194,79 @@ def _plan(
 ) -> list[_Scale]:
     """Per scale: index tensors of the sampled tokens, built on the host from bool maps (B, l) and moved once.
     From scale `pruned_from` on the transformer runs only the positions sampled in some row."""
-    B, K, G = len(per_row), var.num_scales, len(guided_rows)
+    B, G = len(per_row), len(guided_rows)
     is_guided = torch.zeros(B, dtype=torch.bool)
     is_guided[guided_rows] = True
-    twin = torch.zeros(B, dtype=torch.long)  # row -> its row in the unconditional branch
+    twin = torch.zeros(B, dtype=torch.long)
     twin[guided_rows] = torch.arange(B, B + G)
     groups: dict[SamplingOptions, list[int]] = {}
     for row, opt in enumerate(per_row):
         groups.setdefault(opt, []).append(row)
-    plan = []
-    for k, (pn, where) in enumerate(zip(var.patch_nums, sampled, strict=True)):
-        l = pn * pn  # noqa: E741
-        rows, pos = where.nonzero(as_tuple=True)
-        flat, n = rows * l + pos, len(rows)
-        in_guided = is_guided[rows]
-        guided = in_guided.nonzero().view(-1)
-        columns, width, column = None, l, pos  # the positions run (None: all), how many, each token's among them
-        used = where.any(0)
-        if k >= pruned_from and bool(used.any()) and not bool(used.all()):
-            columns = used.nonzero().view(-1)
-            width, column = len(columns), used.cumsum(0)[pos] - 1
-            columns = columns.to(device)
-        head = torch.cat((rows * width + column, twin[rows[guided]] * width + column[guided]))
-        if len(head) == (B + G) * width:
-            select = None
+    rows = _Rows(per_row, is_guided, twin, groups, generator)
+    return [_plan_scale(var, k, where, rows, device, k >= pruned_from) for k, where in enumerate(sampled)]
+
+
+def _plan_scale(var: VAR, k: int, where: torch.Tensor, rows: _Rows, device: torch.device, prune: bool) -> _Scale:
+    """Scale k's plan from its sampled map (B, l); `prune`: run only the positions some row samples."""
+    B, G, l = len(rows.per_row), int(rows.is_guided.sum()), where.shape[1]  # noqa: E741
+    row, pos = where.nonzero(as_tuple=True)
+    flat, n = row * l + pos, len(row)
+    guided = rows.is_guided[row].nonzero().view(-1)
+    columns, width, column = None, l, pos  # the positions run (None: all), how many, each token's among them
+    used = where.any(0)
+    if prune and bool(used.any()) and not bool(used.all()):
+        columns = used.nonzero().view(-1)
+        width, column = len(columns), used.cumsum(0)[pos] - 1
+        columns = columns.to(device)
+    head = torch.cat((row * width + column, rows.twin[row[guided]] * width + column[guided]))
+    select = None if len(head) == (B + G) * width else Selection(head.to(device), (head // width).to(device))
+    K = var.num_scales
+    t = torch.tensor([opt.cfg * (k / (K - 1)) for opt in rows.per_row])[row[guided]].view(-1, 1)  # cfg * ratio
+    parts = _groups(row, flat, rows, device)
+    all_guided = len(guided) == n
+    places = flat[guided].to(device)
+    return _Scale(n, select, None if all_guided else guided.to(device), t.to(device), parts, places, columns)
+
+
+def _groups(row: torch.Tensor, flat: torch.Tensor, rows: _Rows, device: torch.device) -> list[_Group]:
+    """The scale's sampled tokens (their rows (n,), flat places (n,)) grouped by their rows' sampling options."""
+    counts = torch.bincount(row, minlength=len(rows.per_row)).tolist()
+    parts = []
+    for opt, members in rows.groups.items():
+        tokens = torch.isin(row, torch.tensor(members)).nonzero().view(-1)
+        if len(tokens) == 0:
+            continue
+        if isinstance(rows.generator, Sequence):
+            draws = [(rows.generator[r], counts[r]) for r in members if counts[r]]
         else:
-            select = Selection(head.to(device), (head // width).to(device))
-        t = torch.tensor([opt.cfg * (k / (K - 1)) for opt in per_row])[rows[guided]].view(-1, 1)  # cfg * ratio
-        counts = torch.bincount(rows, minlength=B).tolist()
-        parts = []
-        for opt, members in groups.items():
-            tokens = torch.isin(rows, torch.tensor(members)).nonzero().view(-1)
-            if len(tokens) == 0:
-                continue
-            if isinstance(generator, Sequence):
-                draws = [(generator[r], counts[r]) for r in members if counts[r]]
-            else:
-                draws = [(generator, len(tokens))]
-            every = len(tokens) == n
-            parts.append(_Group(opt, None if every else tokens.to(device), flat[tokens].to(device), draws))
-        all_guided = len(guided) == n
-        places = flat[guided].to(device)
-        plan.append(_Scale(n, select, None if all_guided else guided.to(device), t.to(device), parts, places, columns))
-    return plan
+            draws = [(rows.generator, len(tokens))]
+        every = len(tokens) == len(row)
+        parts.append(_Group(opt, None if every else tokens.to(device), flat[tokens].to(device), draws))
+    return parts
 
 
 def _exponential(draws: list[tuple[torch.Generator | None, int]], V: int, device: torch.device) -> torch.Tensor:
     """Exp(1) noise (n, V), one per token id: each generator draws its own tokens' rows, in order."""
     return torch.cat([torch.empty(n, V, device=device).exponential_(generator=g) for g, n in draws])
+
+
+@dataclass
+class _Run:
+    """What a run fixes before its first scale: the model, the keep hook, the plan of sampled tokens per scale, the
+    guided rows (G,) whose unconditional twins follow the B rows, the class conditioning and the caches; `low`: the
+    fast mode's bfloat16 from scale `pruned_from` on (None: float32 throughout)."""
+
+    var: VAR
+    quant: MultiScaleQuantizer
+    codebook: torch.Tensor
+    keep: Keep | None
+    sampled: list[torch.Tensor]
+    plan: list[_Scale]
+    guided_rows: torch.Tensor
+    conditioning: Conditioning
+    caches: list[KVCache]
+    low: torch.dtype | None
+    pruned_from: int
 
 
 @torch.no_grad()
@@ -236,105 +276,164 @@ def sample_scales(
     labels: torch.Tensor,
     options: SamplingOptions | Sequence[SamplingOptions] = SamplingOptions(),
     generator: Generators = None,
-    keep: KeepHook | None = None,
+    keep: Keep | None = None,
 ) -> Iterator[ScaleStep]:
     """Sample one image per label, yielding after every scale.
 
     labels: (B,) class ids, `var.num_classes` for the unconditional class.
     options: one for all rows, or one per row. generator: one for all rows, or one per row.
-    keep: called before each scale's update; tokens it marks kept replace the sampled ones, and those it
-    announces through `keep.sampled` are the only ones the head, filtering and sampling run for; a hook with
-    `fits` may keep some of those too, judged by the guided rows' two CFG branches.
+    keep: called before each scale's update; tokens it marks kept replace the sampled ones, and a `KeepHook`'s
+    `sampled` tokens are the only ones the head, filtering and sampling run for.
     Rows that are unconditional or have cfg 0 run one CFG branch; the others two. The rows must agree on `fast`.
     """
-    quant = vqvae.quantize
-    B, K, device = labels.shape[0], var.num_scales, labels.device
+    run, x = _start(var, vqvae, labels, _per_row(options, generator, labels.shape[0]), generator, keep)
+    P, K = var.patch_nums[-1], var.num_scales
+    f_hat = torch.zeros(labels.shape[0], run.quant.Cvae, P, P, device=labels.device)
+    start = _kept_prefix(run.sampled, run.pruned_from)
+    if start:
+        f_hat, x = yield from _prefill(run, start, f_hat, x)
+    for k in range(start, K):
+        logits = _guide(run.plan[k], _logits(run, k, x))
+        tokens, smooth = _draw(run, k, logits)
+        tokens = _keep(run, k, f_hat, tokens)
+        f_hat = f_hat + _contribution(run.quant, _vectors(run, tokens, smooth), k)
+        yield ScaleStep(k, f_hat, tokens)
+        if k + 1 < K:
+            x = _next_input(run, f_hat, k + 1)
+
+
+def _per_row(options: SamplingOptions | Sequence[SamplingOptions], generator: Generators, B: int) -> list:
+    """One SamplingOptions per row, checked: as many as rows (and generators), all agreeing on `fast`."""
     per_row = [options] * B if isinstance(options, SamplingOptions) else list(options)
     if len(per_row) != B or (isinstance(generator, Sequence) and len(generator) != B):
         raise ValueError("Give one SamplingOptions and one generator per row, or one for all rows.")
     if len({o.fast for o in per_row}) > 1:
         raise ValueError("Rows of one batch must agree on `fast`: sample fast and exact rows in separate passes.")
-    low = fast_dtype(device) if per_row[0].fast else None  # the fast mode's bfloat16, where it is fast
-    pruned_from = K - FAST_SCALES if per_row[0].fast else K  # the fast mode runs only sampled positions there
-    uncond = var.num_classes
+    return per_row
+
+
+def _sampled_maps(keep: Keep | None, patch_nums: tuple[int, ...], B: int) -> list[torch.Tensor]:
+    """Per scale, bool (B, pn_k^2) on the host: which tokens are sampled (all, unless a KeepHook says otherwise)."""
+    if isinstance(keep, KeepHook):
+        return [keep.sampled(k).cpu() for k in range(len(patch_nums))]
+    return [torch.ones(B, pn * pn, dtype=torch.bool) for pn in patch_nums]
+
+
+def _start(
+    var: VAR,
+    vqvae: VQVAE,
+    labels: torch.Tensor,
+    per_row: list[SamplingOptions],
+    generator: Generators,
+    keep: Keep | None,
+) -> tuple[_Run, torch.Tensor]:
+    """The run's fixed state and scale 0's inputs. The unconditional branch runs only for guided rows; for the
+    others both branches are equal."""
+    B, K, device, uncond = labels.shape[0], var.num_scales, labels.device, var.num_classes
+    fast = per_row[0].fast
     guided = [i for i, (o, c) in enumerate(zip(per_row, labels.tolist(), strict=True)) if o.cfg != 0 and c != uncond]
-    G = len(guided)
-    guided_rows = torch.tensor(guided, dtype=torch.long, device=device)
-    sampled = []
-    for k, pn in enumerate(var.patch_nums):
-        where = keep.sampled(k) if hasattr(keep, "sampled") else None
-        sampled.append(torch.ones(B, pn * pn, dtype=torch.bool) if where is None else where.cpu())
+    pruned_from = K - FAST_SCALES if fast else K  # the fast mode runs only sampled positions there
+    sampled = _sampled_maps(keep, var.patch_nums, B)
     plan = _plan(var, sampled, guided, per_row, generator, device, pruned_from)
-    # The unconditional branch runs only for guided rows; for the others both branches are equal.
-    cond = var.class_emb(torch.cat((labels, labels.new_full((G,), uncond))))
+    cond = var.class_emb(torch.cat((labels, labels.new_full((len(guided),), uncond))))
     with var.autocast():
         conditioning = var.condition(cond)
-    x = var.first_input(cond)
-    caches = var.new_cache(B + G, device, var.compute_dtype)
-    P = var.patch_nums[-1]
-    f_hat = torch.zeros(B, quant.Cvae, P, P, device=device)
-    codebook = quant.embedding.weight.float()
+    quant = vqvae.quantize
+    run = _Run(
+        var,
+        quant,
+        quant.embedding.weight.float(),
+        keep,
+        sampled,
+        plan,
+        torch.tensor(guided, dtype=torch.long, device=device),
+        conditioning,
+        var.new_cache(B + len(guided), device, var.compute_dtype),
+        fast_dtype(device) if fast else None,  # the fast mode's bfloat16, where it is fast
+        pruned_from,
+    )
+    return run, var.first_input(cond)
 
-    def next_input(k: int) -> torch.Tensor:  # scale k's inputs from f_hat, the guided rows twice
-        x = var.next_input(quant.downsample(f_hat, k), k)
-        return torch.cat((x, x[guided_rows])) if G else x
 
-    start = _kept_prefix(sampled, pruned_from)
-    if start:  # nothing to sample before `start`: the kept tokens in order, then one transformer pass over them all
-        inputs = [x]
-        for k in range(start):
-            idx = keep(k, f_hat)[1]
-            f_hat = f_hat + _contribution(quant, codebook[idx], k)
-            yield ScaleStep(k, f_hat, idx)
-            if k + 1 < K:
-                inputs.append(next_input(k + 1))
-        if start < K:
-            with var.autocast():
-                var.prefill(torch.cat(inputs[:start], dim=1), conditioning, caches)
-            x = inputs[start]
-    for k in range(start, K):
-        pn, scale = var.patch_nums[k], plan[k]
-        n = scale.n
-        late = low is not None and k >= pruned_from
-        if scale.columns is not None:
-            x = x[:, scale.columns]
-        with torch.autocast(device.type, dtype=low) if late else var.autocast():
-            logits = var.step(x, conditioning, caches, scale.select).view(-1, var.vocab_size)
-        fitted = None
-        if G and hasattr(keep, "fits"):
-            cond_logits = logits[:n] if scale.guided is None else logits[scale.guided]
-            fitted = keep.fits(k, f_hat, cond_logits, logits[n:], scale.places)
-        if G:
-            if scale.guided is None:
-                logits = (1 + scale.t) * logits[:n] - scale.t * logits[n:]
-            else:
-                logits[scale.guided] = (1 + scale.t) * logits[scale.guided] - scale.t * logits[n:]
-        logits = logits[:n]  # (n, V): the sampled tokens', guided
-        idx = torch.zeros(B * pn * pn, dtype=torch.long, device=device)
-        smooth = []
-        for group in scale.groups:
-            opt = group.options
-            mine = logits if group.tokens is None else logits[group.tokens]
-            probs, ids = top_k_top_p(mine, opt.top_k, opt.top_p)
-            idx[group.places] = draw(probs, ids, _exponential(group.draws, var.vocab_size, device))
-            if opt.more_smooth:
-                smooth.append((group, _smooth(mine, opt, k / (K - 1), codebook, group.draws)))
-        idx = idx.view(B, pn * pn)
-        kept = keep(k, f_hat) if keep is not None else None
-        if kept is not None:
-            mask, kept_tokens = kept
-            idx = torch.where(mask, kept_tokens, idx)
-        if fitted is not None:
-            idx = torch.where(fitted[0], fitted[1], idx)
-        h = codebook[idx]  # (B, l, Cvae)
-        for group, vectors in smooth:
-            h.view(-1, quant.Cvae)[group.places] = vectors
-        if fitted is not None and smooth:
-            h = torch.where(fitted[0].unsqueeze(-1), codebook[idx], h)
-        f_hat = f_hat + _contribution(quant, h, k)
-        yield ScaleStep(k, f_hat, idx)
+def _next_input(run: _Run, f_hat: torch.Tensor, k: int) -> torch.Tensor:
+    """Scale k's transformer inputs from f_hat (B, Cvae, P, P), the guided rows twice."""
+    x = run.var.next_input(run.quant.downsample(f_hat, k), k)
+    return torch.cat((x, x[run.guided_rows])) if len(run.guided_rows) else x
+
+
+def _prefill(
+    run: _Run, start: int, f_hat: torch.Tensor, x: torch.Tensor
+) -> Generator[ScaleStep, None, tuple[torch.Tensor, torch.Tensor]]:
+    """The first `start` scales, where no row samples a token: the kept tokens in order, then one transformer pass
+    over them all (each weight read once). Yields their steps; returns (f_hat, scale `start`'s inputs)."""
+    assert run.keep is not None
+    K, inputs = run.var.num_scales, [x]
+    for k in range(start):
+        kept = run.keep(k, f_hat)
+        assert kept is not None
+        f_hat = f_hat + _contribution(run.quant, run.codebook[kept[1]], k)
+        yield ScaleStep(k, f_hat, kept[1])
         if k + 1 < K:
-            x = next_input(k + 1)
+            inputs.append(_next_input(run, f_hat, k + 1))
+    if start < K:
+        with run.var.autocast():
+            run.var.prefill(torch.cat(inputs[:start], dim=1), run.conditioning, run.caches)
+        x = inputs[start]
+    return f_hat, x
+
+
+def _logits(run: _Run, k: int, x: torch.Tensor) -> torch.Tensor:
+    """Scale k's logits (n + n_g, V) for its sampled tokens, then their unconditional twins in guided rows."""
+    var, scale = run.var, run.plan[k]
+    if scale.columns is not None:
+        x = x[:, scale.columns]
+    late = run.low is not None and k >= run.pruned_from
+    with torch.autocast(x.device.type, dtype=run.low) if late else var.autocast():
+        return var.step(x, run.conditioning, run.caches, scale.select).view(-1, var.vocab_size)
+
+
+def _guide(scale: _Scale, logits: torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance: logits (n + n_g, V) of both branches -> the n sampled tokens' guided logits (n, V)."""
+    n = scale.n
+    if len(logits) == n:  # no guided token
+        return logits
+    if scale.guided is None:
+        return (1 + scale.t) * logits[:n] - scale.t * logits[n:]
+    logits[scale.guided] = (1 + scale.t) * logits[scale.guided] - scale.t * logits[n:]
+    return logits[:n]
+
+
+def _draw(run: _Run, k: int, logits: torch.Tensor) -> tuple[torch.Tensor, list[tuple[_Group, torch.Tensor]]]:
+    """The scale's tokens (B, pn_k^2): each group's drawn from its filtered logits (kept places 0), and the 'more
+    smooth' groups' code vectors (n_group, Cvae)."""
+    var, scale = run.var, run.plan[k]
+    pn, K, B = var.patch_nums[k], var.num_scales, run.sampled[k].shape[0]
+    tokens = torch.zeros(B * pn * pn, dtype=torch.long, device=logits.device)
+    smooth = []
+    for group in scale.groups:
+        opt = group.options
+        mine = logits if group.tokens is None else logits[group.tokens]
+        probs, ids = top_k_top_p(mine, opt.top_k, opt.top_p)
+        tokens[group.places] = draw(probs, ids, _exponential(group.draws, var.vocab_size, logits.device))
+        if opt.more_smooth:
+            smooth.append((group, _smooth(mine, opt, k / (K - 1), run.codebook, group.draws)))
+    return tokens.view(B, pn * pn), smooth
+
+
+def _keep(run: _Run, k: int, f_hat: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The drawn tokens (B, pn_k^2) with the keep hook's kept ones in their places."""
+    kept = run.keep(k, f_hat) if run.keep is not None else None
+    if kept is None:
+        return tokens
+    return torch.where(kept[0], kept[1], tokens)
+
+
+def _vectors(run: _Run, tokens: torch.Tensor, smooth: list[tuple[_Group, torch.Tensor]]) -> torch.Tensor:
+    """The scale's code vectors (B, pn_k^2, Cvae): the tokens' codes, the 'more smooth' groups' blends in place."""
+    h = run.codebook[tokens]
+    for group, vectors in smooth:
+        h.view(-1, run.quant.Cvae)[group.places] = vectors
+    return h
 
 
 def _kept_prefix(sampled: list[torch.Tensor], limit: int) -> int:
@@ -377,7 +476,7 @@ def sample_fhat(
     labels: torch.Tensor,
     options: SamplingOptions | Sequence[SamplingOptions] = SamplingOptions(),
     generator: Generators = None,
-    keep: KeepHook | None = None,
+    keep: Keep | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run `sample_scales` to the end: f_hat (B, Cvae, P, P) float32 and the token maps [(B, pn_k^2)] used."""
     tokens, f_hat = [], None

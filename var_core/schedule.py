@@ -27,11 +27,6 @@ class Schedule:
         return len(self.patch_nums)
 
     @property
-    def final(self) -> int:
-        """Side of the finest token map (= the latent's side)."""
-        return self.patch_nums[-1]
-
-    @property
     def length(self) -> int:
         """Tokens over all scales, L = sum(pn_k^2)."""
         return sum(p * p for p in self.patch_nums)

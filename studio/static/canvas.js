@@ -3,6 +3,7 @@
 (() => {
   if (window.__varEdit) return;
   const PREFIX = "@PREFIX@", GRID = @GRID@, SAME = @SAME@, MASK_RGB = @MASK_RGB@, MASK_ALPHA = @MASK_ALPHA@;
+  const ASK_AGAIN_MS = 1500;  // how long to wait for the server to read a new picture before asking again
   const apps = [];
   const before = globalThis.__PIXI_APP_INIT__;
   globalThis.__PIXI_APP_INIT__ = (app, version) => {
@@ -107,6 +108,46 @@
              fingerprint: fingerprint(pixels(s.app, s.picture)) };
   }
 
+  // A copy of a layer's pixels (a canvas), to put back on Undo.
+  function copyOf(app, texture) {
+    return app.renderer.extract.canvas({ target: texture });
+  }
+
+  // Paint `source` (a canvas, or null for nothing) over the whole of a layer's texture.
+  function paint(s, source, target, W, H) {
+    const first = drawLayers(s, W, H)[0].children[0], Sprite = first.constructor;
+    const box = new s.image.constructor();
+    let texture = null;
+    if (source) {
+      texture = first.texture.constructor.from(source, true);
+      const sprite = new Sprite(texture);
+      sprite.width = W; sprite.height = H;
+      box.addChild(sprite);
+    }
+    s.app.renderer.render({ container: box, target, clear: true });
+    box.destroy({ children: true });
+    if (texture) texture.destroy(true);
+  }
+
+  // One step on the canvas's own history (Gradio's editor keeps it as commands with execute/undo,
+  // like its brush strokes): the layers' pixels before and after, so that Undo gives back exactly
+  // the mask before the tool, strokes included, and Redo the tool's mask again.
+  async function step(s, W, H, after) {
+    const textures = drawLayers(s, W, H).map((layer) => layer.children[0].texture);
+    const before = textures.map((t) => copyOf(s.app, t));
+    const put = (sources) => {
+      const now = scene();
+      if (!now.picture || now.picture !== s.picture) return;  // another picture since: its own history
+      textures.forEach((t, i) => paint(s, sources[i] || null, t, W, H));
+      s.app.render();
+      maskChanged();
+    };
+    const command = { name: "VarEditMask", execute: async () => put(after), undo: async () => put(before) };
+    const editor = window.editor;
+    if (editor && typeof editor.execute_command === "function") await editor.execute_command(command);
+    else put(after);
+  }
+
   // A mask the server made (black and white PNG at the canvas's size) drawn into the first layer,
   // in the brush's colour, half see-through; the other layers are wiped. It lies in the layers'
   // own textures, so it lines up with the picture; the brush and eraser can correct it.
@@ -114,36 +155,26 @@
     const s = scene();
     if (!s.picture) return "Upload or paste a picture first.";
     const W = Math.round(s.picture.width), H = Math.round(s.picture.height);
-    const layers = drawLayers(s, W, H);
-    if (!layers.length) return "The canvas has no visible layer to draw the mask on; add a layer and try again.";
-    const image = new Image();
-    image.src = url;
-    await image.decode();
-    if (image.width !== W || image.height !== H) return "The picture on the canvas changed meanwhile; try again.";
-    const canvas = document.createElement("canvas");
-    canvas.width = W; canvas.height = H;
-    const ctx = canvas.getContext("2d");
-    ctx.drawImage(image, 0, 0);
-    const data = ctx.getImageData(0, 0, W, H), d = data.data;
-    for (let o = 0; o < d.length; o += 4) {
-      const on = d[o] >= 128;
-      d[o] = on ? MASK_RGB[0] : 0; d[o + 1] = on ? MASK_RGB[1] : 0; d[o + 2] = on ? MASK_RGB[2] : 0;
-      d[o + 3] = on ? MASK_ALPHA : 0;
+    if (!drawLayers(s, W, H).length) return "The canvas has no visible layer to draw the mask on; add a layer and try again.";
+    let canvas = null;
+    if (url) {
+      const image = new Image();
+      image.src = url;
+      await image.decode();
+      if (image.width !== W || image.height !== H) return "The picture on the canvas changed meanwhile; try again.";
+      canvas = document.createElement("canvas");
+      canvas.width = W; canvas.height = H;
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(image, 0, 0);
+      const data = ctx.getImageData(0, 0, W, H), d = data.data;
+      for (let o = 0; o < d.length; o += 4) {
+        const on = d[o] >= 128;
+        d[o] = on ? MASK_RGB[0] : 0; d[o + 1] = on ? MASK_RGB[1] : 0; d[o + 2] = on ? MASK_RGB[2] : 0;
+        d[o + 3] = on ? MASK_ALPHA : 0;
+      }
+      ctx.putImageData(data, 0, 0);
     }
-    ctx.putImageData(data, 0, 0);
-    const first = layers[0].children[0], Sprite = first.constructor, Container = layers[0].constructor;
-    const texture = first.texture.constructor.from(canvas, true);
-    const sprite = new Sprite(texture);
-    sprite.width = W; sprite.height = H;
-    for (const layer of layers) {
-      const box = new Container();
-      if (layer === layers[0]) box.addChild(sprite);
-      s.app.renderer.render({ container: box, target: layer.children[0].texture, clear: true });
-      box.destroy({ children: true });
-    }
-    texture.destroy(true);
-    s.app.render();
-    maskChanged();
+    await step(s, W, H, [canvas]);
     return "";
   }
 
@@ -181,6 +212,12 @@
         return "The mask could not be drawn on the canvas (" + String((e && e.message) || e) + "); reload the page.";
       }
     },
+    // Clear every layer, as one step that Undo takes back.
+    clearMask: async () => {
+      try { return await writeMask(null); } catch (e) {
+        return "The mask could not be cleared (" + String((e && e.message) || e) + "); reload the page.";
+      }
+    },
     picture: (args) => fill(args, () => readPicture(args.find((v) => typeof v === "string" && !v.startsWith(PREFIX)))),
     // For tests and curious users: whether the picture on the canvas is the one the server has
     // (checked since it appeared), its size, and how many of its pixels are painted.
@@ -206,17 +243,34 @@
     if (host && host.contains(e.target)) maskChanged();
   }, true);
 
-  // A new picture on the canvas (a new texture): tell the server, through the hidden button.
-  let shown = null;
+  // A new picture on the canvas (a new texture): tell the server, through the hidden button, until
+  // it has read it (a click right after the page shows, before Gradio listens, is lost: ask again).
+  let shown = null, asked = 0;
   setInterval(() => {
     let picture = null;
     try { picture = scene().picture; } catch (e) { return; }
-    if (picture && picture !== shown) {
-      const button = document.getElementById("@CHANGED@");
-      if (!button) return;
-      button.click();
-      maskChanged();
-    }
-    shown = picture;
+    if (!picture || picture === shown) { shown = picture; return; }
+    if (lastRead.picture === picture) { shown = picture; return; }
+    const button = document.getElementById("@CHANGED@");
+    if (!button || performance.now() - asked < ASK_AGAIN_MS) return;
+    asked = performance.now();
+    button.click();
+    maskChanged();
   }, 300);
+
+  // Candidates much wider than tall (panoramas) take a whole row of the gallery (the page's CSS).
+  setInterval(() => {
+    for (const img of document.querySelectorAll("#candidates img")) {
+      if (img.complete && img.naturalHeight) img.classList.toggle("wide", img.naturalWidth > 2 * img.naturalHeight);
+    }
+  }, 500);
+
+  // Runs: bring the live preview into view when a run starts, where it is out of sight.
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest || !e.target.closest("button[id^='run-']")) return;
+    const live = document.getElementById("live-preview");
+    if (!live) return;
+    const box = live.getBoundingClientRect();
+    if (box.top < 0 || box.top > window.innerHeight - 80) live.scrollIntoView({ block: "start", behavior: "smooth" });
+  }, true);
 })();

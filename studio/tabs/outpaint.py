@@ -1,34 +1,29 @@
-"""Out-paint: grow the canvas on any side (or zoom out) and fill what is new."""
+"""Out-paint's own studio tool: preview the grown canvas before running."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
-from editing import EditRequest, outpaint_canvas
+from editing import EditError, EditRequest, outpaint_canvas
+from editing.modes.outpaint import SIDES
 
+from .. import canvas_io
 from ..pictures import tinted
-from . import Run, Values
-
-SIDES = ("left", "right", "top", "bottom")
-
-
-def margins(values: Values, widgets: dict[str, gr.components.Component]) -> dict[str, Any]:
-    """The request's out-paint fields from the widgets (zoom 1 = off)."""
-    out: dict[str, Any] = {side: values[widgets[side]] or 0 for side in SIDES}
-    zoom = values[widgets["zoom_out"]]
-    out["zoom_out"] = float(zoom) if zoom and float(zoom) > 1 else None
-    return out
+from . import EXTRAS, Values
 
 
 def describe(picture: Image.Image, request_fields: dict[str, Any]) -> tuple[Image.Image, str]:
     """The grown canvas with the new area tinted, and a sentence saying what grows."""
-    EditRequest("outpaint", picture, **request_fields)  # the request's own checks, one sentence each
-    canvas, mask = outpaint_canvas(picture, **request_fields)
+    fields = EditRequest("outpaint", picture, **request_fields).fields  # the mode's own checks, one sentence each
+    margins = {side: fields[side] for side in SIDES}
+    canvas, mask = outpaint_canvas(picture, zoom_out=fields["zoom_out"], **margins)
     W, H = picture.size
-    zoom = request_fields["zoom_out"]
+    zoom = fields["zoom_out"]
     if zoom:
         w, h = round(W / zoom), round(H / zoom)
         text = (
@@ -36,39 +31,45 @@ def describe(picture: Image.Image, request_fields: dict[str, Any]) -> tuple[Imag
             "the tinted border around it will be generated."
         )
     else:
-        grown = ", ".join(f"{request_fields[s]} px {s}" for s in SIDES if request_fields[s])
+        grown = ", ".join(f"{margins[s]} px {s}" for s in SIDES if margins[s])
         size = f"{W}×{H} to {canvas.width}×{canvas.height} px"
         text = f"The canvas grows from {size} ({grown}); the tinted area will be generated."
     return tinted(canvas, mask), text
 
 
-def build() -> tuple[list[Run], dict[str, gr.components.Component], gr.Button, gr.Image, gr.Markdown]:
-    widgets: dict[str, gr.components.Component] = {}
-    with gr.Tab("Out-paint", id="outpaint", elem_id="tab-outpaint"):
-        with gr.Row():
-            for side in SIDES:
-                widgets[side] = gr.Number(
-                    0, label=f"{side.title()} (px)", precision=0, minimum=0, elem_id=f"out-{side}"
-                )
-        widgets["zoom_out"] = gr.Slider(
-            1.0,
-            4.0,
-            value=1.0,
-            step=0.25,
-            label="Zoom-out factor",
-            info="Above 1 it replaces the margins: the picture shrinks into the middle and the border is generated.",
-            elem_id="out-zoom",
-        )
-        with gr.Row():
-            preview = gr.Button("Preview canvas", elem_id="preview-canvas")
-            run = gr.Button("Out-paint", variant="primary", elem_id="run-outpaint")
-        shown = gr.Image(label="Grown canvas", type="pil", format="png", interactive=False)
-        note = gr.Markdown(elem_id="canvas-note")
-    components = list(widgets.values())
-    return (
-        [Run("outpaint", run, components, lambda values: margins(values, widgets), uses_mask=False)],
-        widgets,
-        preview,
-        shown,
-        note,
-    )
+@dataclass
+class Preview:
+    """The "Preview canvas" button, the grown canvas it shows and its note."""
+
+    widgets: dict[str, gr.components.Component]
+    button: gr.Button
+    shown: gr.Image
+    note: gr.Markdown
+
+    def wire(self, mask_box: gr.Textbox, picture_of: Callable[[Values], Image.Image], inputs: set[Any]) -> None:
+        """mask_box: the hidden box the page's script fills from the canvas (canvas_io); picture_of: the
+        picture from the values of `inputs` (mask_box among them)."""
+        quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
+        widgets = self.widgets
+
+        def preview(values: Values) -> tuple[Any, str]:
+            try:
+                return describe(picture_of(values), {name: values[w] for name, w in widgets.items()})
+            except EditError as e:
+                raise gr.Error(str(e), print_exception=False) from e
+
+        read = self.button.click(None, [mask_box], [mask_box], js=canvas_io.READ_MASK_JS, **quick)
+        read.then(
+            preview, {*inputs, *widgets.values()}, [self.shown, self.note], show_progress_on=[self.note],
+            api_visibility="private",
+        )  # fmt: skip
+
+
+def build(widgets: dict[str, gr.components.Component]) -> Preview:
+    button = gr.Button("Preview canvas", elem_id="preview-canvas")
+    shown = gr.Image(label="Grown canvas", type="pil", format="png", interactive=False)
+    note = gr.Markdown(elem_id="canvas-note")
+    return Preview(widgets, button, shown, note)
+
+
+EXTRAS["outpaint"] = build

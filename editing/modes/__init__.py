@@ -1,0 +1,36 @@
+"""Edit modes, one module each, in one registry (see base.py); importing this registers the four,
+in the order the studio shows them."""
+
+from . import class_edit, generate, inpaint, outpaint
+from .base import (
+    IMAGE,
+    MASK,
+    Field,
+    Inputs,
+    Mode,
+    Picture,
+    field,
+    get_mode,
+    mode_names,
+    register,
+    registered,
+    unregister,
+)
+
+for _mode in (inpaint.Inpaint, outpaint.Outpaint, class_edit.ClassEdit, generate.Generate):
+    register(_mode)
+
+__all__ = [
+    "IMAGE",
+    "MASK",
+    "Field",
+    "Inputs",
+    "Mode",
+    "Picture",
+    "field",
+    "get_mode",
+    "mode_names",
+    "register",
+    "registered",
+    "unregister",
+]

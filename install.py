@@ -1,0 +1,89 @@
+"""Set up the studio on this machine and start it: a virtual environment in .venv with the torch build
+that fits the machine, then the requirements, then `python app.py`.
+
+- an NVIDIA GPU (`nvidia-smi` runs and lists one): torch from PyPI, its CUDA build (about 2.5 GB to
+  download, about 6 GB installed with its CUDA libraries);
+- otherwise: torch's CPU build from download.pytorch.org/whl/cpu (about 200 MB to download, about
+  0.8 GB installed).
+
+A torch already in .venv is kept. Only the standard library is used, so any Python 3.10+ runs it.
+
+    python3 install.py             # set up and start the studio on http://127.0.0.1:7860
+    python3 install.py --dry-run   # print the commands it would run, run nothing
+    python3 install.py --cpu       # the CPU build even where there is a GPU (--cuda: the other way)
+    python3 install.py --no-start  # set up only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def has_nvidia_gpu() -> bool:
+    """Whether `nvidia-smi -L` runs and lists at least one GPU."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return False
+    try:
+        out = subprocess.run([tool, "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def commands(venv: Path, gpu: bool, has_venv: bool, has_torch: bool, start: bool) -> list[list[str]]:
+    """The commands that set up `venv` (and start the studio): torch's CUDA build where `gpu`, else its CPU build."""
+    python = str(venv / ("Scripts" if os.name == "nt" else "bin") / "python")
+    steps: list[list[str]] = []
+    if not has_venv:
+        steps.append([sys.executable, "-m", "venv", str(venv)])
+    if not has_torch:
+        torch = [python, "-m", "pip", "install", "torch"]
+        steps.append(torch if gpu else [*torch, "--index-url", CPU_INDEX])
+    steps.append([python, "-m", "pip", "install", "-r", str(ROOT / "requirements.txt")])
+    if start:
+        steps.append([python, str(ROOT / "app.py")])
+    return steps
+
+
+def torch_installed(venv: Path) -> bool:
+    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
+    if not python.exists():
+        return False
+    return subprocess.run([str(python), "-c", "import torch"], capture_output=True).returncode == 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Set up .venv with the torch build that fits this machine, then start.")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--cpu", action="store_true", help="torch's CPU build even where there is an NVIDIA GPU")
+    which.add_argument("--cuda", action="store_true", help="torch's CUDA build even where no GPU is found")
+    p.add_argument("--no-start", action="store_true", help="set up only; do not start the studio")
+    p.add_argument("--venv", default=str(ROOT / ".venv"), help="where the virtual environment goes (.venv)")
+    args = p.parse_args(argv)
+
+    venv = Path(args.venv)
+    gpu = args.cuda or (not args.cpu and has_nvidia_gpu())
+    has_torch = torch_installed(venv)
+    build = "kept (already installed)" if has_torch else ("CUDA build" if gpu else "CPU build")
+    print(f"{'NVIDIA GPU found' if gpu else 'No NVIDIA GPU found'}: torch {build}.", flush=True)
+    for step in commands(venv, gpu, venv.exists(), has_torch, not args.no_start):
+        print("+ " + " ".join(step), flush=True)
+        if not args.dry_run and subprocess.run(step).returncode != 0:
+            print("error: that step failed; see pip's message above, then run install.py again.", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

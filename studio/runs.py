@@ -1,0 +1,167 @@
+"""A run: the one handler behind every run button (widget values -> `EditRequest` -> `Editor.submit`),
+streamed into the page scale by scale, its candidates saved as PNGs carrying their parameters."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from editing import EditCancelled, EditError, EditorProtocol, EditRequest, EditResult, save_png
+
+from . import canvas_io
+from .cells import cells_view
+from .page import Page
+from .pictures import PREVIEW_MAX, display_copy, grid_columns, tile
+from .session import Session, user_error
+from .settings import Settings
+from .tabs import Run, Values
+
+log = logging.getLogger("var-edit-studio")
+
+
+@dataclass
+class Outputs:
+    """The result widgets every run fills."""
+
+    live: gr.Image
+    status: gr.Textbox
+    gallery: gr.Gallery
+    seed: gr.Markdown
+    last_seed: gr.State
+    download: gr.DownloadButton
+    cells: gr.Image
+    paths: gr.State
+    selected: gr.State
+    original: gr.State
+    shown: gr.State
+
+    def all(self) -> list[gr.components.Component]:
+        return list(vars(self).values())
+
+
+def run_handler(
+    session: Session, run: Run, settings: Settings, mask_box: gr.Textbox, page: gr.State, out: Outputs
+) -> Callable[[Values], Iterator[dict[Any, Any]]]:
+    """The handler of one run button. mask_box: the hidden textbox the page's script fills with the
+    canvas's mask (canvas_io); page: the page's `Page` state."""
+
+    def handler(values: Values) -> Iterator[dict[Any, Any]]:
+        editor = session.current_editor()  # the edit runs to its end on this model, whatever is loaded later
+        state = values[page]
+        if not session.page_is_current(state):
+            state.model = session.model_serial  # the page has been brought up to date (ModelPanelView.check_page)
+            raise user_error(
+                f"The studio's model was switched to {editor.info.name} since this page set up its settings; "
+                "they and the class list now fit it, so check them and run again."
+            )
+        extra: dict[Any, Any] = {}
+        try:
+            fields = run.fields(values)
+            options = settings.options(values, editor.defaults)
+            picture = mask = None
+            if run.uses_picture:
+                picture, shown, mask = canvas_io.read_canvas(values[mask_box], values[out.original], values[out.shown])
+                extra = {out.original: picture, out.shown: shown}
+                if run.uses_mask and not mask.getbbox():
+                    raise EditError("Paint over the area to change first.")
+            request = EditRequest(run.mode, picture, mask if run.uses_mask else None, options=options, **fields)
+        except EditError as e:
+            raise user_error(str(e)) from e
+        if isinstance(state, Page) and state.busy:
+            raise user_error("Your previous edit is still running: wait for it, or press Stop first.")
+        yield from stream(session, editor, request, state, extra, out)
+
+    return handler
+
+
+def stream(
+    session: Session,
+    editor: EditorProtocol,
+    request: EditRequest,
+    page: Page | None,
+    extra: dict[Any, Any],
+    out: Outputs,
+) -> Iterator[dict[Any, Any]]:
+    """Submit `request` and yield the page's updates: the newest scale's previews, then the results."""
+    started = time.monotonic()
+    visitor = page.visitor if isinstance(page, Page) else None
+    job = editor.submit([request], previews=True, time_limit=session.time_limit, visitor=visitor)
+    if isinstance(page, Page):
+        page.job = job
+    yield {**extra, out.status: "Starting…"}
+    step = total = 0
+    try:
+        for progress in job.updates():
+            if progress.ahead:
+                yield {out.status: waiting_text(progress.ahead)}
+                continue
+            step, total = progress.step, progress.total
+            if progress is not job.latest:
+                continue  # the page is behind the edit: show only the newest scale
+            images = progress.previews.get(0) or []
+            if images:
+                yield {out.live: tile(images), out.status: f"Scale {step}/{total}"}
+        result = job.result()[0]
+    except EditCancelled:
+        where = f" after scale {step}/{total}" if total else ""
+        gr.Warning(f"Stopped{where}; the input is unchanged.")
+        yield {out.status: f"Stopped{where}."}
+        return
+    except EditError as e:
+        yield {out.status: f"Failed: {e}"}
+        raise user_error(str(e)) from e
+    except Exception as e:
+        log.exception("edit failed")
+        yield {out.status: "Failed: the edit failed unexpectedly."}
+        raise gr.Error("The edit failed unexpectedly; the server log has the details.") from e
+    finally:
+        if not job.done:
+            job.cancel()  # the page went away: stop the edit at its next scale
+    results = session.workdir.run_folder()
+    if isinstance(page, Page):
+        page.keep_only(results)
+    assert job.ended_at is not None  # the job is done
+    yield finish(result, job.ended_at - started, results, out)
+
+
+def finish(result: EditResult, seconds: float, folder: Path, out: Outputs) -> dict[Any, Any]:
+    """Save the candidates as PNGs (with parameters) into `folder` and fill the result widgets.
+    seconds: the edit's own time, however far behind the page's streaming was."""
+    paths = [
+        str(save_png(im, folder / f"var-edit-seed{result.seed}-{i + 1}.png", {**result.params, "candidate": i + 1}))
+        for i, im in enumerate(result.images)
+    ]
+    n = len(paths)
+    return {
+        out.live: tile([display_copy(im, PREVIEW_MAX) for im in result.images]),
+        out.status: f"Done: {n} candidate(s), seed {result.seed}, {seconds:.1f} s.",
+        out.gallery: gr.update(
+            value=[(p, f"#{i + 1} · seed {result.seed}") for i, p in enumerate(paths)],
+            selected_index=0,
+            columns=grid_columns(n),
+        ),
+        out.seed: f"Seed used: **{result.seed}**",
+        out.last_seed: result.seed,
+        out.download: gr.update(value=paths[0], interactive=True),
+        out.cells: cells_view(result.images[0], result.regenerated, result.region),
+        out.paths: paths,
+        out.selected: 0,
+    }
+
+
+def waiting_text(ahead: int) -> str:
+    """The status line of an edit waiting for the device."""
+    others = "1 other visitor's edit goes" if ahead == 1 else f"{ahead} other visitors' edits go"
+    return f"Waiting: {others} first, then they take turns with yours, one scale each."
+
+
+def select(paths: list[str] | None, evt: gr.SelectData) -> tuple[int, Any]:
+    """Remember the clicked candidate and point the download button at it."""
+    index = int(evt.index) if paths else 0
+    return index, gr.update(value=paths[index] if paths else None, interactive=bool(paths))

@@ -1,0 +1,91 @@
+"""The studio's own temporary folder: result files, masks, API results and Gradio's cache, all
+removed when the studio stops; folders left by studios that were killed are removed at the next start.
+
+No Gradio import here: `launch` makes the folder before Gradio is imported, so that Gradio's cache
+(GRADIO_TEMP_DIR) lives inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+log = logging.getLogger("var-edit-studio")
+WORKDIR_PREFIX = "var-edit-app-"
+STALE_LEGACY_SECONDS = 24 * 3600
+API_FILES_KEPT = 64  # results of the endpoints kept on disk (Gradio serves its own copies)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
+    """Remove the folders of studios that are no longer running (a killed server leaves them);
+    folders named without a process id (older versions) once they are a day old."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for folder in root.glob(f"{WORKDIR_PREFIX}*"):
+        pid_text = folder.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
+        if pid_text.isdigit():
+            stale = not _alive(int(pid_text))
+        else:
+            stale = time.time() - folder.stat().st_mtime > STALE_LEGACY_SECONDS
+        if stale and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        log.info("removed %d folder(s) left by studios that are no longer running", len(removed))
+    return removed
+
+
+class Workdir:
+    """One studio's temporary folder (var-edit-app-<pid>-…): a folder per run, the API's results (the
+    newest API_FILES_KEPT kept), masks to download, and `gradio` for Gradio's cache."""
+
+    def __init__(self) -> None:
+        remove_stale_workdirs()
+        self.path = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+        self._api = deque[Path]()
+        self._api_lock = threading.Lock()
+
+    @property
+    def gradio_cache(self) -> Path:
+        """Where Gradio keeps uploads and served copies for this studio (GRADIO_TEMP_DIR)."""
+        return self.path / "gradio"
+
+    def run_folder(self) -> Path:
+        """A new folder for one run's results."""
+        return Path(tempfile.mkdtemp(dir=self.path))
+
+    def api_folder(self) -> Path:
+        """A new folder for one API result; the oldest beyond API_FILES_KEPT is removed (Gradio has
+        long copied it to its cache)."""
+        folder = self.run_folder()
+        with self._api_lock:
+            self._api.append(folder)
+            while len(self._api) > API_FILES_KEPT:
+                shutil.rmtree(self._api.popleft(), ignore_errors=True)
+        return folder
+
+    def masks(self) -> Path:
+        """The folder of masks saved for download."""
+        folder = self.path / "masks"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def close(self) -> None:
+        """Remove everything (results, masks, Gradio's cache)."""
+        shutil.rmtree(self.path, ignore_errors=True)
