@@ -22,6 +22,7 @@ from editing.models import list_models
 from training.__main__ import main
 from training.class_folder import load_class_folder
 from training.finetune import Recipe, StartPoint, evaluate_loss, finetune, load_start, new_class_table
+from training.measure_finetune import heldout_cross_entropy
 from training.run_folder import RunFolder, read_state
 
 SHAPES = {"red disc": (220, 40, 40), "green square": (40, 170, 60), "blue bar": (40, 70, 220)}
@@ -78,6 +79,18 @@ def test_finetuning_lowers_the_training_loss(shapes: Path, trained: Path) -> Non
     assert "from **demo**" in card and "| red disc | 6 |" in card
     for picture in ("samples.png", "loss.png"):
         assert Image.open(trained / picture).size[0] > 100
+
+
+def test_the_heldout_cross_entropy_compares_models_on_their_own_classes(shapes: Path, trained: Path) -> None:
+    held = load_class_folder(shapes, 64)
+    before, after = load_start(trained), load_start(trained)
+    own = {name: i for i, name in enumerate(before.class_names)}
+    same = heldout_cross_entropy(before, held, [own.get(c) for c in held.class_names])
+    assert same is not None and np.isfinite(same) and same > 0
+    assert same == pytest.approx(heldout_cross_entropy(after, held, list(range(3))))
+    one = heldout_cross_entropy(after, held, [None, None, own["red disc"]])
+    assert one is not None and one != pytest.approx(same)
+    assert heldout_cross_entropy(load_start("demo"), held, [None] * 3) is None  # the demo has no shape classes
 
 
 def test_the_model_folder_edits_with_its_classes(trained: Path) -> None:

@@ -7,12 +7,16 @@
 (`training.classifier.EmojiClassifier`) trained on the held-out pictures judges samples of every class: the
 share it recognises, per class. "Before" samples the start model's own class of the same display name (the
 demo has the emoji categories), where it has one. Writes `<after>/measured.md` (the table, which the model card
-shows) and `<after>/measured.json`, and prints the table.
+shows) and `<after>/measured.json`, and prints the table. (c) the transformer's teacher-forced cross-entropy
+(nats per token over all scales, no label smoothing: `training.finetune.evaluate_loss`) on the held-out
+pictures, each with its class (before: the start model's class of the same name), the most sensitive of the
+three: it needs no sampling and no judge.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -21,9 +25,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from training.class_folder import load_class_folder
+from training.class_folder import ClassFolder, load_class_folder
 from training.classifier import EmojiClassifier, augment, classify
-from training.finetune import StartPoint, load_start
+from training.finetune import StartPoint, evaluate_loss, load_start
 from training.run_folder import model_card
 from training.train_vqvae import evaluate_psnr
 from var_core import SamplingOptions, generate
@@ -67,6 +71,18 @@ def recognised(
     return out
 
 
+def heldout_cross_entropy(model: StartPoint, held: ClassFolder, class_ids: list[int | None]) -> float | None:
+    """Teacher-forced cross-entropy of `model` (nats per token, all scales, no label smoothing) on the held-out
+    pictures, each labelled class_ids[its class]; pictures of a class the model lacks (None) are left out, and
+    None is returned when none is left."""
+    ids = torch.tensor([-1 if c is None else c for c in class_ids])
+    labels = ids[held.labels]
+    keep = labels >= 0
+    if not keep.any():
+        return None
+    return evaluate_loss(model, dataclasses.replace(held, images=held.images[keep], labels=labels[keep]), ("var",))
+
+
 def _mean(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return sum(known) / len(known) if known else None
@@ -76,8 +92,12 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
 
+def _nats(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Run (a) and (b); returns what measured.json holds."""
+    """Run (a), (b) and (c); returns what measured.json holds."""
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     before, after = load_start(args.before), load_start(args.after)
@@ -92,8 +112,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         train = load_class_folder(args.train, after.vqvae.image_size, say=lambda _: None)
         ceiling = (classify(judge, train.images) == train.labels).float().mean().item()
     own = {name: i for i, name in enumerate(before.class_names)}
-    acc_before = recognised(judge, before, [own.get(c) for c in classes], args.per_class, args.seed)
-    acc_after = recognised(judge, after, list(range(len(classes))), args.per_class, args.seed)
+    ids = {"before": [own.get(c) for c in classes], "after": list(range(len(classes)))}
+    ce = {name: heldout_cross_entropy(m, held, ids[name]) for name, m in (("before", before), ("after", after))}
+    acc_before = recognised(judge, before, ids["before"], args.per_class, args.seed)
+    acc_after = recognised(judge, after, ids["after"], args.per_class, args.seed)
     rows = [f"| {c} | {_pct(b)} | {_pct(a)} |" for c, b, a in zip(classes, acc_before, acc_after, strict=True)]
     table = "\n".join(
         [
@@ -106,6 +128,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             f"| (b) samples recognised by the judge, mean over classes | {_pct(_mean(acc_before))} | "
             f"{_pct(_mean(acc_after))} |",
             *rows,
+            f"| (c) transformer cross-entropy on the held-out pictures, nats per token | {_nats(ce['before'])} | "
+            f"{_nats(ce['after'])} |",
             "",
             "The judge is a small CNN trained on the held-out pictures only"
             + (
@@ -114,13 +138,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 if ceiling is not None
                 else "."
             ),
-            f"Before: the start model {args.before} sampling its own class of the same name; chance is "
-            f"{_pct(1 / len(classes))}.",
+            f"Before: the start model {args.before} with its own class of the same name, for (b) and (c); chance "
+            f"in (b) is {_pct(1 / len(classes))}. (c) is teacher-forced, all scales, no label smoothing: lower is "
+            "better.",
         ]
     )
     seconds = round(time.perf_counter() - t0)
     table = table.replace("{seconds}", str(seconds))
-    result = {"psnr": psnr, "before": acc_before, "after": acc_after, "classes": classes, "ceiling": ceiling}
+    result = {
+        "psnr": psnr,
+        "cross_entropy": ce,
+        "before": acc_before,
+        "after": acc_after,
+        "classes": classes,
+        "ceiling": ceiling,
+    }
     out = Path(args.after)
     (out / "measured.md").write_text(table + "\n")
     (out / "measured.json").write_text(json.dumps(result, indent=2) + "\n")
