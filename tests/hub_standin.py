@@ -148,6 +148,7 @@ def hub_env(hub: StandInHub, tmp_path: Path, **extra: str) -> dict[str, str]:
         HF_HOME=str(tmp_path / "hf"),
         HF_HUB_CACHE=str(tmp_path / "hf" / "hub"),
         HF_HUB_DISABLE_TELEMETRY="1",
+        VAR_EDIT_UNPINNED="1",  # the stand-in serves tiny files under the published names, not the pinned ones
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
         **extra,

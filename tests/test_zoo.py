@@ -289,6 +289,21 @@ def test_a_damaged_file_in_the_models_folder_is_refused_when_pinned(hub, publish
     assert hub.log == [] and (folder / "var_d16.pth").exists()  # the person's own file is left alone
 
 
+def test_the_published_files_are_pinned_by_default(hub, published, tmp_path):
+    """Without VAR_EDIT_UNPINNED the real hashes are pinned: the stand-in's tiny files under the published
+    names are refused as not the published ones, in the models folder and from the hub alike."""
+    env = {k: v for k, v in hub_env(hub, tmp_path).items() if k != "VAR_EDIT_UNPINNED"}
+    out = run_python(FETCH.format(pin=""), env, tmp_path)
+    assert out.stdout.startswith(f"REFUSED {VQVAE_FILE} arrived damaged twice"), out.stdout
+    assert "7c3ec27ae28a3f87055e83211ea8cc8558bd1985d7b51742d074fb4c2fcf186c" in out.stdout
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name, data in published.items():
+        (folder / name).write_bytes(data)
+    out = run_python(FETCH.format(pin=""), env, tmp_path)
+    assert out.stdout.startswith(f"REFUSED {VQVAE_FILE} in models/ is damaged"), out.stdout
+
+
 def test_no_network_is_said_at_once(hub, tmp_path):
     hub.stop()
     out = run_python(FETCH.format(pin=""), hub_env(hub, tmp_path), tmp_path)
