@@ -104,6 +104,19 @@ def to_screen(pg: Page, x: float, y: float) -> tuple[float, float]:
     return cx + (x - SIZE / 2) * zoom, cy + (y - SIZE / 2) * zoom
 
 
+def box_stroke(pg: Page) -> None:
+    """A rough box drawn with the brush around the scene's disc: one drag through its corners (the
+    brush joins the points it is given, and every extra point costs a canvas redraw)."""
+    cx, cy, r = DISC
+    x0, y0, x1, y1 = cx - r - 14, cy - r - 14, cx + r + 14, cy + r + 14
+    corners = [to_screen(pg, x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))]
+    pg.mouse.move(*corners[0])
+    pg.mouse.down()
+    for x, y in corners[1:]:
+        pg.mouse.move(x, y, steps=2)
+    pg.mouse.up()
+
+
 def canvas_pixels(pg: Page) -> tuple[np.ndarray, dict[str, float]]:
     """A screenshot of the canvas element and where it is on the page."""
     box = pg.locator("#canvas canvas").first.bounding_box()
@@ -177,14 +190,7 @@ def test_a_box_around_the_object_selects_it(page: Page, files: dict[str, Path], 
     over the disc (lined up on screen) and Save mask PNG gives it at the picture's size."""
     page.wait_for_timeout(500)
     clean, box = canvas_pixels(page)
-    cx, cy, r = DISC
-    x0, y0, x1, y1 = cx - r - 14, cy - r - 14, cx + r + 14, cy + r + 14
-    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
-    page.mouse.move(*to_screen(page, *corners[0]))
-    page.mouse.down()
-    for x, y in corners[1:]:
-        page.mouse.move(*to_screen(page, x, y), steps=12)
-    page.mouse.up()
+    box_stroke(page)
     shot(page, "01-box")
     before = cells_state(page)
     page.click("#mask-select")
@@ -199,6 +205,7 @@ def test_a_box_around_the_object_selects_it(page: Page, files: dict[str, Path], 
     # On screen: the pixels the selection tinted lie over the disc.
     tinted, _ = canvas_pixels(page)
     changed = np.abs(tinted - clean).max(-1) > 40
+    cx, cy, r = DISC
     _, _, zoom = geometry(page)
     yy, xx = np.mgrid[0 : changed.shape[0], 0 : changed.shape[1]]
     sx, sy = to_screen(page, cx, cy)

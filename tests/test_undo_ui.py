@@ -19,7 +19,7 @@ from chromium import CHROMIUM, studio_page
 from PIL import Image
 from playwright.sync_api import Browser, Page
 from test_app import ROOT, wait_picture
-from test_mask_tools_ui import DISC, SIZE, UPLOAD_MASK, scene, to_screen
+from test_mask_tools_ui import SIZE, UPLOAD_MASK, box_stroke, scene
 
 from studio.canvas_io import PREFIX
 
@@ -44,9 +44,24 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def page(browser: Browser, app_url: str) -> Iterator[Page]:
+def studio_tab(browser: Browser, app_url: str) -> Iterator[Page]:
+    """One page for the module: each test ends back at the empty canvas, so the scene is uploaded once."""
     with studio_page(browser, app_url, ARTIFACTS, height=1300) as pg:
         yield pg
+
+
+@pytest.fixture
+def page(studio_tab: Page, files: dict[str, Path]) -> Page:
+    """The module's page with the scene on the canvas and nothing painted (uploaded again when a
+    test before left a mask behind), the cells note saying so."""
+    pg = studio_tab
+    if not pg.locator("#canvas button[title='Brush Size']").count() or mask_now(pg).any():
+        pg.set_input_files("#canvas input[type=file]", str(files["scene"]))
+        pg.wait_for_selector("#canvas button[title='Brush Size']")
+        wait_picture(pg, SIZE, SIZE)
+        pg.wait_for_timeout(300)  # the canvas's pointer handlers follow the new picture
+    pg.wait_for_function(f"() => {NOTE_JS}.startsWith('Paint on the picture')", polling=100)
+    return pg
 
 
 def mask_now(pg: Page) -> np.ndarray:
@@ -60,13 +75,13 @@ def mask_now(pg: Page) -> np.ndarray:
 
 def wait_mask(pg: Page, expected: np.ndarray | None = None, unlike: np.ndarray | None = None) -> np.ndarray:
     """Wait until the canvas's mask equals `expected` (or differs from `unlike`); return it."""
-    for _ in range(100):
+    for _ in range(200):
         now = mask_now(pg)
         if (expected is not None and np.array_equal(now, expected)) or (
             unlike is not None and not np.array_equal(now, unlike)
         ):
             return now
-        pg.wait_for_timeout(100)
+        pg.wait_for_timeout(50)
     raise AssertionError("the canvas's mask did not become what was expected")
 
 
@@ -82,36 +97,20 @@ def note_now(pg: Page) -> str:
 
 
 def wait_note(pg: Page, note: str) -> None:
-    pg.wait_for_function(f"(n) => {NOTE_JS} === n", arg=note, polling=200)
+    pg.wait_for_function(f"(n) => {NOTE_JS} === n", arg=note, polling=100)
 
 
 def history_button(pg: Page, name: str):
     return pg.locator(f"#canvas button[aria-label='{name}']").first
 
 
-def box_stroke(pg: Page) -> None:
-    """A rough box drawn with the brush around the scene's disc."""
-    cx, cy, r = DISC
-    x0, y0, x1, y1 = cx - r - 14, cy - r - 14, cx + r + 14, cy + r + 14
-    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
-    pg.mouse.move(*to_screen(pg, *corners[0]))
-    pg.mouse.down()
-    for x, y in corners[1:]:
-        pg.mouse.move(*to_screen(pg, x, y), steps=12)
-    pg.mouse.up()
-
-
 @pytest.mark.parametrize("tool", TOOLS)
 def test_undo_and_redo_around_a_mask_tool(page: Page, files: dict[str, Path], tool: str) -> None:
     """Stroke, then the tool: Undo gives the stroke back exactly (and its cells), Redo the tool's mask."""
-    page.set_input_files("#canvas input[type=file]", str(files["scene"]))
-    page.wait_for_selector("#canvas button[title='Brush Size']")
-    wait_picture(page, SIZE, SIZE)
-    page.wait_for_timeout(300)  # the canvas's pointer handlers follow the new picture
     empty = mask_now(page)
     box_stroke(page)
     stroke = wait_mask(page, unlike=empty)
-    page.wait_for_function("() => document.querySelector('#mask-note').innerText.includes('redraws')", polling=200)
+    page.wait_for_function("() => document.querySelector('#mask-note').innerText.includes('redraws')", polling=100)
     stroke_note = note_now(page)
 
     if tool == "upload":
@@ -121,7 +120,7 @@ def test_undo_and_redo_around_a_mask_tool(page: Page, files: dict[str, Path], to
     else:
         page.click(f"#mask-{tool}")
     after = wait_mask(page, unlike=stroke)
-    page.wait_for_function(f"(n) => {NOTE_JS} !== n && !/^[0-9.]+s$/.test({NOTE_JS})", arg=stroke_note, polling=200)
+    page.wait_for_function(f"(n) => {NOTE_JS} !== n && !/^[0-9.]+s$/.test({NOTE_JS})", arg=stroke_note, polling=100)
     after_note = note_now(page)
     page.screenshot(path=str(ARTIFACTS / f"{tool}-1-after.png"))
 
@@ -137,6 +136,5 @@ def test_undo_and_redo_around_a_mask_tool(page: Page, files: dict[str, Path], to
 
     history_button(page, "Undo").click()  # back to the stroke, and once more: the empty canvas
     wait_mask(page, expected=stroke)
-    wait_note(page, stroke_note)
     history_button(page, "Undo").click()
     wait_mask(page, expected=empty)
