@@ -337,11 +337,12 @@ def open_accordion(pg: Page, elem_id: str, shows: str) -> None:
 
 
 def paint_line(pg: Page, dx: int = 40, dy: int = 0) -> None:
+    """A brush stroke across the canvas's centre (the brush joins the points; each one costs a redraw)."""
     box = pg.locator("#canvas canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     pg.mouse.move(cx - dx, cy + dy)
     pg.mouse.down()
-    pg.mouse.move(cx + dx, cy + dy, steps=10)
+    pg.mouse.move(cx + dx, cy + dy, steps=2)
     pg.mouse.up()
 
 
