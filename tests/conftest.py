@@ -9,9 +9,11 @@ import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS
 from hub_standin import StandInHub, published_files
+from PIL import Image
 from playwright.sync_api import Browser, sync_playwright
 from studio_server import Studio, running
 
@@ -69,3 +71,15 @@ def _torch_threads() -> Iterator[None]:
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def photo_and_mask(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 96x80 noise picture and a mask over a box in it (white = regenerate)."""
+    d = tmp_path_factory.mktemp("photo-and-mask")
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((80, 96, 3)) * 255).astype(np.uint8)).save(d / "photo.png")
+    mask = np.zeros((80, 96), np.uint8)
+    mask[20:50, 30:70] = 255
+    Image.fromarray(mask).save(d / "mask.png")
+    return {"image": d / "photo.png", "mask": d / "mask.png"}

@@ -27,24 +27,13 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
         yield started
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("endpoint-files")
-    rng = np.random.default_rng(0)
-    Image.fromarray((rng.random((80, 96, 3)) * 255).astype(np.uint8)).save(d / "photo.png")
-    mask = np.zeros((80, 96), np.uint8)
-    mask[20:50, 30:70] = 255
-    Image.fromarray(mask).save(d / "mask.png")
-    return {"image": d / "photo.png", "mask": d / "mask.png"}
-
-
-def test_four_endpoints_with_gradio_client(studio, files):
+def test_four_endpoints_with_gradio_client(studio, photo_and_mask):
     from gradio_client import Client, handle_file
 
     client = Client(studio.url, verbose=False)
-    image, mask = handle_file(str(files["image"])), handle_file(str(files["mask"]))
-    before = np.asarray(Image.open(files["image"]).convert("RGB"))
-    outside = np.asarray(Image.open(files["mask"])) < 128
+    image, mask = handle_file(str(photo_and_mask["image"])), handle_file(str(photo_and_mask["mask"]))
+    before = np.asarray(Image.open(photo_and_mask["image"]).convert("RGB"))
+    outside = np.asarray(Image.open(photo_and_mask["mask"])) < 128
 
     path, params = client.predict(image, mask, {"seed": 3}, api_name="/inpaint")
     after = np.asarray(Image.open(path).convert("RGB"))
@@ -85,13 +74,13 @@ def _call(url: str, name: str, body: str) -> tuple[str, object]:
     return event, json.loads(data)
 
 
-def test_hostile_requests_get_one_sentence_and_read_no_file(studio, files, tmp_path):
+def test_hostile_requests_get_one_sentence_and_read_no_file(studio, photo_and_mask, tmp_path):
     """A server path or another mode in any field, fractional classes, NaN / Infinity / texts for numbers."""
     secret = tmp_path / "secret.png"
     Image.new("RGB", (40, 40), "red").save(secret)
     server_file = json.dumps({"path": str(secret), "meta": FILE})
-    image = json.dumps(_upload(studio.url, files["image"]))
-    mask = json.dumps(_upload(studio.url, files["mask"]))
+    image = json.dumps(_upload(studio.url, photo_and_mask["image"]))
+    mask = json.dumps(_upload(studio.url, photo_and_mask["mask"]))
     path = json.dumps(str(secret))
     probes = {
         "outpaint": [
@@ -138,11 +127,11 @@ def _data_url(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def test_an_mcp_client_calls_every_tool_and_gets_a_picture(studio, files):
+def test_an_mcp_client_calls_every_tool_and_gets_a_picture(studio, photo_and_mask):
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
-    image, mask = _data_url(files["image"]), _data_url(files["mask"])
+    image, mask = _data_url(photo_and_mask["image"]), _data_url(photo_and_mask["mask"])
     arguments = {
         "inpaint": {"image": image, "mask": mask, "options": {"seed": 1}},
         "outpaint": {"image": image, "right": 16, "options": {"seed": 2}},

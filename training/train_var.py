@@ -64,6 +64,29 @@ def per_scale_accuracy(
     return [correct[b:e].mean().item() for b, e in var.begin_ends], loss_sum / tokens.numel()
 
 
+def _optimizer(var: VAR, args: argparse.Namespace) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices only (not on embeddings, positions, norms or biases)."""
+
+    def decays(name: str, p: torch.nn.Parameter) -> bool:
+        return p.ndim >= 2 and "emb" not in name and "pos_" not in name
+
+    decay = [p for n, p in var.named_parameters() if decays(n, p)]
+    no_decay = [p for n, p in var.named_parameters() if not decays(n, p)]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), foreach=True)
+
+
+def _resume(ckpt_path: Path, var: VAR, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, float]:
+    """Restore weights, optimizer and RNG state from `last.pt` -> (step, elapsed seconds)."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    var.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    gen.set_state(ckpt["generator"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    print(f"resumed from {ckpt_path} at step {ckpt['step']} ({ckpt['elapsed'] / 60:.1f} min)")
+    return ckpt["step"], ckpt["elapsed"]
+
+
 def train(args: argparse.Namespace) -> None:
     """Tokenize `<data>/train`, train VAR, report per-scale accuracy on `<data>/val`, export the weights."""
     torch.set_num_threads(args.threads)
@@ -92,29 +115,11 @@ def train(args: argparse.Namespace) -> None:
         patch_nums=vqvae.patch_nums,
     )
     var.compute_dtype = torch.bfloat16 if args.bf16 else torch.float32
-    decay = [p for n, p in var.named_parameters() if p.ndim >= 2 and "emb" not in n and "pos_" not in n]
-    no_decay = [p for n, p in var.named_parameters() if not (p.ndim >= 2 and "emb" not in n and "pos_" not in n)]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": args.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=args.lr,
-        betas=(0.9, 0.95),
-        foreach=True,
-    )
+    opt = _optimizer(var, args)
     steps_per_epoch = len(tok_train) // args.batch_size
     total_steps = args.epochs * steps_per_epoch
-    step, elapsed = 0, 0.0
     ckpt_path = out / "last.pt"
-    if args.resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        var.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step, elapsed = ckpt["step"], ckpt["elapsed"]
-        gen.set_state(ckpt["generator"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        print(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min)")
+    step, elapsed = _resume(ckpt_path, var, opt, gen) if args.resume and ckpt_path.exists() else (0, 0.0)
     n_params = sum(p.numel() for p in var.parameters())
     print(
         f"{len(tok_train)} train sequences (with flips) / {len(tok_val)} val, L={var.L}, "
