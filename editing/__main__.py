@@ -61,7 +61,7 @@ def mode_fields() -> dict[Field, list[str]]:
     """Every registered mode's own fields (pictures aside: INPUT and --mask), with the modes having each."""
     found: dict[str, tuple[Field, list[str]]] = {}
     for mode in registered():
-        for f in mode.fields:
+        for f in mode.request_fields:
             if not f.picture:
                 found.setdefault(f.name, (f, []))[1].append(mode.name)
     return dict(found.values())

@@ -11,10 +11,11 @@ import cv2
 import numpy as np
 
 from . import canvas
-from .compose import EditResult, compose, keep_info, params_of
+from .compose import EditResult, Naming, compose, keep_info, params_of
+from .families import Conditioning, ModelGeometry
 from .masks import Mask
 from .options import EditOptions
-from .plan import Inputs, ModelGeometry, Plan, plan
+from .plan import Inputs, Plan, plan
 from .request import EditRequest
 
 SamplePlans = Callable[[list[Plan]], list[np.ndarray]]
@@ -54,25 +55,27 @@ def _full_size(planned: np.ndarray, grown: np.ndarray, todo: np.ndarray) -> np.n
 def run_panorama(
     request: EditRequest,
     inputs: Inputs,
-    options_label: tuple[EditOptions, int],
+    options: EditOptions,
+    conditioning: Conditioning,
     model: ModelGeometry,
     sample_plans: SamplePlans,
-    names: tuple[str, list[str]],
+    names: Naming,
 ) -> EditResult:
     """Out-paint a long canvas. sample_plans: the pipeline's sampling stage (plans -> uint8 (n, R, R, 3))."""
-    options, label = options_label
     assert inputs.picture is not None and inputs.mask is not None
     grown, mask = inputs.picture, inputs.mask
     W, H = mask.size
-    whole = plan(request, model, _overview(inputs, PLAN_SIDE * model.resolution), replace(options, feather=0), label)
-    planned = compose(whole, sample_plans([whole])[0], *names)
+    whole = plan(
+        request, model, _overview(inputs, PLAN_SIDE * model.resolution), options.replace(feather=0), conditioning
+    )
+    planned = compose(whole, sample_plans([whole])[0], names)
     side = min(W, H)
     stride = max(1, side // 2)
     long = max(W, H)
     starts = list(range(0, long - side, stride)) + [long - side]
-    K = len(model.patch_nums)
-    windows = replace(
-        options, policy="strength", strength=max(options.strength, K // 3), num_samples=1, context=0.0, feather=0
+    K = model.num_scales
+    windows = options.replace(
+        policy="strength", strength=max(options.strength, K // 3), num_samples=1, context=0.0, feather=0
     )
     finals = []
     for i, candidate in enumerate(planned.images):
@@ -86,13 +89,13 @@ def run_panorama(
             if not window_mask.any():
                 continue
             window = Inputs(work[box].copy(), Mask(window_mask))
-            seeded = replace(windows, seed=options.seed + 1 + 1000 * i + j)
-            step = plan(request, model, window, seeded, label, allow_full=True)
-            drawn = compose(step, sample_plans([step])[0], *names).images[0]
+            seeded = windows.replace(seed=options.seed + 1 + 1000 * i + j)
+            step = plan(request, model, window, seeded, conditioning, allow_full=True)
+            drawn = compose(step, sample_plans([step])[0], names).images[0]
             work[box] = np.where(window_mask[..., None], np.asarray(drawn), work[box])
             todo[box] = False
         finals.append(canvas.paste_into(grown, work, (0, 0), mask.regenerate, 0))
         del work
-    params = params_of(replace(whole, options=options), *names)
+    params = params_of(replace(whole, options=options), names)
     keep_info(finals, inputs.info)
     return EditResult(finals, options.seed, params, mask.image(), None, None)

@@ -22,15 +22,15 @@ import numpy as np
 from PIL import Image
 
 from .canvas import Region
-from .compose import EditResult
+from .compose import EditResult, Naming
 from .edit_job import EditJob, Progress
 from .editor import Editor, preview_cells
 from .errors import EditCancelled, EditError
+from .families import FAMILIES, ModelGeometry
 from .interface import ModelInfo
 from .limits import Limits
 from .metadata import carried
 from .options import EditOptions
-from .plan import ModelGeometry
 from .request import EditRequest
 
 APP_NAME = "var-edit-workers"
@@ -56,7 +56,7 @@ class EditWorkerDeployment:
     def describe(self) -> dict[str, Any]:
         """What the studio shows of the model."""
         return {"info": asdict(self.editor.info), "defaults": self.editor.defaults.to_dict(),
-                "geometry": asdict(self.editor.geometry), "modes": self.editor.modes}  # fmt: skip
+                "geometry": self.editor.geometry.to_dict(), "modes": self.editor.modes}  # fmt: skip
 
     def edit(self, request_json: str, time_limit: float | None = None) -> Iterator[dict[str, Any]]:
         """Run one request: {"step", "total", "previews"} per scale, then {"result": ...} or {"error": ...}."""
@@ -133,8 +133,7 @@ class RemoteEditor:
         described = self._handle.describe.remote().result()
         self._info = ModelInfo(**described["info"])
         self.defaults = EditOptions.from_dict(described["defaults"])
-        geometry = described["geometry"]
-        self.geometry = ModelGeometry(geometry["resolution"], tuple(geometry["patch_nums"]), geometry["num_classes"])
+        self.geometry = ModelGeometry.from_dict(described["geometry"])
         self._modes: list[str] = described["modes"]
         self.name = self._info.name
         self.workers = workers
@@ -149,7 +148,7 @@ class RemoteEditor:
 
     @property
     def num_scales(self) -> int:
-        return len(self.geometry.patch_nums)
+        return self.geometry.num_scales
 
     @property
     def modes(self) -> list[str]:
@@ -157,7 +156,8 @@ class RemoteEditor:
 
     def preview_cells(self, request: EditRequest) -> EditResult:
         """What an edit would redraw, from the model's geometry (no worker is asked)."""
-        return preview_cells(request, self.geometry, self.limits, self.name, self._info.class_names)
+        naming = Naming(self.name, self._info.class_names, frozenset(self._info.options))
+        return preview_cells(request, self.geometry, self.limits, naming, FAMILIES[self._info.family])
 
     def submit(
         self,

@@ -24,6 +24,7 @@ class Centre(Mode):
     title = "Centre"
     button = "Redraw the centre"
     doc = "Redraw a square in the middle of a picture; the rest is kept."
+    families = ("var-class",)  # a mode written after the families names those that run it
     fields = (IMAGE, field("size", int, "Square (px)", "the side of the square to redraw.", 16, low=1, high=4096))
 
     def inputs(self, request: EditRequest, limits: object) -> Inputs:

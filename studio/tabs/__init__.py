@@ -65,7 +65,7 @@ def field_widget(f: Field, class_choices: list[tuple[str, int]]) -> gr.component
 
 
 def _run(mode: Mode, button: gr.Button, widgets: dict[str, gr.components.Component]) -> Run:
-    own = {f.name: widgets[f.name] for f in mode.fields if not f.picture}
+    own = {f.name: widgets[f.name] for f in mode.request_fields if not f.picture}
 
     def fields(values: Values) -> dict[str, Any]:
         return {name: values[widget] for name, widget in own.items()}
@@ -76,7 +76,7 @@ def _run(mode: Mode, button: gr.Button, widgets: dict[str, gr.components.Compone
 def _widgets(modes: list[Mode], class_choices: list[tuple[str, int]]) -> dict[str, gr.components.Component]:
     """One widget per field name of the modes of a tab (pictures come from the canvas)."""
     widgets: dict[str, gr.components.Component] = {}
-    for f in (f for mode in modes for f in mode.fields if not f.picture):
+    for f in (f for mode in modes for f in mode.request_fields if not f.picture):
         if f.name not in widgets:
             widgets[f.name] = field_widget(f, class_choices)
     return widgets
@@ -95,7 +95,7 @@ def _tab(title: str, modes: list[Mode], class_choices: list[tuple[str, int]]) ->
             ]  # fmt: skip
         extras = [EXTRAS[mode.name](widgets) for mode in modes if mode.name in EXTRAS]
     runs = [_run(mode, button, widgets) for mode, button in zip(modes, buttons, strict=True)]
-    classes = [widgets[f.name] for mode in modes for f in mode.fields if f.widget == "classes"]
+    classes = [widgets[f.name] for mode in modes for f in mode.request_fields if f.widget == "classes"]
     return Tab(tab, runs, widgets, any(mode.uses_mask for mode in modes), extras, classes[:1])
 
 
