@@ -249,6 +249,12 @@ def family_options(family: ModelFamily) -> frozenset[str]:
     return frozenset(family.options) | {name for name, _, _ in family.option_table}
 
 
+def foreign_options(name: str) -> frozenset[str]:
+    """The options other registered families claim that family `name` does not use (the studio hides them)."""
+    own = family_options(FAMILIES[name]) if name in FAMILIES else frozenset()
+    return frozenset().union(*(family_options(f) for f in FAMILIES.values())) - own
+
+
 def check_request(
     family: ModelFamily, model_name: str, mode: str, fields: dict[str, Any], options: EditOptions
 ) -> None:
@@ -258,7 +264,7 @@ def check_request(
     for name, value in fields.items():
         if value is not None and name not in own:
             raise EditError(f"{model_name} takes no '{name}' for {mode}; leave it out.")
-    theirs = set().union(*(family_options(other) for other in FAMILIES.values())) - family_options(family)
+    theirs = foreign_options(family.name) if family.name in FAMILIES else frozenset()
     for name, default, _ in option_fields(type(options)):
         if name in theirs and getattr(options, name) != default:
             raise EditError(f"{model_name} does not use the option '{name}'; leave it out.")

@@ -53,6 +53,8 @@ def json_schema(spec: OptionSpec) -> dict[str, Any]:
     """The JSON schema of one field or option."""
     if spec.kind is bool:
         schema: dict[str, Any] = {"type": "boolean"}
+    elif spec.text:
+        schema = {"type": "string", "maxLength": spec.max_length}
     elif spec.kind is str:
         schema = {"type": "string", "enum": list(spec.choices or ())}
     else:

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from editing import EditOptions, EditorProtocol
+from editing.families import foreign_options
 from editing.turns import EDITS_AT_ONCE
 
 from . import canvas_io, gradio_files, history, page
@@ -117,13 +118,15 @@ def build_app(
                 mask_panel = MaskPanel(session)
                 mask_accordion = mask_panel.build()
                 with gr.Tabs():
-                    tabs = build_tabs(session.class_choices())
+                    tabs = build_tabs(session.class_choices(), session.taken_fields())
                 runs = [run for tab in tabs for run in tab.runs]
-                class_dd = next(dd for tab in tabs for dd in tab.class_lists)  # the model panel updates it
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Row():
                     reuse_btn = gr.Button("Reuse last seed", size="sm", elem_id="reuse-seed")
-                settings = build_settings(editor.defaults, editor.num_scales, options_cls, editor.limits.candidates)
+                hidden = foreign_options(editor.info.family)
+                settings = build_settings(
+                    editor.defaults, editor.num_scales, options_cls, editor.limits.candidates, hidden
+                )
 
             with gr.Column(scale=1, elem_id="result-column"):
                 live = gr.Image(
@@ -158,7 +161,7 @@ def build_app(
                 )
 
         panel = model_view.build()
-        model_view.wire(demo, settings, class_dd, page_state)
+        model_view.wire(demo, settings, tabs, page_state)  # it swaps the class lists and prompt boxes
 
         mask_panel.wire(
             mask_box, original, shown, settings, clear_btn, [(t.tab, t.uses_mask) for t in tabs], mask_accordion
@@ -210,7 +213,7 @@ def build_app(
         for extra in (extra for tab in tabs for extra in tab.extras):
             extra.wire(mask_box, picture_of, {mask_box, original, shown})
 
-        demo.load(session.page_loaded, None, [panel.info, class_dd, page_state], **quick)
+        demo.load(session.page_loaded, None, [panel.info, page_state], **quick)
         add_endpoints(session)
     demo.queue(default_concurrency_limit=concurrency)
     atexit.register(session.close)

@@ -62,7 +62,7 @@ def run_handler(
             )
         extra: dict[Any, Any] = {}
         try:
-            fields = run.fields(values)
+            fields = run.request_fields(values, editor.info.fields)
             options = settings.options(values, editor.defaults)
             picture = mask = None
             if run.uses_picture:

@@ -15,10 +15,10 @@ from PIL import Image
 
 from editing import EditError, Editor, EditorProtocol, EditRequest, register_family, unregister_family
 from editing.editor import preview_cells
-from editing.var_family import VarClassConditional
 from editing.interface import EditorProtocol as Interface
 from editing.models import list_models, load_model, model_defaults, resolve
 from editing.serving import RemoteEditor
+from editing.var_family import VarClassConditional
 from var_core import CheckpointError
 from var_core.zoo import ZOO
 
