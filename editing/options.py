@@ -320,6 +320,10 @@ def check_value(name: str, spec: OptionSpec, value: Any, what: str = "Option") -
         if value not in (spec.choices or ()):
             raise EditError(f"{what} '{name}' must be one of {', '.join(spec.choices or ())}, not {value!r}.")
         return value
+    return _check_number(name, spec, value, what)
+
+
+def _check_number(name: str, spec: OptionSpec, value: Any, what: str) -> int | float:
     whole = spec.kind is int
     wanted = "a whole number" if whole else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float):
