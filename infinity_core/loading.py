@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from var_core.loading import CheckpointError, _Checkpoint, _count, _materialize, _open
 
 from .schedules import AREA_CLASSES, TEMPLATES, VAE_STRIDE, Schedule, schedule_for
@@ -82,7 +83,9 @@ def vae_config(state: StateDict) -> dict[str, Any]:
     return dict(
         bits=_vae_tensor(state, "encoder.conv_out.conv.weight").shape[0],
         ch=ch,
-        ch_mult=tuple(_vae_tensor(state, f"encoder.down.{i}.block.0.conv1.conv.weight").shape[0] // ch for i in range(levels)),
+        ch_mult=tuple(
+            _vae_tensor(state, f"encoder.down.{i}.block.0.conv1.conv.weight").shape[0] // ch for i in range(levels)
+        ),
         num_res_blocks=_count(state, "encoder.down.0.block.{}."),
     )
 
@@ -169,7 +172,9 @@ def load_text_encoder(folder: str | Path, device: torch.device | str = "cpu", dt
         tokenizer = AutoTokenizer.from_pretrained(str(folder), legacy=True)
         model = T5EncoderModel.from_pretrained(str(folder), dtype=dtype)
     except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{folder.name}/ is not a readable T5 encoder and tokenizer ({type(e).__name__}).") from None
+        raise CheckpointError(
+            f"{folder.name}/ is not a readable T5 encoder and tokenizer ({type(e).__name__})."
+        ) from None
     tokenizer.model_max_length = 512
     return TextEncoder(tokenizer, model.to(device).eval().requires_grad_(False))
 
@@ -218,7 +223,7 @@ def read_model_json(folder: str | Path) -> dict[str, Any]:
     except (OSError, ValueError):
         raise CheckpointError(f"{Path(folder).name} has no readable model.json; add one.") from None
     if not isinstance(info, dict) or info.get("family") != "infinity":
-        raise CheckpointError(f"{path} does not say \"family\": \"infinity\"; fix model.json.")
+        raise CheckpointError(f'{path} does not say "family": "infinity"; fix model.json.')
     area_for_resolution(int(info.get("resolution", 1024)))
     return info
 

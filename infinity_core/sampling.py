@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .schedules import Schedule
 from .text import TextBatch
 from .transformer import Infinity, KVCache, TextContext, rope_tables
 from .vae import BSQVAE, resize_trilinear
-from .schedules import Schedule
 
 KeepHook = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -92,7 +92,9 @@ def sample_bits(logits: torch.Tensor, generators: list[torch.Generator], top_k: 
         drop[..., -1] = False
         logits.masked_fill_(drop.scatter(-1, order, drop), -torch.inf)
     probs = logits.softmax(dim=-1)
-    draws = [torch.multinomial(p, 1, replacement=True, generator=g)[:, 0] for p, g in zip(probs, generators, strict=True)]
+    draws = [
+        torch.multinomial(p, 1, replacement=True, generator=g)[:, 0] for p, g in zip(probs, generators, strict=True)
+    ]
     return torch.stack(draws)
 
 

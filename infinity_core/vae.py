@@ -164,7 +164,9 @@ def resize_area(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class BSQVAE(nn.Module):
     """The multi-scale BSQ tokenizer: `encode_bits` a picture, `codes` of bits, `decode` summed codes."""
 
-    def __init__(self, bits: int = 32, ch: int = 128, ch_mult: tuple[int, ...] = (1, 2, 4, 4, 4), num_res_blocks: int = 2):
+    def __init__(
+        self, bits: int = 32, ch: int = 128, ch_mult: tuple[int, ...] = (1, 2, 4, 4, 4), num_res_blocks: int = 2
+    ):
         super().__init__()
         self.bits = bits
         self.config = dict(bits=bits, ch=ch, ch_mult=tuple(ch_mult), num_res_blocks=num_res_blocks)
