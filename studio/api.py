@@ -28,10 +28,15 @@ RETURNS = "The picture (PNG with its parameters in its metadata) and those param
 
 
 class StudioBlocks(gr.Blocks):
-    """gr.Blocks whose own input checks (a file the caller did not upload, a malformed file, too few
-    values) answer an API caller with one sentence instead of `{"error": null}` and a traceback."""
+    """gr.Blocks whose own input checks (a file the caller did not upload, a malformed file, too few or
+    too many values, a page-only handler called by its number) answer an API caller with one sentence
+    instead of `{"error": null}` and a traceback."""
 
     async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False) -> Any:
+        if block_fn.fn is None:  # a handler that runs in the page only (js=...), called by its fn_index
+            raise user_error("This handler runs in the page only; the server has nothing to run for it.")
+        if len(inputs) > len(block_fn.inputs):
+            raise user_error(f"This takes {len(block_fn.inputs)} values, and {len(inputs)} were sent.")
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except gr.Error:
@@ -141,9 +146,11 @@ def _mcp_returns_every_output() -> None:
     GradioMCPServer._execute_tool_without_progress = every_output  # type: ignore[method-assign]
 
 
-def add_endpoints(session: Session) -> None:
-    """Create one endpoint per registered mode inside the current gr.Blocks (their widgets stay hidden)."""
-    _mcp_returns_every_output()
+def add_endpoints(session: Session, mcp: bool = False) -> None:
+    """Create one endpoint per registered mode inside the current gr.Blocks (their widgets stay hidden);
+    mcp: they are also served as MCP tools (Gradio's MCP server is mended for them)."""
+    if mcp:
+        _mcp_returns_every_output()
     with gr.Row(visible=False):
         result, params = gr.Image(label="result", type="filepath", format="png"), gr.JSON(label="params")
         for mode in registered():
