@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from gradio.exceptions import InvalidPathError
 from pydantic import ValidationError
 
 from editing import EditOptions, Mode, option_fields, registered
+from editing.errors import quoted
 from editing.modes import Field
 from editing.options import OptionSpec, range_text
 
@@ -39,8 +41,10 @@ class StudioBlocks(gr.Blocks):
             raise user_error(f"This takes {len(block_fn.inputs)} values, and {len(inputs)} were sent.")
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
-        except gr.Error:
-            raise
+        except gr.Error as e:
+            if not getattr(e, "print_exception", True):
+                raise  # the studio's own sentence
+            raise user_error(_gradio_refusal(str(e.message))) from e
         except InvalidPathError as e:
             raise user_error(
                 "Pictures must be your own uploads (gradio_client: handle_file; MCP: a URL or a data URL); "
@@ -52,6 +56,14 @@ class StudioBlocks(gr.Blocks):
             ) from e
         except ValueError as e:  # too few or too many values for the endpoint
             raise user_error(str(e).split("\n", 1)[0]) from e
+
+
+def _gradio_refusal(text: str) -> str:
+    """A component's own refusal (a choice not offered, …) with the value it echoes cut to a quote."""
+    choice = re.fullmatch(r"Value: (.*) is not in the list of choices: (.*)", text, re.DOTALL)
+    if choice is not None:
+        return f"{quoted(choice[1])} is not one of the choices; pick one of {choice[2]}"
+    return text
 
 
 def json_schema(spec: OptionSpec) -> dict[str, Any]:

@@ -165,9 +165,11 @@ def waiting_text(ahead: int) -> str:
     return f"Waiting: {others} first, then they take turns with yours, one scale each."
 
 
-def select(paths: list[str] | None, evt: gr.SelectData = None) -> tuple[int, Any]:  # type: ignore[assignment]
-    """Remember the clicked candidate and point the download button at it."""
-    if evt is None:  # called by its number, without a click (Gradio fills `evt` only when hinted by the class)
+def select(paths: list[str] | None, evt: gr.EventData) -> tuple[int, Any]:
+    """Remember the clicked candidate and point the download button at it. `evt` is read as the click
+    it should be (gr.SelectData would fail inside Gradio, with a traceback, on a call without one)."""
+    click = getattr(evt, "_data", None)
+    if not isinstance(click, dict) or not isinstance(click.get("index"), int):
         raise user_error("Pick a candidate by clicking it in the page.")
-    index = int(evt.index) if paths else 0
+    index = click["index"] if paths and 0 <= click["index"] < len(paths) else 0
     return index, gr.update(value=paths[index] if paths else None, interactive=bool(paths))

@@ -25,11 +25,14 @@ from .uploads import Uploads
 from .workdir import Workdir
 
 log = logging.getLogger("var-edit-studio")
+SENTENCE_CHARS = 400  # the longest refusal said
 
 
 def user_error(text: str) -> gr.Error:
     """A mistake the user can fix: one sentence in the page, one line in the log, no traceback."""
     text = " ".join(str(text).split()) or "Something went wrong."
+    if len(text) > SENTENCE_CHARS:  # a value echoed by someone else's message
+        text = text[:SENTENCE_CHARS] + "…"
     text = text if text[-1] in ".!?" else text + "."
     log.info("refused: %s", text)
     return gr.Error(text, print_exception=False)
