@@ -24,6 +24,7 @@ from editing.errors import quoted
 from editing.modes import Field
 from editing.options import OptionSpec, range_text
 
+from . import mcp_tools
 from .session import Session, user_error
 
 RETURNS = "The picture (PNG with its parameters in its metadata) and those parameters."
@@ -139,30 +140,11 @@ def _visitor(request: gr.Request | None) -> str | None:
     return None if request is None else request.session_hash
 
 
-def _mcp_returns_every_output() -> None:
-    """Gradio's MCP server (6.x) wraps a two-output endpoint's result, a tuple, in a list when the client
-    asks for no progress, and sends it as one text; unpacked, the picture reaches the client as a picture."""
-    try:
-        from gradio.mcp import GradioMCPServer
-    except ImportError:  # gradio without its [mcp] extra: no MCP server to mend
-        return
-    original = GradioMCPServer._execute_tool_without_progress
-    if getattr(original, "unpacks_outputs", False):
-        return
-
-    async def every_output(self: Any, job: Any) -> list[Any]:
-        data = await original(self, job)
-        return list(data[0]) if len(data) == 1 and isinstance(data[0], tuple) else data
-
-    every_output.unpacks_outputs = True  # type: ignore[attr-defined]
-    GradioMCPServer._execute_tool_without_progress = every_output  # type: ignore[method-assign]
-
-
 def add_endpoints(session: Session, mcp: bool = False) -> None:
     """Create one endpoint per registered mode inside the current gr.Blocks (their widgets stay hidden);
     mcp: they are also served as MCP tools (Gradio's MCP server is mended for them)."""
     if mcp:
-        _mcp_returns_every_output()
+        mcp_tools.mend(session.uploads)
     with gr.Row(visible=False):
         result, params = gr.Image(label="result", type="filepath", format="png"), gr.JSON(label="params")
         for mode in registered():

@@ -294,6 +294,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     log_disk_caps(args)
     workdir = Workdir()  # before Gradio is imported: its cache goes inside, and goes with it
     os.environ["GRADIO_TEMP_DIR"] = str(workdir.gradio_cache)
+    from .gradio_hooks import problem
+
+    if (unfit := problem(args.mcp)) is not None:
+        workdir.close()
+        sys.exit(f"error: {unfit}")
 
     from .layout import CSS, HEAD, build_app
 
