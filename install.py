@@ -128,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     build = "kept (already installed)" if has_torch else ("CUDA build" if gpu else "CPU build")
+    build = build if has_torch or gpu or index else "from the regular package index"
     print(f"{'NVIDIA GPU found' if gpu else 'No NVIDIA GPU found'}: torch {build}.", flush=True)
     for step in commands(venv, gpu, venv.exists(), has_torch, not args.no_start, index):
         print("+ " + " ".join(step), flush=True)

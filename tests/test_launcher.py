@@ -113,6 +113,7 @@ def test_an_unreachable_cpu_index_falls_back_to_the_package_index(tmp_path: Path
     out = dry_run(tmp_path, None, index, "--torch-index", refused)
     said = [line for line in out.splitlines() if "cannot be reached" in line]
     assert said == [f"The CPU wheel index {refused} cannot be reached; torch comes from the regular package index."]
+    assert "No NVIDIA GPU found: torch from the regular package index." in out
     torch_line = next(line for line in out.splitlines() if "install torch" in line)
     assert torch_line.endswith("pip install torch"), torch_line  # pip is never given the index it cannot reach
     assert refused not in "".join(line for line in out.splitlines() if line.startswith("+ "))
