@@ -42,11 +42,10 @@ class ClassLabel:
 
     def check(self, labels: list[str]) -> None:
         """A class the model has (or the id one past the last, VAR's 'none'), else an EditError."""
-        n = len(labels)
-        if self.class_id is not None and self.class_id > n:
-            raise EditError(
-                f"Class {self.class_id} does not exist: this model has classes 0 to {n - 1} ({n} for none)."
-            )
+        n, label = len(labels), self.class_id
+        if label is not None and not 0 <= label <= n:
+            named = f"Class {label}" if abs(label) < 10**9 else "That class"
+            raise EditError(f"{named} does not exist: this model has classes 0 to {n - 1} ({n} for none).")
 
     def recorded(self, labels: list[str]) -> dict[str, Any]:
         """What a result's PNG says of it: the class id (the number of classes for none) and its name."""
