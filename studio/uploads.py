@@ -30,6 +30,8 @@ TOTAL_MB = 1024.0  # most uploads held at once in all (--max-uploads-mb): a lapt
 VISITOR_MB = 256.0  # most uploads one visitor holds at once (--max-uploads-per-visitor-mb)
 UNUSED_SECONDS = 600  # an upload no handler was sent within this long is removed
 UPLOAD_ROUTE = "/gradio_api/upload"
+LOOPBACK = ("127.0.0.1", "::1")
+MCP_RELAY = "mcp-relay"  # the visitor of Gradio's MCP server uploading what an MCP client sent
 
 
 
@@ -68,8 +70,9 @@ class Uploads:
         under_way = sum(n for v, n in self._reserved.items() if visitor in (None, v))
         return files + under_way
 
-    def admit(self, visitor: str, length: int) -> str | None:
-        """Reserve `length` bytes for an upload, or the sentence that refuses it."""
+    def admit(self, visitor: str, length: int, per_visitor: bool = True) -> str | None:
+        """Reserve `length` bytes for an upload, or the sentence that refuses it (per_visitor=False: only the
+        cap in all applies, for bytes already counted to the visitor who sent them)."""
         self.sweep()
         with self._lock:
             if self._held_bytes(None) + length > self.total:
@@ -77,7 +80,7 @@ class Uploads:
                     f"The studio already holds its {self.total_mb:g} MB of uploads (--max-uploads-mb); "
                     "try again in a few minutes, when older uploads have been removed."
                 )
-            if self._held_bytes(visitor) + length > self.per_visitor:
+            if per_visitor and self._held_bytes(visitor) + length > self.per_visitor:
                 return (
                     f"You already have the {self.visitor_mb:g} MB of uploads one visitor may hold "
                     "(--max-uploads-per-visitor-mb); run your edits, or wait a few minutes until they are removed."
@@ -155,12 +158,16 @@ class UploadGuard:
             return
         visitor = (scope.get("client") or ("unknown",))[0]
         headers = dict(scope["headers"])
+        # Gradio's MCP server hands an MCP client's pictures to the endpoint by uploading them again from
+        # this machine; mcp_tools has counted them to that client already.
+        relayed = visitor in LOOPBACK and headers.get(b"x-gradio-user") == b"mcp"
+        visitor = MCP_RELAY if relayed else visitor
         try:
             length = int(headers.get(b"content-length", b""))
         except ValueError:
             await answer(send, 411, "Send the upload with its length (a Content-Length header).")
             return
-        refusal = self.uploads.admit(visitor, length)
+        refusal = self.uploads.admit(visitor, length, per_visitor=not relayed)
         if refusal is not None:
             log.info("refused: %s", refusal)
             await answer(send, 413, refusal)
