@@ -289,10 +289,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"error: {e}")
     log_loaded(editor, args.workers if workers else 0)
 
-    uploads = Uploads(args.max_uploads_mb, args.max_uploads_per_visitor_mb, args.max_upload_mb)
+    workdir = Workdir()  # before Gradio is imported: its cache goes inside, and goes with it
+    uploads = Uploads(
+        args.max_uploads_mb, args.max_uploads_per_visitor_mb, args.max_upload_mb, folder=workdir.gradio_cache
+    )
     kept = results.Results(args.max_results_mb, args.max_results_per_visitor_mb)
     log_disk_caps(args)
-    workdir = Workdir()  # before Gradio is imported: its cache goes inside, and goes with it
     os.environ["GRADIO_TEMP_DIR"] = str(workdir.gradio_cache)
     from .gradio_hooks import problem
 

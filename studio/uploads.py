@@ -9,6 +9,8 @@ files Gradio answers with. A visitor is a client address. Only files recorded he
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import logging
@@ -31,6 +33,7 @@ VISITOR_MB = 256.0  # most uploads one visitor holds at once (--max-uploads-per-
 UNUSED_SECONDS = 600  # an upload no handler was sent within this long is removed
 UPLOAD_ROUTE = "/gradio_api/upload"
 LOOPBACK = ("127.0.0.1", "::1")
+DISK_FULL = "The server's disk is full, so the upload could not be kept; try again later."
 MCP_RELAY = "mcp-relay"  # the visitor of Gradio's MCP server uploading what an MCP client sent
 
 
@@ -44,7 +47,8 @@ class _Held:
 
 class Uploads:
     """The uploads the studio holds. total_mb / visitor_mb: most held at once in all / per visitor
-    (--max-uploads-mb, --max-uploads-per-visitor-mb); file_mb: largest one file (--max-upload-mb)."""
+    (--max-uploads-mb, --max-uploads-per-visitor-mb); file_mb: largest one file (--max-upload-mb);
+    folder: Gradio's cache, where an upload cut short by a full disk leaves its temporary file."""
 
     def __init__(
         self,
@@ -52,7 +56,9 @@ class Uploads:
         visitor_mb: float = VISITOR_MB,
         file_mb: float = FILE_MB,
         unused_seconds: float = UNUSED_SECONDS,
+        folder: Path | None = None,
     ) -> None:
+        self.folder = folder  # where Gradio writes uploads as they come (its cache): partial ones removed from it
         self.total, self.per_visitor = int(total_mb * MB), int(visitor_mb * MB)
         self.total_mb, self.visitor_mb, self.file_mb = total_mb, visitor_mb, file_mb
         self.unused_seconds = unused_seconds
@@ -141,6 +147,16 @@ class Uploads:
         except OSError:
             pass
 
+    def remove_partial(self, since: float) -> None:
+        """Remove the temporary files of uploads begun since `since` (a full disk cut them short; Gradio
+        leaves them, named tmp…, where it writes uploads as they come)."""
+        if self.folder is None or not self.folder.is_dir():
+            return
+        for file in self.folder.glob("tmp*"):
+            with contextlib.suppress(OSError):
+                if file.is_file() and file.stat().st_mtime >= since - 1:
+                    file.unlink()
+
     def middleware(self) -> Middleware:
         """The ASGI middleware that applies this ledger to Gradio's upload route."""
         return Middleware(UploadGuard, uploads=self)
@@ -174,6 +190,7 @@ class UploadGuard:
             return
         start: Message = {}
         body = bytearray()
+        since = time.time()
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -186,6 +203,13 @@ class UploadGuard:
             await self.app(scope, receive, capture)
             if start.get("status") == 200:
                 paths = [p for p in json.loads(bytes(body)) if isinstance(p, str)]
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self.uploads.remove_partial(since)
+            log.info("refused: %s", DISK_FULL)
+            await answer(send, 507, DISK_FULL)
+            return
         finally:
             self.uploads.settle(visitor, length, paths)
         if start.get("status") == 413:  # Gradio's own "File size exceeded maximum allowed size of N bytes."
