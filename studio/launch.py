@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import ipaddress
 import logging
@@ -19,7 +20,7 @@ from editing.turns import EDITS_AT_ONCE
 from . import results
 from .bounds import body_limit, cap_log_lines, picture_body_mb
 from .uploads import FILE_MB, TOTAL_MB, UPLOAD_ROUTE, VISITOR_MB, Uploads
-from .workdir import Workdir
+from .workdir import Workdir, compile_cache
 
 MB = 1024 * 1024
 
@@ -237,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if args.models_dir:
         os.environ["VAR_MODELS_DIR"] = args.models_dir  # published files are looked up there too
+    compile_cache_was_there = compile_cache().exists()  # loading the model may make it
     port = args.port or free_port(args.host)
     if not port_free(args.host, port):
         sys.exit(
@@ -283,13 +285,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:  # before Gradio is imported: a model that cannot load is said at once
         if workers:
             editor = start_workers(args, limits)
+            atexit.register(editor.close)  # the workers, and Ray's files where the studio started Ray
         else:
             editor = loader(args.model) if listed else from_command_line()
     except (ValueError, OSError) as e:  # EditError, CheckpointError, missing files
         sys.exit(f"error: {e}")
     log_loaded(editor, args.workers if workers else 0)
 
-    workdir = Workdir()  # before Gradio is imported: its cache goes inside, and goes with it
+    workdir = Workdir(compile_cache_was_there)  # before Gradio is imported: its cache goes inside, and goes with it
     uploads = Uploads(
         args.max_uploads_mb, args.max_uploads_per_visitor_mb, args.max_upload_mb, folder=workdir.gradio_cache
     )
