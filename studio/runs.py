@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from editing import EditCancelled, EditError, EditorProtocol, EditRequest, EditResult, save_png
 
 from . import canvas_io
-from .cells import cells_view
+from .cells import cells_view, redrawn
 from .page import Page
 from .pictures import PREVIEW_MAX, display_copy, grid_columns, tile
 from .session import Session, full_disk_said, user_error
@@ -153,10 +154,16 @@ def finish(result: EditResult, seconds: float, folder: Path, out: Outputs) -> di
         out.seed: f"Seed used: **{result.seed}**",
         out.last_seed: result.seed,
         out.download: gr.update(value=paths[0], interactive=True),
-        out.cells: cells_view(result.images[0], result.regenerated, result.region),
+        out.cells: cells_view(result.images[0], result_cells(result), result.region),
         out.paths: paths,
         out.selected: 0,
     }
+
+
+def result_cells(result: EditResult) -> np.ndarray | None:
+    """The cells `result` changed on the picture (as the mask panel's view counts them before a run)."""
+    mask = np.asarray(result.mask) >= 128
+    return redrawn(result.regenerated, result.region, mask, bool(result.params.get("paste_back", True)))
 
 
 def waiting_text(ahead: int) -> str:
