@@ -18,7 +18,7 @@ from editing import Limits, default_device
 from editing.turns import EDITS_AT_ONCE
 
 from . import results
-from .bounds import body_limit, cap_log_lines, picture_body_mb
+from .bounds import SMALL_BODY_MB, body_limit, cap_log_lines, picture_body_mb
 from .uploads import FILE_MB, TOTAL_MB, UPLOAD_ROUTE, VISITOR_MB, Uploads
 from .workdir import Workdir, compile_cache
 
@@ -222,9 +222,9 @@ def log_disk_caps(args: argparse.Namespace) -> None:
     """One log line: what visitors can make the studio hold on disk, and the largest request it reads."""
     logging.getLogger("studio").info(
         "Disk: results at most %g MB (%g MB a visitor), uploads at most %g MB (%g MB a visitor, %g MB a file); "
-        "requests over %g MB refused.",
+        "requests over %g MB (%.1f MB with pictures as data URLs) refused.",
         args.max_results_mb, args.max_results_per_visitor_mb, args.max_uploads_mb, args.max_uploads_per_visitor_mb,
-        args.max_upload_mb, picture_body_mb(args.max_upload_mb),
+        args.max_upload_mb, SMALL_BODY_MB, picture_body_mb(args.max_upload_mb),
     )  # fmt: skip
 
 
