@@ -13,9 +13,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,8 +120,12 @@ class RemoteEditor:
         import ray
         from ray import serve
 
+        self._ray_folder: Path | None = None  # a Ray of this editor's own: its session files, removed by close
         if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=False, include_dashboard=False)
+            if address is None:
+                self._ray_folder = Path(tempfile.mkdtemp(prefix="var-edit-ray-"))
+            temp = {"_temp_dir": str(self._ray_folder)} if self._ray_folder else {}  # Ray's root for its files
+            ray.init(address=address, log_to_driver=False, include_dashboard=False, **temp)
         self.limits = limits or Limits()
         deployment = serve.deployment(
             EditWorkerDeployment,
@@ -205,6 +212,12 @@ class RemoteEditor:
         return [self.submit([r]).result()[0] for r in requests]
 
     def close(self) -> None:
+        """Remove the workers; a Ray this editor started is stopped and its files (logs, sockets) removed."""
+        import ray
         from ray import serve
 
         serve.delete(APP_NAME)
+        if self._ray_folder is not None:
+            serve.shutdown()
+            ray.shutdown()
+            shutil.rmtree(self._ray_folder, ignore_errors=True)
