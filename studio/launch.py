@@ -300,7 +300,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         footer_links=["api"],
         mcp_server=args.mcp,
         app_kwargs={"exception_handlers": not_found_handlers(), "middleware": [uploads.middleware()]},
+        prevent_thread_lock=True,
     )
+    # Gradio prints its URL before its own check that the page answers; this line comes after it, so a
+    # client that waits for it never races that check (a busy server failing it ends the studio).
+    logging.getLogger("studio").info("Ready: the studio answers on %s", demo.local_url)
+    demo.block_thread()
 
 
 if __name__ == "__main__":
