@@ -72,12 +72,6 @@ def _unreadable(what: str) -> EditError:
     return EditError(f"The {what} file is not an image this app can read; use a PNG, JPEG, WebP or similar.")
 
 
-def upright_size(image: Image.Image) -> tuple[int, int]:
-    """(width, height) once the EXIF orientation is applied, from the header alone."""
-    turned = image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)  # a quarter turn: sides swap
-    return (image.height, image.width) if turned else image.size
-
-
 def upright(image: Image.Image) -> Image.Image:
     """The image with its EXIF orientation applied; itself (no copy) where it is already upright."""
     if image.getexif().get(ExifTags.Base.Orientation, 1) in (2, 3, 4, 5, 6, 7, 8):
@@ -148,8 +142,15 @@ def open_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_
     if isinstance(source, np.ndarray):
         return source
     image = open_guarded(source, "mask", max_pixels, decode=False)
-    _check_mask_size(upright_size(image), size)
+    _check_header_size(image, size)
     return image
+
+
+def _check_header_size(mask: Image.Image, size: tuple[int, int]) -> None:
+    """Refuse a mask whose stored size fits the picture's neither way round. Only this, from the headers: an EXIF
+    orientation (a quarter turn swaps the sides) may be known only once the file is read (PNG)."""
+    if mask.size not in (size, size[::-1]):
+        _check_mask_size(mask.size, size)
 
 
 def load_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -158,13 +159,14 @@ def load_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_
     The rule: where the mask has transparency, opaque (alpha at least half) = regenerate; otherwise
     any painted colour = regenerate (a pixel whose brightest channel is at least half of the
     range), black = keep. Grey, 16-bit and float masks are thresholded at half of their range
-    (0-1 floats at 0.5). bool arrays are taken as they are. The size is checked before the pixels are read.
+    (0-1 floats at 0.5). bool arrays are taken as they are. A mask that fits the picture neither way round is
+    refused before its pixels are read.
     """
     if isinstance(source, np.ndarray):
         mask = source if source.dtype == bool else _threshold(source, _full_range(source))
     else:
         opened = open_guarded(source, "mask", max_pixels, decode=False)
-        _check_mask_size(upright_size(opened), size)
+        _check_header_size(opened, size)
         mask = _image_mask(upright(_decoded(opened, "mask")))
     if mask.ndim == 3:
         mask = mask.any(axis=2)

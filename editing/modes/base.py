@@ -136,11 +136,10 @@ class Mode:
         """Read the picture and mask (same size), within the limits: every size is checked from the files'
         headers before either is decoded."""
         opened = canvas.open_guarded(request.image, "image", limits.picture_pixels, decode=False)
-        size = canvas.upright_size(opened)
-        limits.check_canvas(*size, request.options.num_samples)
-        mask = canvas.open_mask(request.mask, size, limits.picture_pixels)
+        limits.check_canvas(*opened.size, request.options.num_samples)  # as stored: a quarter turn changes neither
+        mask = canvas.open_mask(request.mask, opened.size, limits.picture_pixels)
         picture = canvas.load_image(opened)
-        info, pixels = picture.info, np.asarray(picture)
+        size, info, pixels = picture.size, picture.info, np.asarray(picture)
         del opened, picture  # the PIL copies go before the mask is read: memory follows the work
         return Inputs(pixels, Mask(canvas.load_mask(mask, size, limits.picture_pixels)), info)
 
