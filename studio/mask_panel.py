@@ -32,7 +32,7 @@ from .settings import Settings
 from .tabs import Values
 
 GROW_PIXELS = 8  # the default of "by N pixels" (picture pixels)
-SELECT_SIDE = 640  # GrabCut runs on a copy of the picture with at most this longer side
+SELECT_SIDE = 1600  # GrabCut refines its edge on a copy of the picture with at most this longer side
 SAME_SHAPE = 0.01  # a mask of another size is scaled when its shape differs by at most this share
 Change = Callable[[np.ndarray, Image.Image, int], np.ndarray]  # (mask, picture, pixels) -> mask
 CELL_OPTIONS = ("policy", "strength", "dilation", "context")  # the options the cells depend on
@@ -228,8 +228,8 @@ class MaskPanel:
 
 
 def select(hint: np.ndarray, picture: Image.Image) -> np.ndarray:
-    """The object in the box around the strokes `hint` (bool, the picture's size), by GrabCut on a
-    copy of at most SELECT_SIDE px, as a mask of the picture's size."""
+    """The object in the box around the strokes `hint` (bool, the picture's size), by GrabCut (on a reduced
+    copy, its edge refined on a copy of at most SELECT_SIDE px), as a mask of the picture's size."""
     if not hint.any():
         raise EditError("Draw a rough box or a few strokes around the object first.")
     work = display_copy(picture, SELECT_SIDE)
