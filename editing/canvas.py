@@ -20,6 +20,7 @@ from .limits import Limits
 
 BAND_PIXELS = 1 << 18  # pixels of a full-size picture blended at once (paste-back): a few MB of floats
 MAX_PIXELS = Limits().picture_pixels  # larger files are refused before decoding (decompression-bomb guard)
+NOT_AN_IMAGE = "The {what} file is not an image this app can read; use a PNG, JPEG, WebP or similar."
 ImageSource = str | Path | IO[bytes] | bytes | Image.Image | np.ndarray
 
 
@@ -51,7 +52,7 @@ def open_guarded(source: ImageSource, what: str = "image", max_pixels: int = MAX
             f"The {what} is too large to open safely (decompression bomb guard); downscale it first."
         ) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise EditError(f"The {what} file is not an image this app can read; use a PNG, JPEG, WebP or similar.") from e
+        raise EditError(NOT_AN_IMAGE.format(what=what)) from e
     return image
 
 

@@ -36,6 +36,7 @@ SELECT_SIDE = 1600  # GrabCut refines its edge on a copy of the picture with at 
 SAME_SHAPE = 0.01  # a mask of another size is scaled when its shape differs by at most this share
 Change = Callable[[np.ndarray, Image.Image, int], np.ndarray]  # (mask, picture, pixels) -> mask
 CELL_OPTIONS = ("policy", "strength", "dilation", "context")  # the options the cells depend on
+SELECTING = "Selecting the object in the box…"
 CLICK_CHANGED = f"() => document.getElementById('{canvas_io.MASK_CHANGED_BUTTON}').click()"
 # "Clear mask": every layer wiped as one step of the canvas's history (Undo brings the mask back).
 NOTHING = "Paint on the picture (or use a tool) to see which token cells a run will redraw."
@@ -112,6 +113,9 @@ class MaskPanel:
             handler = self._tool(mask_box, original, shown, change)
             changed = read.then(handler, {*picture, self.pixels}, [self.mask_out], **tool)
             changed.success(None, [self.mask_out, self.note], [self.note], **draw)
+            changed.failure(None, None, None, js=CLICK_CHANGED, **quick)  # the note of the mask as it stays
+
+        self.select.click(None, None, [self.note], js=f"() => {SELECTING!r}", **quick)  # at once, in the page
 
         on_canvas(self.invert, lambda mask, picture, pixels: invert(mask))
         on_canvas(self.grow, lambda mask, picture, pixels: grow(mask, pixels))
