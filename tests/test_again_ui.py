@@ -40,9 +40,6 @@ def page(browser: Browser, app_url: str) -> Iterator[Page]:
 
 def captions(pg: Page, n: int) -> list[str]:
     pg.wait_for_function(f"() => document.querySelectorAll('#candidates .caption-label').length === {n}")
-    if n == 3:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        pg.screenshot(path=str(ARTIFACTS / "three-candidates.png"), full_page=True)
     return [c.strip() for c in pg.locator("#candidates .caption-label").all_inner_texts()]
 
 
@@ -67,6 +64,8 @@ def test_make_this_one_again_gives_the_candidate_alone(page: Page, tmp_path: Pat
     assert run_and_wait(page, "#run-inpaint").startswith("Done: 3 candidate(s)")
 
     shown = captions(page, 3)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "three-candidates.png"), full_page=True)
     seeds = [int(re.fullmatch(r"#\d · seed (\d+)", caption)[1]) for caption in shown]
     assert shown[0] == "#1 · seed 5" and len(set(seeds)) == 3, shown
     page.locator("#candidates .thumbnail-item").nth(1).click()
@@ -83,7 +82,6 @@ def test_make_this_one_again_gives_the_candidate_alone(page: Page, tmp_path: Pat
     assert not page.locator(TOAST).count(), page.locator(TOAST).all_inner_texts()
     assert page.input_value("#status textarea").startswith("Done: 1 candidate(s)")
     assert captions(page, 1) == [f"#1 · seed {seeds[1]}"]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "made-again.png"), full_page=True)
     assert page.input_value("#opt-seed input") == str(seeds[1])
     assert not page.is_checked("#random-seed input[type=checkbox]")
