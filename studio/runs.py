@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from editing import EditCancelled, EditError, EditorProtocol, EditRequest, EditResult, save_png
 
 from . import canvas_io
-from .cells import cells_view
+from .cells import cells_view, redrawn
 from .page import Page
 from .pictures import PREVIEW_MAX, display_copy, grid_columns, tile
-from .session import Session, user_error
+from .session import Session, full_disk_said, user_error
 from .settings import Settings
 from .tabs import Run, Values
 
@@ -123,11 +124,15 @@ def stream(
     finally:
         if not job.done:
             job.cancel()  # the page went away: stop the edit at its next scale
-    results = session.workdir.run_folder()
-    if isinstance(page, Page):
-        page.keep_only(results)
     assert job.ended_at is not None  # the job is done
-    yield finish(result, job.ended_at - started, results, out)
+    with full_disk_said():
+        results = session.workdir.run_folder()
+        if isinstance(page, Page):
+            page.keep_only(results)
+        done = finish(result, job.ended_at - started, results, out)
+    for path in done[out.paths]:
+        session.results.keep(path, visitor)
+    yield done
 
 
 def finish(result: EditResult, seconds: float, folder: Path, out: Outputs) -> dict[Any, Any]:
@@ -149,10 +154,16 @@ def finish(result: EditResult, seconds: float, folder: Path, out: Outputs) -> di
         out.seed: f"Seed used: **{result.seed}**",
         out.last_seed: result.seed,
         out.download: gr.update(value=paths[0], interactive=True),
-        out.cells: cells_view(result.images[0], result.regenerated, result.region),
+        out.cells: cells_view(result.images[0], result_cells(result), result.region),
         out.paths: paths,
         out.selected: 0,
     }
+
+
+def result_cells(result: EditResult) -> np.ndarray | None:
+    """The cells `result` changed on the picture (as the mask panel's view counts them before a run)."""
+    mask = np.asarray(result.mask) >= 128
+    return redrawn(result.regenerated, result.region, mask, bool(result.params.get("paste_back", True)))
 
 
 def waiting_text(ahead: int) -> str:
@@ -161,7 +172,11 @@ def waiting_text(ahead: int) -> str:
     return f"Waiting: {others} first, then they take turns with yours, one scale each."
 
 
-def select(paths: list[str] | None, evt: gr.SelectData) -> tuple[int, Any]:
-    """Remember the clicked candidate and point the download button at it."""
-    index = int(evt.index) if paths else 0
+def select(paths: list[str] | None, evt: gr.EventData) -> tuple[int, Any]:
+    """Remember the clicked candidate and point the download button at it. `evt` is read as the click
+    it should be (gr.SelectData would fail inside Gradio, with a traceback, on a call without one)."""
+    click = getattr(evt, "_data", None)
+    if not isinstance(click, dict) or not isinstance(click.get("index"), int):
+        raise user_error("Pick a candidate by clicking it in the page.")
+    index = click["index"] if paths and 0 <= click["index"] < len(paths) else 0
     return index, gr.update(value=paths[index] if paths else None, interactive=bool(paths))
