@@ -20,6 +20,7 @@ from .limits import Limits
 
 BAND_PIXELS = 1 << 18  # pixels of a full-size picture blended at once (paste-back): a few MB of floats
 MAX_PIXELS = Limits().picture_pixels  # larger files are refused before decoding (decompression-bomb guard)
+NOT_AN_IMAGE = "The {what} file is not an image this app can read; use a PNG, JPEG, WebP or similar."
 ImageSource = str | Path | IO[bytes] | bytes | Image.Image | np.ndarray
 
 
@@ -71,7 +72,7 @@ def _too_large(what: str) -> EditError:
 
 
 def _unreadable(what: str) -> EditError:
-    return EditError(f"The {what} file is not an image this app can read; use a PNG, JPEG, WebP or similar.")
+    return EditError(NOT_AN_IMAGE.format(what=what))
 
 
 def upright(image: Image.Image) -> Image.Image:

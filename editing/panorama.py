@@ -17,6 +17,7 @@ from .masks import Mask
 from .options import EditOptions
 from .plan import Inputs, Plan, plan
 from .request import EditRequest
+from .sample import row_seed
 
 SamplePlans = Callable[[list[Plan]], list[np.ndarray]]
 PLAN_SIDE = 8  # the whole is planned on a canvas at most this many model resolutions long (then refined)
@@ -78,7 +79,7 @@ def run_panorama(
         policy="strength", strength=max(options.strength, K // 3), num_samples=1, context=0.0, feather=0
     )
     finals = []
-    for i, candidate in enumerate(planned.images):
+    for candidate, seed in zip(planned.images, planned.seeds, strict=True):
         todo = mask.regenerate.copy()  # what no window has drawn yet
         work = _full_size(np.asarray(candidate), grown, todo)
         for j, start in enumerate(starts):
@@ -89,7 +90,8 @@ def run_panorama(
             if not window_mask.any():
                 continue
             window = Inputs(work[box].copy(), Mask(window_mask))
-            seeded = windows.replace(seed=options.seed + 1 + 1000 * i + j)
+            # From the candidate's own seed, so that the request with that seed alone makes this candidate again.
+            seeded = windows.replace(seed=row_seed(seed, 1 + j))
             step = plan(request, model, window, seeded, conditioning, allow_full=True)
             drawn = compose(step, sample_plans([step])[0], names).images[0]
             work[box] = np.where(window_mask[..., None], np.asarray(drawn), work[box])

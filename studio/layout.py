@@ -13,6 +13,7 @@ from editing.families import foreign_options
 from editing.turns import EDITS_AT_ONCE
 
 from . import canvas_io, gradio_files, history, page
+from .again import PRESS_JS, again
 from .api import StudioBlocks, add_endpoints
 from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
@@ -119,6 +120,8 @@ def build_app(
                 picture_box = canvas_io.hidden_box("canvas-picture")
                 known_box = gr.Textbox("", visible=False, elem_id="canvas-known")
                 changed_btn = canvas_io.changed_button()
+                # Hidden: the page's script (uploads.js) presses it for a file on the canvas that is not a picture.
+                not_image_btn = gr.Button("Not an image", visible="hidden", elem_id="canvas-not-image")
                 mask_panel = MaskPanel(session)
                 mask_accordion = mask_panel.build()
                 with gr.Tabs():
@@ -153,7 +156,9 @@ def build_app(
                 seed_md = gr.Markdown(elem_id="seed-used")
                 with gr.Row():
                     continue_btn = gr.Button("Continue from this", elem_id="continue")
+                    again_btn = gr.Button("Make this one again", elem_id="again")
                     download = gr.DownloadButton("Download PNG", interactive=False, elem_id="download")
+                again_box = gr.Textbox("", visible=False, elem_id="again-run")  # the run button to press
                 show_cells = gr.Checkbox(False, label="Show the regenerated token cells")
                 cells = gr.Image(
                     label="Regenerated cells",
@@ -195,6 +200,7 @@ def build_app(
         open_btn.upload(session.uploads.releasing(history.open_file), [open_btn], new_picture, **to_canvas)
         read = changed_btn.click(None, [picture_box, known_box], [picture_box], js=canvas_io.READ_PICTURE_JS, **quick)
         read.then(history.canvas_uploaded, [picture_box], new_picture, **to_canvas)
+        not_image_btn.click(history.not_an_image, None, None, **quick)
         back_btn.click(history.back, [earlier], new_picture, **to_canvas)
         continue_btn.click(history.continue_from, [paths, selected, original, earlier], new_picture, **to_canvas)
         gallery.select(select, [paths], [selected, download], **quick)
@@ -207,6 +213,11 @@ def build_app(
                 [settings.random_seed, seed_widget],
                 **quick,
             )
+
+        if seed_widget is not None and "num_samples" in settings.widgets:
+            again_to = [settings.random_seed, seed_widget, settings.widgets["num_samples"], again_box]
+            pressed = again_btn.click(again, [paths, selected], again_to, **quick)
+            pressed.success(None, [again_box], None, js=PRESS_JS, **quick)
 
         def picture_of(values: dict[Any, Any]) -> Any:
             try:

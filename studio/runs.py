@@ -139,15 +139,15 @@ def finish(result: EditResult, seconds: float, folder: Path, out: Outputs) -> di
     """Save the candidates as PNGs (with parameters) into `folder` and fill the result widgets.
     seconds: the edit's own time, however far behind the page's streaming was."""
     paths = [
-        str(save_png(im, folder / f"var-edit-seed{result.seed}-{i + 1}.png", {**result.params, "candidate": i + 1}))
-        for i, im in enumerate(result.images)
+        str(save_png(im, folder / f"var-edit-seed{seed}.png", result.png_params(i)))
+        for i, (im, seed) in enumerate(zip(result.images, result.seeds, strict=True))
     ]
     n = len(paths)
     return {
         out.live: tile([display_copy(im, PREVIEW_MAX) for im in result.images]),
         out.status: f"Done: {n} candidate(s), seed {result.seed}, {seconds:.1f} s.",
         out.gallery: gr.update(
-            value=[(p, f"#{i + 1} · seed {result.seed}") for i, p in enumerate(paths)],
+            value=[(p, f"#{i + 1} · seed {seed}") for i, (p, seed) in enumerate(zip(paths, result.seeds, strict=True))],
             selected_index=0,
             columns=grid_columns(n),
         ),
