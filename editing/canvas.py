@@ -32,6 +32,8 @@ def open_guarded(source: ImageSource, what: str = "image", max_pixels: int = MAX
         return Image.fromarray(source)
     if isinstance(source, bytes):
         source = io.BytesIO(source)
+    if isinstance(source, str | Path) and not Path(source).exists():
+        raise EditError(f"The {what} file {shown_path(source)} does not exist; check the path.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -51,6 +53,12 @@ def open_guarded(source: ImageSource, what: str = "image", max_pixels: int = MAX
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise EditError(f"The {what} file is not an image this app can read; use a PNG, JPEG, WebP or similar.") from e
     return image
+
+
+def shown_path(path: str | Path, most: int = 120) -> str:
+    """A path as a message quotes it: whole when short, else its last `most` characters."""
+    text = str(path)
+    return text if len(text) <= most else "…" + text[-most:]
 
 
 def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:

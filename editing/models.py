@@ -30,7 +30,7 @@ from var_core.zoo import models_dir as default_models_dir
 
 from .device import default_device, dtype_of
 from .editor import Editor
-from .errors import EditError
+from .errors import EditError, quoted
 from .families import ModelFamily, family_of
 from .options import EditOptions
 from .resources import demo_dir
@@ -136,11 +136,12 @@ def resolve(name_or_folder: str | Path, models_dir: str | Path | None = None, li
     if key in folders:
         return ModelRef(key, "folder", folders[key])
     if listed_only:
-        raise CheckpointError(f"No model named {key!r} is listed; pick one of {', '.join([DEMO, *ZOO, *folders])}.")
+        names = ", ".join([DEMO, *ZOO, *folders])
+        raise CheckpointError(f"No model named {quoted(key)} is listed; pick one of {names}.")
     folder = Path(key)
     if not folder.is_dir():
         raise CheckpointError(
-            f"No model named {key!r}: use demo, {', '.join(ZOO)}, or a folder with a checkpoint pair."
+            f"No model named {quoted(key)}: use demo, {', '.join(ZOO)}, or a folder with a checkpoint pair."
         )
     return ModelRef(folder.name, "folder", folder)
 

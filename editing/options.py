@@ -14,7 +14,7 @@ from typing import Any
 
 from var_core import SamplingOptions
 
-from .errors import EditError
+from .errors import EditError, quoted
 from .masks import POLICIES
 
 FILLS = ("original", "neutral")
@@ -199,7 +199,7 @@ class EditOptions:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in given:
             if key not in names:
-                raise EditError(f"Unknown option '{key}'; the options are {', '.join(names)}.")
+                raise EditError(f"Unknown option {quoted(key)}; the options are {', '.join(names)}.")
         if defaults is None or isinstance(defaults, cls):
             base = defaults if defaults is not None else cls()
         else:  # defaults of a smaller table (a model's, for an extended one): the new options start at theirs
@@ -238,25 +238,25 @@ def check_value(name: str, spec: OptionSpec, value: Any, what: str = "Option") -
         return None
     if spec.kind is bool:
         if not isinstance(value, bool):
-            raise EditError(f"{what} '{name}' must be true or false, not {value!r}.")
+            raise EditError(f"{what} '{name}' must be true or false, not {quoted(value)}.")
         return value
     if spec.kind is str:
         if value not in (spec.choices or ()):
-            raise EditError(f"{what} '{name}' must be one of {', '.join(spec.choices or ())}, not {value!r}.")
+            raise EditError(f"{what} '{name}' must be one of {', '.join(spec.choices or ())}, not {quoted(value)}.")
         return value
     whole = spec.kind is int
     wanted = "a whole number" if whole else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EditError(f"{what} '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
+        raise EditError(f"{what} '{name}' must be {wanted}{range_text(spec)}, not {quoted(value)}.")
     if not math.isfinite(value):
         finite = wanted if whole else "a finite number"
-        raise EditError(f"{what} '{name}' must be {finite}{range_text(spec)}, not {value!r}.")
+        raise EditError(f"{what} '{name}' must be {finite}{range_text(spec)}, not {quoted(value)}.")
     if whole:
         if value != int(value):
-            raise EditError(f"{what} '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
+            raise EditError(f"{what} '{name}' must be {wanted}{range_text(spec)}, not {quoted(value)}.")
         value = int(value)
     else:
         value = float(value)
     if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
-        raise EditError(f"{what} '{name}' must be {wanted}{range_text(spec)}, not {value!r}.")
+        raise EditError(f"{what} '{name}' must be {wanted}{range_text(spec)}, not {quoted(value)}.")
     return value

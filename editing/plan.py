@@ -74,9 +74,10 @@ def resolve(request: EditRequest, model: ModelGeometry) -> tuple[EditOptions, in
     """The options with a seed (drawn when none was given) and the class label to sample with."""
     options = request.options
     label = get_mode(request.mode).label(request)
-    if label is not None and label > model.num_classes:
+    if label is not None and not 0 <= label <= model.num_classes:
+        named = f"Class {label}" if abs(label) < 10**9 else "That class"
         raise EditError(
-            f"Class {label} does not exist: this model has classes 0 to {model.num_classes - 1} "
+            f"{named} does not exist: this model has classes 0 to {model.num_classes - 1} "
             f"({model.num_classes} for none)."
         )
     if options.strength >= len(model.patch_nums):

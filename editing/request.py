@@ -17,7 +17,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-from .errors import EditError
+from .errors import EditError, quoted
 from .metadata import carried
 from .modes import get_mode, mode_names
 from .options import EditOptions
@@ -68,7 +68,7 @@ class EditRequest:
         fields = self.__dict__.get("fields") or {}
         if key in fields:
             return fields[key]
-        raise AttributeError(f"A {self.__dict__.get('mode')} request has no field {key!r}.")
+        raise AttributeError(f"A {self.__dict__.get('mode')} request has no field {quoted(key)}.")
 
     def with_options(self, **changes: Any) -> EditRequest:
         """A copy with some options changed (checked)."""

@@ -16,6 +16,7 @@ from .api import StudioBlocks, add_endpoints
 from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
 from .pictures import BRUSH_COLOURS, BRUSH_SIZE
+from .results import Results
 from .runs import CANDIDATES, Outputs, run_handler, select
 from .session import Session, user_error
 from .settings import build_settings
@@ -57,6 +58,8 @@ def build_app(
     keep_files: float = 3600,
     workdir: Workdir | None = None,
     uploads: Uploads | None = None,
+    results: Results | None = None,
+    mcp: bool = False,
 ) -> gr.Blocks:
     """The editing studio around `editor` (for embedding: `build_app(editor).launch(css=CSS, head=HEAD)`).
 
@@ -66,10 +69,11 @@ def build_app(
     option table the settings are generated from; time_limit: seconds an edit may run; keep_files:
     seconds after which served result files are deleted (a page keeps only its latest results);
     workdir: the studio's temporary folder (None: a new one), removed at exit; uploads: the ledger of
-    uploads (caps: launch with app_kwargs={"middleware": [uploads.middleware()]}).
+    uploads (caps: launch with app_kwargs={"middleware": [uploads.middleware()]}); results: the ledger
+    of result files kept (None: the default caps); mcp: the studio will be launched with mcp_server=True.
     """
-    gradio_files.install()
-    session = Session(editor, time_limit, workdir, uploads)
+    session = Session(editor, time_limit, workdir, uploads, results)
+    gradio_files.install(session.results)
     model_view = ModelPanelView(session, models)
     # Gradio's copies of served files: swept every 10 minutes, removed after keep_files seconds.
     with StudioBlocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
@@ -213,7 +217,7 @@ def build_app(
             extra.wire(mask_box, picture_of, {mask_box, original, shown})
 
         demo.load(session.page_loaded, None, [panel.info, class_dd, page_state], **quick)
-        add_endpoints(session)
+        add_endpoints(session, mcp)
     demo.queue(default_concurrency_limit=concurrency)
     atexit.register(session.close)
     return demo

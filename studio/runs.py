@@ -20,7 +20,7 @@ from .cells import cells_view, redrawn
 from .page import Page
 from .pictures import PREVIEW_MAX, display_copy, grid_columns, tile
 from .progress import Clock, status_text, stopped_text
-from .session import Session, user_error
+from .session import Session, full_disk_said, user_error
 from .settings import Settings
 from .tabs import Run, Values
 
@@ -140,11 +140,15 @@ def stream(
     finally:
         if not job.done:
             job.cancel()  # the page went away: stop the edit at its next scale
-    results = session.workdir.run_folder()
-    if isinstance(page, Page):
-        page.keep_only(results)
     assert job.ended_at is not None  # the job is done
-    yield finish(result, job.ended_at - started, results, out)
+    with full_disk_said():
+        results = session.workdir.run_folder()
+        if isinstance(page, Page):
+            page.keep_only(results)
+        done = finish(result, job.ended_at - started, results, out)
+    for path in done[out.paths]:
+        session.results.keep(path, visitor)
+    yield done
 
 
 def finish(result: EditResult, seconds: float, folder: Path, out: Outputs) -> dict[Any, Any]:
@@ -186,7 +190,11 @@ def waiting_text(ahead: int) -> str:
     return f"Waiting: {others} first, then they take turns with yours, one scale each."
 
 
-def select(paths: list[str] | None, evt: gr.SelectData) -> tuple[int, Any]:
-    """Remember the clicked candidate and point the download button at it."""
-    index = int(evt.index) if paths else 0
+def select(paths: list[str] | None, evt: gr.EventData) -> tuple[int, Any]:
+    """Remember the clicked candidate and point the download button at it. `evt` is read as the click
+    it should be (gr.SelectData would fail inside Gradio, with a traceback, on a call without one)."""
+    click = getattr(evt, "_data", None)
+    if not isinstance(click, dict) or not isinstance(click.get("index"), int):
+        raise user_error("Pick a candidate by clicking it in the page.")
+    index = click["index"] if paths and 0 <= click["index"] < len(paths) else 0
     return index, gr.update(value=paths[index] if paths else None, interactive=bool(paths))

@@ -14,12 +14,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.middleware import Middleware
+
+from .bounds import Message, Receive, Scope, Send, answer
 
 log = logging.getLogger("var-edit-studio")
 MB = 1024 * 1024
@@ -29,10 +31,6 @@ VISITOR_MB = 256.0  # most uploads one visitor holds at once (--max-uploads-per-
 UNUSED_SECONDS = 600  # an upload no handler was sent within this long is removed
 UPLOAD_ROUTE = "/gradio_api/upload"
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 @dataclass
@@ -160,12 +158,12 @@ class UploadGuard:
         try:
             length = int(headers.get(b"content-length", b""))
         except ValueError:
-            await _answer(send, 411, "Send the upload with its length (a Content-Length header).")
+            await answer(send, 411, "Send the upload with its length (a Content-Length header).")
             return
         refusal = self.uploads.admit(visitor, length)
         if refusal is not None:
             log.info("refused: %s", refusal)
-            await _answer(send, 413, refusal)
+            await answer(send, 413, refusal)
             return
         start: Message = {}
         body = bytearray()
@@ -184,7 +182,7 @@ class UploadGuard:
         finally:
             self.uploads.settle(visitor, length, paths)
         if start.get("status") == 413:  # Gradio's own "File size exceeded maximum allowed size of N bytes."
-            await _answer(
+            await answer(
                 send,
                 413,
                 f"The file is larger than the {self.uploads.file_mb:g} MB this studio accepts per upload "
@@ -194,9 +192,3 @@ class UploadGuard:
         await send(start)
         await send({"type": "http.response.body", "body": bytes(body)})
 
-
-async def _answer(send: Send, status: int, sentence: str) -> None:
-    body = sentence.encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

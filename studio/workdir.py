@@ -11,15 +11,12 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
-from collections import deque
 from pathlib import Path
 
 log = logging.getLogger("var-edit-studio")
 WORKDIR_PREFIX = "var-edit-app-"
 STALE_LEGACY_SECONDS = 24 * 3600
-API_FILES_KEPT = 64  # results of the endpoints kept on disk (Gradio serves its own copies)
 
 
 def _alive(pid: int) -> bool:
@@ -52,14 +49,12 @@ def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
 
 
 class Workdir:
-    """One studio's temporary folder (var-edit-app-<pid>-…): a folder per run, the API's results (the
-    newest API_FILES_KEPT kept), masks to download, and `gradio` for Gradio's cache."""
+    """One studio's temporary folder (var-edit-app-<pid>-…): a folder per run (a page's or an API call's
+    results, capped by `results.Results`), masks to download, and `gradio` for Gradio's cache."""
 
     def __init__(self) -> None:
         remove_stale_workdirs()
         self.path = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
-        self._api = deque[Path]()
-        self._api_lock = threading.Lock()
 
     @property
     def gradio_cache(self) -> Path:
@@ -69,16 +64,6 @@ class Workdir:
     def run_folder(self) -> Path:
         """A new folder for one run's results."""
         return Path(tempfile.mkdtemp(dir=self.path))
-
-    def api_folder(self) -> Path:
-        """A new folder for one API result; the oldest beyond API_FILES_KEPT is removed (Gradio has
-        long copied it to its cache)."""
-        folder = self.run_folder()
-        with self._api_lock:
-            self._api.append(folder)
-            while len(self._api) > API_FILES_KEPT:
-                shutil.rmtree(self._api.popleft(), ignore_errors=True)
-        return folder
 
     def masks(self) -> Path:
         """The folder of masks saved for download."""

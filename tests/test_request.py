@@ -123,6 +123,23 @@ def test_constructor_refuses_what_from_dict_refuses():
         EditRequest("inpaint", _picture())
 
 
+def test_classes_are_refused_quoting_the_loaded_models_range(demo):
+    last = demo.var.num_classes - 1
+    for class_id, named in ((-1, "Class -1"), (last + 2, f"Class {last + 2}"), (10**40, "That class")):
+        with pytest.raises(EditError) as refused:
+            demo.run([EditRequest("edit_class", _picture(), _box(), class_id=class_id)])
+        said = f"{named} does not exist: this model has classes 0 to {last} ({last + 1} for none)."
+        assert str(refused.value) == said
+
+
+def test_a_missing_file_is_said_to_not_exist(demo, tmp_path):
+    missing = tmp_path / "holiday.png"
+    with pytest.raises(EditError, match=f"The image file {missing} does not exist; check the path."):
+        demo.run([EditRequest("inpaint", missing, _box())])
+    with pytest.raises(EditError, match="The mask file .*mask.png does not exist"):
+        demo.run([EditRequest("inpaint", _picture(), tmp_path / "mask.png")])
+
+
 def test_class_beyond_the_model_and_canvas_limits_are_refused(demo):
     with pytest.raises(EditError, match="Class 50 does not exist"):
         demo.run([EditRequest("edit_class", _picture(), _box(), class_id=50)])

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .. import canvas
-from ..errors import EditError
+from ..errors import EditError, quoted
 from ..masks import Mask
 from ..options import OptionSpec, check_value
 
@@ -119,7 +119,9 @@ class Mode:
         for key, value in given.items():
             if key not in names and value is not None:
                 fields = ", ".join([*names, "name", "options"])
-                raise EditError(f"Unknown field '{key}' for {self.name}; its fields are {fields} and the option names.")
+                unknown = quoted(key)
+                raise EditError(f"Unknown field {unknown} for {self.name}; its fields are "
+                                f"{fields} and the option names.")
         values = {}
         for f in self.fields:
             value = f.check(given.get(f.name, f.default))
@@ -182,5 +184,5 @@ def mode_names() -> tuple[str, ...]:
 def get_mode(name: Any) -> Mode:
     """The registered mode called `name`, or an EditError of one sentence."""
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise EditError(f"Unknown mode {name!r}; use one of {', '.join(_REGISTRY)}.")
+        raise EditError(f"Unknown mode {quoted(name)}; use one of {', '.join(_REGISTRY)}.")
     return _REGISTRY[name]

@@ -6,18 +6,15 @@ from typing import Any
 
 from .base import IMAGE, MASK, Mode, field
 
-MAX_CLASS = 1 << 17
-
 
 def class_field(required: str | None = None) -> Any:
-    """The class to draw; the model's own range is checked when the edit is planned."""
+    """The class to draw: any whole number here; the loaded model's own range is checked (and quoted) when the
+    edit is planned."""
     return field(
         "class_id",
         int,
         "Class",
         "the class to draw, 0 to the model's number of classes minus one" + ("." if required else "; empty for none."),
-        low=0,
-        high=MAX_CLASS,
         required=required,
         elem_id="class-dd",
         widget="classes",
