@@ -37,6 +37,7 @@ from .options import EditOptions
 from .request import EditRequest
 
 APP_NAME = "var-edit-workers"
+PASS_FIELDS = ("window", "windows", "done", "work")  # where a progress report stands in the whole edit
 
 
 def _png(image: Image.Image) -> str:
@@ -72,7 +73,8 @@ class EditWorkerDeployment:
         try:
             for progress in job.updates():
                 previews = [_png(im) for im in progress.previews.get(0, [])]
-                yield {"step": progress.step, "total": progress.total, "previews": previews}
+                where = {k: getattr(progress, k) for k in PASS_FIELDS}
+                yield {"step": progress.step, "total": progress.total, "previews": previews, **where}
             result = job.result()[0]
         except EditCancelled:
             yield {"error": "Stopped.", "kind": "cancelled"}
@@ -195,7 +197,8 @@ class RemoteEditor:
                         return
                     if previews:
                         images = [_image(p) for p in message["previews"]]
-                        job.report(Progress(message["step"], message["total"], {0: images}))
+                        where = {k: int(message.get(k, 0)) for k in PASS_FIELDS}
+                        job.report(Progress(message["step"], message["total"], {0: images}, **where))
                 raise EditError("The worker ended the edit without a result; try again.")
             except (EditError, EditCancelled) as e:
                 job.finish(error=e)

@@ -19,7 +19,7 @@ from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
 from .pictures import BRUSH_COLOURS, BRUSH_SIZE
 from .results import Results
-from .runs import Outputs, run_handler, select
+from .runs import CANDIDATES, Outputs, run_handler, select
 from .session import Session, user_error
 from .settings import build_settings
 from .tabs import build_tabs
@@ -48,7 +48,7 @@ CSS = """
 # launch with css=CSS, head=HEAD: the page's script that reads the canvas, and the one for upload messages
 UPLOADS_JS = (resources.files("studio") / "static" / "uploads.js").read_text(encoding="utf-8")
 HEAD = canvas_io.HEAD + "<script>" + UPLOADS_JS + "</script>"
-STOPPING_JS = "(status) => /^(Starting|Waiting|Scale)/.test(status || '') ? 'Stopping…' : status"
+STOPPING_JS = "(status) => /^(Starting|Waiting|Scale|Window|Planning)/.test(status || '') ? 'Stopping…' : status"
 
 
 def build_app(
@@ -145,7 +145,7 @@ def build_app(
                 )
                 status = gr.Textbox(label="Status", interactive=False, elem_id="status")
                 gallery = gr.Gallery(
-                    label="Candidates",
+                    label=CANDIDATES,
                     columns=4,
                     height="auto",
                     format="png",
@@ -175,7 +175,9 @@ def build_app(
         mask_panel.wire(
             mask_box, original, shown, settings, clear_btn, [(t.tab, t.uses_mask) for t in tabs], mask_accordion
         )
-        out = Outputs(live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown)
+        out = Outputs(
+            live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown, continue_btn
+        )
         # Progress, queue position and error marks go on the status line only, not on every output.
         run_kw: dict[str, Any] = {"concurrency_id": "edit", "show_progress_on": [status], "api_visibility": "private"}
         quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
