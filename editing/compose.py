@@ -17,6 +17,7 @@ from . import canvas
 from .canvas import Region
 from .masks import Mask, finest_cells
 from .plan import Plan
+from .sample import row_seed
 
 
 @dataclass
@@ -32,6 +33,16 @@ class EditResult:
     mask: Image.Image
     regenerated: np.ndarray | None
     region: Region | None
+
+    @property
+    def seeds(self) -> list[int]:
+        """Each candidate's own seed, distinct: the same request with `seed` = seeds[i] and `num_samples` 1 makes
+        candidate i again, pixel for pixel (seeds[0] is the request's seed)."""
+        return [row_seed(self.seed, i) for i in range(len(self.images))]
+
+    def png_params(self, i: int) -> dict[str, Any]:
+        """What candidate i's PNG records: the parameters, its number (from 1) and its own seed."""
+        return {**self.params, "candidate": i + 1, "candidate_seed": self.seeds[i]}
 
 
 @dataclass(frozen=True)

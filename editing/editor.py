@@ -41,7 +41,7 @@ from .interface import ModelInfo
 from .limits import Limits
 from .modes import get_mode, registered
 from .options import EditOptions
-from .panorama import run_panorama
+from .panorama import panorama_passes, run_panorama
 from .plan import EncodingCache, Plan, load_inputs, plan, resolve
 from .request import EditRequest, Picture
 from .sample import sample
@@ -195,7 +195,10 @@ class Editor:
                     raise
                 out[i] = e
         names = self.naming
-        for chunk in _chunks(plans, MAX_BATCH_ROWS):
+        chunks = list(_chunks(plans, MAX_BATCH_ROWS))
+        if job is not None:
+            job.expect(len(chunks) + sum(panorama_passes(inputs, o) for _, _, inputs, o, _ in panoramas))
+        for chunk in chunks:
             try:
                 arrays = self._sample([p for _, p in chunk], job, [i for i, _ in chunk])
             except EditError as e:
@@ -208,7 +211,10 @@ class Editor:
                 out[i] = compose(p, generated, names)
         for i, request, inputs, options, conditioning in panoramas:
             try:
-                sample_plans = lambda ps, i=i: self._sample(ps, job, [i])  # noqa: E731
+
+                def sample_plans(ps: list[Plan], window: int, windows: int, i: int = i) -> list[np.ndarray]:
+                    return self._sample(ps, job, [i], window, windows)
+
                 out[i] = run_panorama(request, inputs, options, conditioning, self.geometry, sample_plans, names)
             except EditError as e:
                 if not return_errors:
@@ -242,11 +248,15 @@ class Editor:
         threading.Thread(target=work, name="var-edit", daemon=True).start()
         return job
 
-    def _sample(self, plans: list[Plan], job: EditJob | None, slots: list[int]) -> list[np.ndarray]:
-        """Encode (cached) and sample plans on the device. Passes running at the same time (several
-        visitors of a studio) take turns on the device step by step, visitors round-robin."""
+    def _sample(
+        self, plans: list[Plan], job: EditJob | None, slots: list[int], window: int = 0, windows: int = 0
+    ) -> list[np.ndarray]:
+        """Encode (cached) and sample plans on the device, one pass (a panorama's window `window` of `windows`).
+        Passes running at the same time (several visitors of a studio) take turns on the device step by step,
+        visitors round-robin."""
         if job is not None:
             job.check()
+            job.next_pass(window, windows)
         with self._turn(job):
             for p in plans:
                 if p.x is not None and p.source is None:

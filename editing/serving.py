@@ -13,9 +13,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,7 @@ from .options import EditOptions
 from .request import EditRequest
 
 APP_NAME = "var-edit-workers"
+PASS_FIELDS = ("window", "windows", "done", "work")  # where a progress report stands in the whole edit
 
 
 def _png(image: Image.Image) -> str:
@@ -69,7 +73,8 @@ class EditWorkerDeployment:
         try:
             for progress in job.updates():
                 previews = [_png(im) for im in progress.previews.get(0, [])]
-                yield {"step": progress.step, "total": progress.total, "previews": previews}
+                where = {k: getattr(progress, k) for k in PASS_FIELDS}
+                yield {"step": progress.step, "total": progress.total, "previews": previews, **where}
             result = job.result()[0]
         except EditCancelled:
             yield {"error": "Stopped.", "kind": "cancelled"}
@@ -117,8 +122,12 @@ class RemoteEditor:
         import ray
         from ray import serve
 
+        self._ray_folder: Path | None = None  # a Ray of this editor's own: its session files, removed by close
         if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=False, include_dashboard=False)
+            if address is None:
+                self._ray_folder = Path(tempfile.mkdtemp(prefix="var-edit-ray-"))
+            temp = {"_temp_dir": str(self._ray_folder)} if self._ray_folder else {}  # Ray's root for its files
+            ray.init(address=address, log_to_driver=False, include_dashboard=False, **temp)
         self.limits = limits or Limits()
         deployment = serve.deployment(
             EditWorkerDeployment,
@@ -188,7 +197,8 @@ class RemoteEditor:
                         return
                     if previews:
                         images = [_image(p) for p in message["previews"]]
-                        job.report(Progress(message["step"], message["total"], {0: images}))
+                        where = {k: int(message.get(k, 0)) for k in PASS_FIELDS}
+                        job.report(Progress(message["step"], message["total"], {0: images}, **where))
                 raise EditError("The worker ended the edit without a result; try again.")
             except (EditError, EditCancelled) as e:
                 job.finish(error=e)
@@ -205,6 +215,12 @@ class RemoteEditor:
         return [self.submit([r]).result()[0] for r in requests]
 
     def close(self) -> None:
+        """Remove the workers; a Ray this editor started is stopped and its files (logs, sockets) removed."""
+        import ray
         from ray import serve
 
         serve.delete(APP_NAME)
+        if self._ray_folder is not None:
+            serve.shutdown()
+            ray.shutdown()
+            shutil.rmtree(self._ray_folder, ignore_errors=True)

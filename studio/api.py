@@ -99,9 +99,17 @@ def options_schema(options_cls: type = EditOptions) -> dict[str, Any]:
     return {"anyOf": [{"type": "object", "properties": properties}, {"type": "null"}]}  # unknown keys: refused
 
 
+def picture_input(label: str) -> gr.File:
+    """A hidden API input for a picture: the path of the caller's upload. Its `preprocess` is replaced on
+    the instance: gr.File's own leaves an empty temporary file in Gradio's cache for every file it is sent."""
+    box = gr.File(label=label)
+    box.preprocess = lambda payload: None if payload is None else str(payload.path)  # type: ignore[method-assign]
+    return box
+
+
 def field_input(f: Field) -> gr.components.Component:
     if f.picture:
-        return gr.File(label=f.name)
+        return picture_input(f.name)
     return value_input(f.name, {**json_schema(f.spec), "description": f.spec.help}, f.default)
 
 

@@ -167,6 +167,21 @@ def test_same_seed_same_result_and_more_smooth_runs(editor):
     assert a.seed == 5 and np.array_equal(np.asarray(a.images[0]), np.asarray(b.images[0]))
 
 
+@pytest.mark.parametrize(
+    "mode, fields",
+    [("inpaint", {"mask": _stroke()}), ("outpaint", {"left": 64, "right": 128}), ("generate", {"class_id": 2})],
+    ids=["inpaint", "panorama", "generate"],
+)
+def test_each_candidate_is_made_again_alone_from_its_own_seed(editor, mode, fields):
+    picture = None if mode == "generate" else _picture()
+    result = editor.run([EditRequest(mode, picture, **fields, options=EditOptions(seed=11, num_samples=3))])[0]
+    assert len(result.seeds) == 3 and len(set(result.seeds)) == 3 and result.seeds[0] == 11
+    for i, seed in enumerate(result.seeds):
+        again = editor.run([EditRequest(mode, picture, **fields, options=EditOptions(seed=seed, num_samples=1))])[0]
+        assert again.seeds == [seed]
+        assert np.array_equal(np.asarray(again.images[0]), np.asarray(result.images[i])), f"candidate {i + 1}"
+
+
 def test_large_photo_round_trip(editor):
     photo = _picture(4000, 3000)
     mask = np.zeros((3000, 4000), np.uint8)
@@ -266,12 +281,14 @@ def test_exif_orientation_is_applied(editor, tmp_path):
 
 
 def test_png_carries_parameters_and_is_not_overwritten(editor, tmp_path):
-    result = editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=9))
+    result = editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=9, num_samples=2))
     path = save_png(result.images[0], tmp_path / "out.png", result.params)
     assert read_params(path)["seed"] == 9 and read_params(path)["mode"] == "inpaint"
+    second = save_png(result.images[1], tmp_path / "second.png", result.png_params(1))
+    assert read_params(second)["candidate"] == 2 and read_params(second)["candidate_seed"] == result.seeds[1]
     with pytest.raises(FileExistsError):
         save_png(result.images[0], path, result.params)
-    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "second.png"]
 
 
 def test_cancel_stops_the_edit(editor):

@@ -151,12 +151,15 @@ class Mode:
         return values
 
     def inputs(self, request: EditRequest, limits: Limits) -> Inputs:
-        """Read the picture and mask (same size), within the limits."""
-        picture = canvas.load_image(request.image, limits.picture_pixels)
-        limits.check_canvas(picture.width, picture.height, request.options.num_samples)
+        """Read the picture and mask (same size), within the limits: every size is checked from the files'
+        headers before either is decoded."""
+        opened = canvas.open_guarded(request.image, "image", limits.picture_pixels, decode=False)
+        limits.check_canvas(*opened.size, request.options.num_samples)  # as stored: a quarter turn changes neither
+        mask = canvas.open_mask(request.mask, opened.size, limits.picture_pixels)
+        picture = canvas.load_image(opened)
         size, info, pixels = picture.size, picture.info, np.asarray(picture)
-        del picture  # the PIL copy goes before the mask is read: memory follows the work
-        return Inputs(pixels, Mask(canvas.load_mask(request.mask, size, limits.picture_pixels)), info)
+        del opened, picture  # the PIL copies go before the mask is read: memory follows the work
+        return Inputs(pixels, Mask(canvas.load_mask(mask, size, limits.picture_pixels)), info)
 
     def windowed(self, inputs: Inputs) -> bool:
         """Whether the canvas is drawn in overlapping windows (a panorama) rather than in one region."""
