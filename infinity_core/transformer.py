@@ -183,7 +183,9 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, text: TextContext, rope, cache: KVCache, i: int) -> torch.Tensor:
         gamma1, gamma2, scale1, scale2, shift1, shift2 = (self.ada_gss + text.gss).unbind(2)
         x = x + self.sa(_ada_norm(x, scale1, shift1, self.eps), rope, cache, i).mul_(gamma1)
-        x = x + self.ca(self.ca_norm(x), text.kv[i], text.key_mask).float()
+        norm = self.ca_norm  # in float32 whatever its weights' precision, as autocast does on CUDA
+        normed = F.layer_norm(x.float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
+        x = x + self.ca(normed, text.kv[i], text.key_mask).float()
         return x + self.ffn(_ada_norm(x, scale2, shift2, self.eps)).mul(gamma2)
 
 
