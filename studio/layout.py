@@ -9,15 +9,17 @@ from typing import Any
 import gradio as gr
 
 from editing import EditOptions, EditorProtocol
+from editing.families import foreign_options
 from editing.turns import EDITS_AT_ONCE
 
 from . import canvas_io, gradio_files, history, page
+from .again import PRESS_JS, again
 from .api import StudioBlocks, add_endpoints
 from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
 from .pictures import BRUSH_COLOURS, BRUSH_SIZE
 from .results import Results
-from .runs import Outputs, run_handler, select
+from .runs import CANDIDATES, Outputs, run_handler, select
 from .session import Session, user_error
 from .settings import build_settings
 from .tabs import build_tabs
@@ -46,7 +48,7 @@ CSS = """
 # launch with css=CSS, head=HEAD: the page's script that reads the canvas, and the one for upload messages
 UPLOADS_JS = (resources.files("studio") / "static" / "uploads.js").read_text(encoding="utf-8")
 HEAD = canvas_io.HEAD + "<script>" + UPLOADS_JS + "</script>"
-STOPPING_JS = "(status) => /^(Starting|Waiting|Scale)/.test(status || '') ? 'Stopping…' : status"
+STOPPING_JS = "(status) => /^(Starting|Waiting|Scale|Window|Planning)/.test(status || '') ? 'Stopping…' : status"
 
 
 def build_app(
@@ -118,16 +120,20 @@ def build_app(
                 picture_box = canvas_io.hidden_box("canvas-picture")
                 known_box = gr.Textbox("", visible=False, elem_id="canvas-known")
                 changed_btn = canvas_io.changed_button()
+                # Hidden: the page's script (uploads.js) presses it for a file on the canvas that is not a picture.
+                not_image_btn = gr.Button("Not an image", visible="hidden", elem_id="canvas-not-image")
                 mask_panel = MaskPanel(session)
                 mask_accordion = mask_panel.build()
                 with gr.Tabs():
-                    tabs = build_tabs(session.class_choices())
+                    tabs = build_tabs(session.class_choices(), session.taken_fields())
                 runs = [run for tab in tabs for run in tab.runs]
-                class_dd = next(dd for tab in tabs for dd in tab.class_lists)  # the model panel updates it
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Row():
                     reuse_btn = gr.Button("Reuse last seed", size="sm", elem_id="reuse-seed")
-                settings = build_settings(editor.defaults, editor.num_scales, options_cls, editor.limits.candidates)
+                hidden = foreign_options(editor.info.family)
+                settings = build_settings(
+                    editor.defaults, editor.num_scales, options_cls, editor.limits.candidates, hidden
+                )
 
             with gr.Column(scale=1, elem_id="result-column"):
                 live = gr.Image(
@@ -139,7 +145,7 @@ def build_app(
                 )
                 status = gr.Textbox(label="Status", interactive=False, elem_id="status")
                 gallery = gr.Gallery(
-                    label="Candidates",
+                    label=CANDIDATES,
                     columns=4,
                     height="auto",
                     format="png",
@@ -150,7 +156,9 @@ def build_app(
                 seed_md = gr.Markdown(elem_id="seed-used")
                 with gr.Row():
                     continue_btn = gr.Button("Continue from this", elem_id="continue")
+                    again_btn = gr.Button("Make this one again", elem_id="again")
                     download = gr.DownloadButton("Download PNG", interactive=False, elem_id="download")
+                again_box = gr.Textbox("", visible=False, elem_id="again-run")  # the run button to press
                 show_cells = gr.Checkbox(False, label="Show the regenerated token cells")
                 cells = gr.Image(
                     label="Regenerated cells",
@@ -162,12 +170,14 @@ def build_app(
                 )
 
         panel = model_view.build()
-        model_view.wire(demo, settings, class_dd, page_state)
+        model_view.wire(demo, settings, tabs, page_state)  # it swaps the class lists and prompt boxes
 
         mask_panel.wire(
             mask_box, original, shown, settings, clear_btn, [(t.tab, t.uses_mask) for t in tabs], mask_accordion
         )
-        out = Outputs(live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown)
+        out = Outputs(
+            live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown, continue_btn
+        )
         # Progress, queue position and error marks go on the status line only, not on every output.
         run_kw: dict[str, Any] = {"concurrency_id": "edit", "show_progress_on": [status], "api_visibility": "private"}
         quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
@@ -192,6 +202,7 @@ def build_app(
         open_btn.upload(session.uploads.releasing(history.open_file), [open_btn], new_picture, **to_canvas)
         read = changed_btn.click(None, [picture_box, known_box], [picture_box], js=canvas_io.READ_PICTURE_JS, **quick)
         read.then(history.canvas_uploaded, [picture_box], new_picture, **to_canvas)
+        not_image_btn.click(history.not_an_image, None, None, **quick)
         back_btn.click(history.back, [earlier], new_picture, **to_canvas)
         continue_btn.click(history.continue_from, [paths, selected, original, earlier], new_picture, **to_canvas)
         gallery.select(select, [paths], [selected, download], **quick)
@@ -205,6 +216,11 @@ def build_app(
                 **quick,
             )
 
+        if seed_widget is not None and "num_samples" in settings.widgets:
+            again_to = [settings.random_seed, seed_widget, settings.widgets["num_samples"], again_box]
+            pressed = again_btn.click(again, [paths, selected], again_to, **quick)
+            pressed.success(None, [again_box], None, js=PRESS_JS, **quick)
+
         def picture_of(values: dict[Any, Any]) -> Any:
             try:
                 return canvas_io.read_canvas(values[mask_box], values[original], values[shown])[0]
@@ -214,7 +230,7 @@ def build_app(
         for extra in (extra for tab in tabs for extra in tab.extras):
             extra.wire(mask_box, picture_of, {mask_box, original, shown})
 
-        demo.load(session.page_loaded, None, [panel.info, class_dd, page_state], **quick)
+        demo.load(session.page_loaded, None, [panel.info, page_state], **quick)
         add_endpoints(session, mcp)
     demo.queue(default_concurrency_limit=concurrency)
     atexit.register(session.close)

@@ -30,7 +30,7 @@ class Studio:
                 [sys.executable, str(APP), "--port", "0", *args], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + wait
-        while (found := re.search(r"Running on local URL:\s+(http://\S+)", self.log)) is None:
+        while (found := re.search(r"Ready: the studio answers on (http://\S+)", self.log)) is None:
             if self.proc.poll() is not None:
                 pytest.fail(f"app.py {' '.join(args)} exited with {self.proc.returncode}:\n{self.log[-3000:]}")
             if time.monotonic() > deadline:

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import var_core
-from editing import EditError, EditOptions, Editor, EditRequest, Limits
+from editing import EditError, EditOptions, Editor, EditRequest, Limits, VarModel
 from editing import editor as editing_editor
 from editing.__main__ import build_parser
 from editing.options import option
@@ -143,10 +143,10 @@ def test_a_missing_file_is_said_to_not_exist(demo, tmp_path):
 def test_class_beyond_the_model_and_canvas_limits_are_refused(demo):
     with pytest.raises(EditError, match="Class 50 does not exist"):
         demo.run([EditRequest("edit_class", _picture(), _box(), class_id=50)])
-    small = Editor(demo.vqvae, demo.var, "cpu", limits=Limits(canvas_pixels=10_000))
+    small = Editor(demo.model, "cpu", limits=Limits(canvas_pixels=10_000))
     with pytest.raises(EditError, match="--max-canvas-mp"):
         small.run([EditRequest("outpaint", _picture(), right=200)])
-    few = Editor(demo.vqvae, demo.var, "cpu", limits=Limits(candidate_pixels=64 * 64 * 3))
+    few = Editor(demo.model, "cpu", limits=Limits(candidate_pixels=64 * 64 * 3))
     with pytest.raises(EditError, match="--max-candidate-mp"):
         few.run([EditRequest("inpaint", _picture(), _box(), options=EditOptions(num_samples=4))])
 
@@ -230,7 +230,7 @@ def test_mixed_batch_of_six(demo):
     grown = np.asarray(results[4].images[0])
     assert grown.shape == (72, 88, 3) and np.array_equal(grown[:64, :64], pictures[4])
     assert results[5].images[0].size == (64, 64) and results[5].params["class_id"] == 2
-    assert results[2].params["class_id"] == 1 and results[0].params["class_id"] == demo.var.num_classes
+    assert results[2].params["class_id"] == 1 and results[0].params["class_id"] == demo.model.var.num_classes
 
 
 def test_one_bad_request_fails_alone(demo):
@@ -319,7 +319,7 @@ def test_batch_invariance_where_matrix_products_are_not():
                            patch_nums=(1, 2, 4, 8, 16))  # fmt: skip
     var = var_core.VAR(vocab_size=512, z_channels=16, depth=1, embed_dim=1024, num_heads=8, num_classes=10,
                        patch_nums=vqvae.schedule)  # fmt: skip
-    editor = Editor(vqvae.eval(), var.eval(), "cpu")
+    editor = Editor(VarModel(vqvae.eval(), var.eval()), "cpu")
     x = torch.randn(8, 9, 1024)
     assert not torch.equal(var.head(x[:1]), var.head(x)[:1]), "this machine's products are batch-invariant"
     box = _box(256, 256, 40, 60, 200, 180)

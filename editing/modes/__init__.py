@@ -9,11 +9,13 @@ from .base import (
     Inputs,
     Mode,
     Picture,
+    add_family_fields,
     field,
     get_mode,
     mode_names,
     register,
     registered,
+    remove_family_fields,
     unregister,
 )
 
@@ -27,10 +29,12 @@ __all__ = [
     "Inputs",
     "Mode",
     "Picture",
+    "add_family_fields",
     "field",
     "get_mode",
     "mode_names",
     "register",
     "registered",
+    "remove_family_fields",
     "unregister",
 ]

@@ -243,6 +243,34 @@
     if (host && host.contains(e.target)) maskChanged();
   }, true);
 
+  // Every stroke counts: the editor ignores a brush or eraser stroke that starts off the picture (on the
+  // margin around it), so such a press is passed on at the nearest point of the picture's edge; the
+  // rest of the stroke follows the pointer, clipped to the picture as any stroke is.
+  function activeTool() {
+    const on = document.querySelector("#canvas button.highlight[title='Brush'], #canvas button.highlight[title='Erase']");
+    return on ? on.title : null;
+  }
+  document.addEventListener("pointerdown", (e) => {
+    if (!e.isTrusted || e.button !== 0 || !activeTool()) return;
+    const host = document.querySelector("#canvas");
+    if (!host || !(e.target instanceof HTMLCanvasElement) || !host.contains(e.target)) return;
+    let s;
+    try { s = scene(); } catch (err) { return; }
+    if (!s.picture || e.target !== s.app.canvas) return;
+    const rect = e.target.getBoundingClientRect(), scale = s.app.screen.width / rect.width;
+    const b = s.image.getBounds(), gx = (e.clientX - rect.left) * scale, gy = (e.clientY - rect.top) * scale;
+    const inset = Math.min(0.5, b.width / 2, b.height / 2);
+    const x = Math.min(Math.max(gx, b.x + inset), b.x + b.width - inset);
+    const y = Math.min(Math.max(gy, b.y + inset), b.y + b.height - inset);
+    if (x === gx && y === gy) return;  // on the picture: the editor takes it as it is
+    e.stopPropagation();
+    e.preventDefault();
+    const at = { bubbles: true, cancelable: true, pointerId: e.pointerId, pointerType: e.pointerType,
+                 isPrimary: e.isPrimary, clientX: rect.left + x / scale, clientY: rect.top + y / scale };
+    e.target.dispatchEvent(new PointerEvent("pointermove", { ...at, buttons: 0 }));
+    e.target.dispatchEvent(new PointerEvent("pointerdown", { ...at, button: 0, buttons: 1 }));
+  }, true);
+
   // A new picture on the canvas (a new texture): tell the server, through the hidden button, until
   // it has read it (a click right after the page shows, before Gradio listens, is lost: ask again).
   let shown = null, asked = 0;
