@@ -190,15 +190,11 @@ def start_app(tmp: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *extra], env=env,
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:  # its "Ready" line comes after Gradio's own check
+        if "Ready: the studio answers on" in (tmp / "app.log").read_text(errors="replace"):
             return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
+        time.sleep(0.5)
     raise SystemExit(f"the studio did not start:\n{(tmp / 'app.log').read_text()[-2000:]}")
 
 
