@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from .errors import EditError
+from .errors import EditError, quoted
 from .limits import Limits
 
 BAND_PIXELS = 1 << 18  # pixels of a full-size picture blended at once (paste-back): a few MB of floats
@@ -34,7 +34,7 @@ def open_guarded(source: ImageSource, what: str = "image", max_pixels: int = MAX
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     if isinstance(source, str | Path) and not Path(source).exists():
-        raise EditError(f"The {what} file {shown_path(source)} does not exist; check the path.")
+        raise EditError(f"The {what} file {quoted(str(source))} does not exist; check the path.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -54,12 +54,6 @@ def open_guarded(source: ImageSource, what: str = "image", max_pixels: int = MAX
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise EditError(NOT_AN_IMAGE.format(what=what)) from e
     return image
-
-
-def shown_path(path: str | Path, most: int = 120) -> str:
-    """A path as a message quotes it: whole when short, else its last `most` characters."""
-    text = str(path)
-    return text if len(text) <= most else "…" + text[-most:]
 
 
 def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
