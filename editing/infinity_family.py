@@ -172,9 +172,10 @@ class InfinitySampling:
 
     @torch.no_grad()
     def preview(self, k: int) -> list[np.ndarray]:
-        """The picture so far decoded at scale k's grid (cheap), shown at model size."""
+        """The picture so far decoded at scale k's grid (at least 2 x 2: the VAE's norms need more than one
+        value; cheap), shown at model size."""
         assert self.summed is not None
-        h, w = self.model.schedule.grids[k]
+        h, w = (max(n, 2) for n in self.model.schedule.grids[k])
         small = ic.to_uint8(ic.decode(self.model.bundle.vae, resize_area(self.summed, (h, w)))).cpu().numpy()
         H, W = self.model.geometries[0].size
         resample = Image.NEAREST if max(h, w) <= 4 else Image.BICUBIC
