@@ -36,7 +36,8 @@ CSS = """
 #candidates .gallery-item:only-child {width: 50%;}
 #candidates .caption-label {position: static; transform: none; max-width: 100%; background: none; color: inherit;}
 #candidates .thumbnail-item:has(img.wide) {grid-column: 1 / -1;}
-#live-preview [data-testid='block-label'], #candidates [data-testid='block-label'], #compare [data-testid='block-label'],
+#live-preview [data-testid='block-label'], #candidates [data-testid='block-label'],
+#compare [data-testid='block-label'],
 #mask-cells [data-testid='block-label'], #cells [data-testid='block-label'] {position: static;}
 #canvas [data-testid='block-label'] {max-width: calc(100% - 210px); overflow-wrap: anywhere; white-space: normal;}
 #page-title h1 {font-size: 1.6rem; margin-bottom: 0.2rem;}
