@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +20,32 @@ from gradio.exceptions import InvalidPathError
 from pydantic import ValidationError
 
 from editing import EditOptions, Mode, option_fields, registered
+from editing.errors import quoted
 from editing.modes import Field
 from editing.options import OptionSpec, range_text
 
+from . import mcp_tools
 from .session import Session, user_error
 
 RETURNS = "The picture (PNG with its parameters in its metadata) and those parameters."
 
 
 class StudioBlocks(gr.Blocks):
-    """gr.Blocks whose own input checks (a file the caller did not upload, a malformed file, too few
-    values) answer an API caller with one sentence instead of `{"error": null}` and a traceback."""
+    """gr.Blocks whose own input checks (a file the caller did not upload, a malformed file, too few or
+    too many values, a page-only handler called by its number) answer an API caller with one sentence
+    instead of `{"error": null}` and a traceback."""
 
     async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False) -> Any:
+        if block_fn.fn is None:  # a handler that runs in the page only (js=...), called by its fn_index
+            raise user_error("This handler runs in the page only; the server has nothing to run for it.")
+        if len(inputs) > len(block_fn.inputs):
+            raise user_error(f"This takes {len(block_fn.inputs)} values, and {len(inputs)} were sent.")
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
-        except gr.Error:
-            raise
+        except gr.Error as e:
+            if not getattr(e, "print_exception", True):
+                raise  # the studio's own sentence
+            raise user_error(_gradio_refusal(str(e.message))) from e
         except InvalidPathError as e:
             raise user_error(
                 "Pictures must be your own uploads (gradio_client: handle_file; MCP: a URL or a data URL); "
@@ -49,10 +59,20 @@ class StudioBlocks(gr.Blocks):
             raise user_error(str(e).split("\n", 1)[0]) from e
 
 
+def _gradio_refusal(text: str) -> str:
+    """A component's own refusal (a choice not offered, …) with the value it echoes cut to a quote."""
+    choice = re.fullmatch(r"Value: (.*) is not in the list of choices: (.*)", text, re.DOTALL)
+    if choice is not None:
+        return f"{quoted(choice[1])} is not one of the choices; pick one of {choice[2]}"
+    return text
+
+
 def json_schema(spec: OptionSpec) -> dict[str, Any]:
     """The JSON schema of one field or option."""
     if spec.kind is bool:
         schema: dict[str, Any] = {"type": "boolean"}
+    elif spec.text:
+        schema = {"type": "string", "maxLength": spec.max_length}
     elif spec.kind is str:
         schema = {"type": "string", "enum": list(spec.choices or ())}
     else:
@@ -79,32 +99,40 @@ def options_schema(options_cls: type = EditOptions) -> dict[str, Any]:
     return {"anyOf": [{"type": "object", "properties": properties}, {"type": "null"}]}  # unknown keys: refused
 
 
+def picture_input(label: str) -> gr.File:
+    """A hidden API input for a picture: the path of the caller's upload. Its `preprocess` is replaced on
+    the instance: gr.File's own leaves an empty temporary file in Gradio's cache for every file it is sent."""
+    box = gr.File(label=label)
+    box.preprocess = lambda payload: None if payload is None else str(payload.path)  # type: ignore[method-assign]
+    return box
+
+
 def field_input(f: Field) -> gr.components.Component:
     if f.picture:
-        return gr.File(label=f.name)
+        return picture_input(f.name)
     return value_input(f.name, {**json_schema(f.spec), "description": f.spec.help}, f.default)
 
 
 def _docstring(mode: Mode) -> str:
-    args = [f"    {f.name}: {f.spec.help}{range_text(f.spec)}" for f in mode.fields]
+    args = [f"    {f.name}: {f.spec.help}{range_text(f.spec)}" for f in mode.request_fields]
     args.append('    options: optional settings, e.g. {"seed": 1}; unknown keys are refused.')
     return f"{mode.doc}\n\nArgs:\n" + "\n".join(args) + f"\nReturns:\n    {RETURNS}"
 
 
 def endpoint(session: Session, mode: Mode) -> Any:
     """The function behind a mode's endpoint: its parameters are the mode's fields and `options`."""
-    names = mode.field_names()
+    fields_of = mode.request_fields
 
     def call(*values: Any) -> tuple[str, dict[str, Any]]:
         *fields, options, request = values
-        given = {name: Path(v) if isinstance(v, str) and f.picture else v
-                 for (name, v), f in zip(zip(names, fields, strict=True), mode.fields, strict=True)}  # fmt: skip
+        given = {f.name: Path(v) if isinstance(v, str) and f.picture else v
+                 for f, v in zip(fields_of, fields, strict=True)}  # fmt: skip
         return session.api_run(mode.name, given, options, _visitor(request))
 
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     params = [
         inspect.Parameter(f.name, kind, default=inspect.Parameter.empty if f.required else f.default)
-        for f in mode.fields
+        for f in mode.request_fields
     ]
     params.append(inspect.Parameter("options", kind, default=None))
     # Gradio hands the caller's request to a parameter annotated gr.Request (not an input of the endpoint)
@@ -122,31 +150,14 @@ def _visitor(request: gr.Request | None) -> str | None:
     return None if request is None else request.session_hash
 
 
-def _mcp_returns_every_output() -> None:
-    """Gradio's MCP server (6.x) wraps a two-output endpoint's result, a tuple, in a list when the client
-    asks for no progress, and sends it as one text; unpacked, the picture reaches the client as a picture."""
-    try:
-        from gradio.mcp import GradioMCPServer
-    except ImportError:  # gradio without its [mcp] extra: no MCP server to mend
-        return
-    original = GradioMCPServer._execute_tool_without_progress
-    if getattr(original, "unpacks_outputs", False):
-        return
-
-    async def every_output(self: Any, job: Any) -> list[Any]:
-        data = await original(self, job)
-        return list(data[0]) if len(data) == 1 and isinstance(data[0], tuple) else data
-
-    every_output.unpacks_outputs = True  # type: ignore[attr-defined]
-    GradioMCPServer._execute_tool_without_progress = every_output  # type: ignore[method-assign]
-
-
-def add_endpoints(session: Session) -> None:
-    """Create one endpoint per registered mode inside the current gr.Blocks (their widgets stay hidden)."""
-    _mcp_returns_every_output()
+def add_endpoints(session: Session, mcp: bool = False) -> None:
+    """Create one endpoint per registered mode inside the current gr.Blocks (their widgets stay hidden);
+    mcp: they are also served as MCP tools (Gradio's MCP server is mended for them)."""
+    if mcp:
+        mcp_tools.mend(session.uploads)
     with gr.Row(visible=False):
         result, params = gr.Image(label="result", type="filepath", format="png"), gr.JSON(label="params")
         for mode in registered():
-            inputs = [field_input(f) for f in mode.fields] + [value_input("options", options_schema())]
+            inputs = [field_input(f) for f in mode.request_fields] + [value_input("options", options_schema())]
             trigger = gr.Button(visible=False)
             trigger.click(endpoint(session, mode), inputs, [result, params], api_name=mode.name, concurrency_id="edit")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import ipaddress
 import logging
@@ -16,8 +17,10 @@ from typing import Any
 from editing import Limits, default_device
 from editing.turns import EDITS_AT_ONCE
 
-from .uploads import FILE_MB, TOTAL_MB, VISITOR_MB, Uploads
-from .workdir import Workdir
+from . import results
+from .bounds import SMALL_BODY_MB, body_limit, cap_log_lines, picture_body_mb
+from .uploads import FILE_MB, TOTAL_MB, UPLOAD_ROUTE, VISITOR_MB, Uploads
+from .workdir import Workdir, compile_cache
 
 MB = 1024 * 1024
 
@@ -82,6 +85,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"uploads one visitor (a client address) holds at once, in MB (default {VISITOR_MB:g})",
     )
     p.add_argument(
+        "--max-results-mb",
+        type=float,
+        default=results.TOTAL_MB,
+        help=f"result files kept at once, the studio's and the copies Gradio serves together, in MB "
+        f"(default {results.TOTAL_MB:g}); the oldest go first",
+    )
+    p.add_argument(
+        "--max-results-per-visitor-mb",
+        type=float,
+        default=results.VISITOR_MB,
+        help=f"result files one visitor (a page, an API session) keeps at once, in MB (default {results.VISITOR_MB:g})",
+    )
+    p.add_argument(
         "--concurrency",
         type=int,
         default=EDITS_AT_ONCE,
@@ -114,7 +130,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--vae and --var must be given together")
     if args.auth is not None and ":" not in args.auth:
         p.error("--auth must look like user:password")
-    for flag in ("max_upload_mb", "max_uploads_mb", "max_uploads_per_visitor_mb"):
+    for flag in ("max_upload_mb", "max_uploads_mb", "max_uploads_per_visitor_mb", "max_results_mb",
+                 "max_results_per_visitor_mb"):
         if getattr(args, flag) <= 0:
             p.error(f"--{flag.replace('_', '-')} must be more than 0")
     if args.concurrency < 1:
@@ -201,15 +218,27 @@ def log_loaded(editor: Any, workers: int = 0) -> None:
     )  # fmt: skip
 
 
+def log_disk_caps(args: argparse.Namespace) -> None:
+    """One log line: what visitors can make the studio hold on disk, and the largest request it reads."""
+    logging.getLogger("studio").info(
+        "Disk: results at most %g MB (%g MB a visitor), uploads at most %g MB (%g MB a visitor, %g MB a file); "
+        "requests over %g MB (%.1f MB with pictures as data URLs) refused.",
+        args.max_results_mb, args.max_results_per_visitor_mb, args.max_uploads_mb, args.max_uploads_per_visitor_mb,
+        args.max_upload_mb, SMALL_BODY_MB, picture_body_mb(args.max_upload_mb),
+    )  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Load the model and serve the studio until stopped (Ctrl-C or SIGTERM remove its files)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cap_log_lines()
     # No analytics, no telemetry; the network only to fetch a published model (never with --offline).
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if args.models_dir:
         os.environ["VAR_MODELS_DIR"] = args.models_dir  # published files are looked up there too
+    compile_cache_was_there = compile_cache().exists()  # loading the model may make it
     port = args.port or free_port(args.host)
     if not port_free(args.host, port):
         sys.exit(
@@ -256,15 +285,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:  # before Gradio is imported: a model that cannot load is said at once
         if workers:
             editor = start_workers(args, limits)
+            atexit.register(editor.close)  # the workers, and Ray's files where the studio started Ray
         else:
             editor = loader(args.model) if listed else from_command_line()
     except (ValueError, OSError) as e:  # EditError, CheckpointError, missing files
         sys.exit(f"error: {e}")
     log_loaded(editor, args.workers if workers else 0)
 
-    uploads = Uploads(args.max_uploads_mb, args.max_uploads_per_visitor_mb, args.max_upload_mb)
-    workdir = Workdir()  # before Gradio is imported: its cache goes inside, and goes with it
+    workdir = Workdir(compile_cache_was_there)  # before Gradio is imported: its cache goes inside, and goes with it
+    uploads = Uploads(
+        args.max_uploads_mb, args.max_uploads_per_visitor_mb, args.max_upload_mb, folder=workdir.gradio_cache
+    )
+    kept = results.Results(args.max_results_mb, args.max_results_per_visitor_mb)
+    log_disk_caps(args)
     os.environ["GRADIO_TEMP_DIR"] = str(workdir.gradio_cache)
+    from .gradio_hooks import problem
+
+    if (unfit := problem(args.mcp)) is not None:
+        workdir.close()
+        sys.exit(f"error: {unfit}")
 
     from .layout import CSS, HEAD, build_app
 
@@ -285,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         keep_files=args.keep_files_minutes * 60,
         workdir=workdir,
         uploads=uploads,
+        results=kept,
+        mcp=args.mcp,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the files are removed (atexit), as on Ctrl-C
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
@@ -299,8 +340,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         head=HEAD,
         footer_links=["api"],
         mcp_server=args.mcp,
-        app_kwargs={"exception_handlers": not_found_handlers(), "middleware": [uploads.middleware()]},
+        app_kwargs={
+            "exception_handlers": not_found_handlers(),
+            "middleware": [body_limit(args.max_upload_mb, UPLOAD_ROUTE), uploads.middleware()],
+        },
+        prevent_thread_lock=True,
     )
+    # Gradio prints its URL before its own check that the page answers; this line comes after it, so a
+    # client that waits for it never races that check (a busy server failing it ends the studio).
+    logging.getLogger("studio").info("Ready: the studio answers on %s", demo.local_url)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

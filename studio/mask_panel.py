@@ -25,17 +25,18 @@ from editing.masks import Mask
 
 from . import canvas_io
 from .canvas_io import PictureOnItsWay
-from .cells import cells_view
+from .cells import cells_view, covering, redrawn
 from .pictures import display_copy
 from .session import Session, user_error
 from .settings import Settings
 from .tabs import Values
 
 GROW_PIXELS = 8  # the default of "by N pixels" (picture pixels)
-SELECT_SIDE = 640  # GrabCut runs on a copy of the picture with at most this longer side
+SELECT_SIDE = 1600  # GrabCut refines its edge on a copy of the picture with at most this longer side
 SAME_SHAPE = 0.01  # a mask of another size is scaled when its shape differs by at most this share
 Change = Callable[[np.ndarray, Image.Image, int], np.ndarray]  # (mask, picture, pixels) -> mask
-CELL_OPTIONS = ("policy", "strength", "dilation", "context")  # the options the cells depend on
+CELL_OPTIONS = ("policy", "strength", "dilation", "context", "paste_back")  # the options the cells depend on
+SELECTING = "Selecting the object in the box…"
 CLICK_CHANGED = f"() => document.getElementById('{canvas_io.MASK_CHANGED_BUTTON}').click()"
 # "Clear mask": every layer wiped as one step of the canvas's history (Undo brings the mask back).
 NOTHING = "Paint on the picture (or use a tool) to see which token cells a run will redraw."
@@ -112,6 +113,9 @@ class MaskPanel:
             handler = self._tool(mask_box, original, shown, change)
             changed = read.then(handler, {*picture, self.pixels}, [self.mask_out], **tool)
             changed.success(None, [self.mask_out, self.note], [self.note], **draw)
+            changed.failure(None, None, None, js=CLICK_CHANGED, **quick)  # the note of the mask as it stays
+
+        self.select.click(None, None, [self.note], js=f"() => {SELECTING!r}", **quick)  # at once, in the page
 
         on_canvas(self.invert, lambda mask, picture, pixels: invert(mask))
         on_canvas(self.grow, lambda mask, picture, pixels: grow(mask, pixels))
@@ -220,16 +224,15 @@ class MaskPanel:
                 preview = editor.preview_cells(EditRequest("inpaint", picture, mask_image, options=options))
             except EditError as e:
                 return None, str(e)
-            return cells_view(picture, preview.regenerated, preview.region), cells_note(
-                mask, preview.regenerated, preview.region
-            )
+            cells = redrawn(preview.regenerated, preview.region, mask, options.paste_back)
+            return cells_view(picture, cells, preview.region), cells_note(mask, cells, preview.region)
 
         return refresh
 
 
 def select(hint: np.ndarray, picture: Image.Image) -> np.ndarray:
-    """The object in the box around the strokes `hint` (bool, the picture's size), by GrabCut on a
-    copy of at most SELECT_SIDE px, as a mask of the picture's size."""
+    """The object in the box around the strokes `hint` (bool, the picture's size), by GrabCut (on a reduced
+    copy, its edge refined on a copy of at most SELECT_SIDE px), as a mask of the picture's size."""
     if not hint.any():
         raise EditError("Draw a rough box or a few strokes around the object first.")
     work = display_copy(picture, SELECT_SIDE)
@@ -249,26 +252,16 @@ def to_canvas(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return regenerate.scaled(size).regenerate
 
 
-def covering(region: Region, cells: int, width: int, height: int) -> np.ndarray:
-    """Which of the region's cells x cells grid lie (at least partly) on the width x height picture, bool (P, P);
-    the rest pad the model's square past the picture's border."""
-    edges = np.arange(cells + 1) * region.side / cells
-    rows = (region.y0 + edges[1:] > 0) & (region.y0 + edges[:-1] < height)
-    cols = (region.x0 + edges[1:] > 0) & (region.x0 + edges[:-1] < width)
-    return rows[:, None] & cols[None, :]
-
-
-def cells_note(mask: np.ndarray, regenerated: np.ndarray | None, region: Region | None) -> str:
+def cells_note(mask: np.ndarray, cells: np.ndarray | None, region: Region | None) -> str:
     """One line: how much of the picture (mask: bool (H, W), the picture's size) is masked and how many
-    finest-scale cells on the picture are redrawn."""
-    if regenerated is None or region is None:
+    finest-scale cells on the picture a run redraws (cells: from `cells.redrawn`)."""
+    if cells is None or region is None:
         return NOTHING
-    P = regenerated.shape[0]
+    P = cells.shape[0]
     on_picture = covering(region, P, mask.shape[1], mask.shape[0])
     rows, cols = int(on_picture.any(1).sum()), int(on_picture.any(0).sum())
-    redrawn = int((np.asarray(regenerated, bool) & on_picture).sum())
     return (
         f"The mask covers {100 * mask.mean():.1f} % of the picture: a run redraws "
-        f"**{redrawn}** of the {cols}×{rows} cells of the finest scale on the picture "
+        f"**{int(cells.sum())}** of the {cols}×{rows} cells of the finest scale on the picture "
         f"({region.side / P:.0f} px each)."
     )

@@ -8,7 +8,10 @@ call `Session.api_run`), `page` (one page's state), `workdir` (the temporary fol
 
 from __future__ import annotations
 
+import errno
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import gradio as gr
@@ -17,18 +20,36 @@ from PIL import Image
 from editing import EditError, EditOptions, EditorProtocol, EditRequest, load_image, save_png
 
 from .page import Page
+from .results import Results
 from .uploads import Uploads
 from .workdir import Workdir
 
 log = logging.getLogger("var-edit-studio")
+SENTENCE_CHARS = 400  # the longest refusal said
 
 
 def user_error(text: str) -> gr.Error:
     """A mistake the user can fix: one sentence in the page, one line in the log, no traceback."""
     text = " ".join(str(text).split()) or "Something went wrong."
+    if len(text) > SENTENCE_CHARS:  # a value echoed by someone else's message
+        text = text[:SENTENCE_CHARS] + "…"
     text = text if text[-1] in ".!?" else text + "."
     log.info("refused: %s", text)
     return gr.Error(text, print_exception=False)
+
+
+@contextmanager
+def full_disk_said() -> Iterator[None]:
+    """Writes inside: a disk with no room left is said in one sentence (nothing is left half-written)."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise user_error(
+                "The server's disk is full, so the result could not be saved; try again later "
+                "(the studio's operator should free some space)."
+            ) from e
+        raise
 
 
 def open_picture(source: Any) -> Image.Image:
@@ -41,8 +62,8 @@ def open_picture(source: Any) -> Image.Image:
 
 class Session:
     """The shared model (switched by the Model panel), the time an edit may run, the studio's folder
-    (workdir: made here unless `launch` made it first, to put Gradio's cache in it) and the uploads
-    it holds (handlers release what they were sent)."""
+    (workdir: made here unless `launch` made it first, to put Gradio's cache in it), the uploads
+    it holds (handlers release what they were sent) and the results it keeps (capped)."""
 
     def __init__(
         self,
@@ -50,12 +71,14 @@ class Session:
         time_limit: float | None = None,
         workdir: Workdir | None = None,
         uploads: Uploads | None = None,
+        results: Results | None = None,
     ) -> None:
         self.editor: EditorProtocol | None = editor  # None while another model is being loaded
         self.model_serial = 0  # goes up each time the shared model becomes a different one
         self.time_limit = time_limit
         self.workdir = workdir or Workdir()
         self.uploads = uploads or Uploads()
+        self.results = results or Results()
 
     def close(self) -> None:
         """Remove the studio's files."""
@@ -82,8 +105,9 @@ class Session:
         if self.editor is None:
             return "Loading a model…"
         info = self.editor.info
+        conditioning = f"{len(info.class_names)} classes" if info.class_names else "text prompts"
         return (
-            f"**{info.name}** · {info.image_size}×{info.image_size} px · {info.num_classes} classes · "
+            f"**{info.name}** · {info.image_size}×{info.image_size} px · {conditioning} · "
             f"device `{info.device}` · precision `{info.dtype}` · {info.parameters / 1e6:.1f} M parameters · "
             f"{self.editor.num_scales} scales"
         )
@@ -93,9 +117,13 @@ class Session:
             return []
         return [(f"{i}: {name}", i) for i, name in enumerate(self.editor.info.class_names)]
 
-    def page_loaded(self) -> tuple[str, dict[str, Any], Page]:
-        """Model line and class list for a freshly opened page, and the page's own state."""
-        return self.model_summary(), gr.update(choices=self.class_choices()), Page(self.model_serial)
+    def taken_fields(self) -> list[str]:
+        """The request fields the loaded model's family adds (class_id; prompt ...): their widgets are shown."""
+        return [] if self.editor is None else list(self.editor.info.fields)
+
+    def page_loaded(self) -> tuple[str, Page]:
+        """Model line for a freshly opened page, and the page's own state."""
+        return self.model_summary(), Page(self.model_serial)
 
     def api_run(
         self, mode: str, fields: dict[str, Any], options: Any, visitor: str | None = None
@@ -124,5 +152,8 @@ class Session:
             result = editor.submit([request], time_limit=self.time_limit, visitor=visitor).result()[0]
         except EditError as e:
             raise user_error(str(e)) from e
-        path = save_png(result.images[0], self.workdir.api_folder() / f"var-edit-seed{result.seed}.png", result.params)
+        with full_disk_said():
+            folder = self.workdir.run_folder()
+            path = save_png(result.images[0], folder / f"var-edit-seed{result.seed}.png", result.params)
+        self.results.keep(path, visitor)
         return str(path), result.params

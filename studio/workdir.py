@@ -7,19 +7,17 @@ No Gradio import here: `launch` makes the folder before Gradio is imported, so t
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
-from collections import deque
 from pathlib import Path
 
 log = logging.getLogger("var-edit-studio")
 WORKDIR_PREFIX = "var-edit-app-"
 STALE_LEGACY_SECONDS = 24 * 3600
-API_FILES_KEPT = 64  # results of the endpoints kept on disk (Gradio serves its own copies)
 
 
 def _alive(pid: int) -> bool:
@@ -51,15 +49,24 @@ def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
     return removed
 
 
-class Workdir:
-    """One studio's temporary folder (var-edit-app-<pid>-…): a folder per run, the API's results (the
-    newest API_FILES_KEPT kept), masks to download, and `gradio` for Gradio's cache."""
+def compile_cache() -> Path:
+    """torch's compile cache folder (TorchInductor's default: torchinductor_<user> in the temp folder)."""
+    return Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}"
 
-    def __init__(self) -> None:
+
+class Workdir:
+    """One studio's temporary folder (var-edit-app-<pid>-…): a folder per run (a page's or an API call's
+    results, capped by `results.Results`), masks to download, and `gradio` for Gradio's cache."""
+
+    def __init__(self, compile_cache_was_there: bool | None = None) -> None:
+        """compile_cache_was_there: whether torch's compile cache folder was there before the studio loaded
+        its model (None: look now). That folder is shared by the user's torch programs, so it is kept unless
+        this studio made it and left it empty."""
         remove_stale_workdirs()
         self.path = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
-        self._api = deque[Path]()
-        self._api_lock = threading.Lock()
+        self._inductor = compile_cache()
+        was_there = compile_cache_was_there
+        self._inductor_was_there = self._inductor.exists() if was_there is None else was_there
 
     @property
     def gradio_cache(self) -> Path:
@@ -70,16 +77,6 @@ class Workdir:
         """A new folder for one run's results."""
         return Path(tempfile.mkdtemp(dir=self.path))
 
-    def api_folder(self) -> Path:
-        """A new folder for one API result; the oldest beyond API_FILES_KEPT is removed (Gradio has
-        long copied it to its cache)."""
-        folder = self.run_folder()
-        with self._api_lock:
-            self._api.append(folder)
-            while len(self._api) > API_FILES_KEPT:
-                shutil.rmtree(self._api.popleft(), ignore_errors=True)
-        return folder
-
     def masks(self) -> Path:
         """The folder of masks saved for download."""
         folder = self.path / "masks"
@@ -87,5 +84,8 @@ class Workdir:
         return folder
 
     def close(self) -> None:
-        """Remove everything (results, masks, Gradio's cache)."""
+        """Remove everything (results, masks, Gradio's cache; torch's compile cache if made here and empty)."""
         shutil.rmtree(self.path, ignore_errors=True)
+        if not self._inductor_was_there and self._inductor.is_dir():
+            if not any(p.is_file() for p in self._inductor.rglob("*")):
+                shutil.rmtree(self._inductor, ignore_errors=True)

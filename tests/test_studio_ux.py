@@ -19,8 +19,8 @@ from test_app import ROOT, files, paint_line, run_and_wait, wait_picture
 
 from editing.canvas import Region
 from editing.options import EditOptions, option_fields
-from studio.cells import VIEW_MIN, cells_view
-from studio.mask_panel import cells_note, covering
+from studio.cells import VIEW_MIN, cells_view, covering, redrawn
+from studio.mask_panel import cells_note
 
 __all__ = ["files"]  # the fixture, shared with test_app.py
 
@@ -34,8 +34,28 @@ def test_the_cells_note_counts_only_cells_on_the_picture() -> None:
     on_picture = covering(region, 16, 451, 300)
     assert on_picture.all(1).sum() == on_picture.any(1).sum() == 12  # rows 2..13 (28.2 px each) touch 0..300 px
     regenerated = np.ones((16, 16), bool)  # everything, padding included
-    note = cells_note(np.ones((300, 451), bool), regenerated, region)
+    mask = np.ones((300, 451), bool)
+    note = cells_note(mask, redrawn(regenerated, region, mask), region)
     assert "**192** of the 16×12 cells" in note, note
+
+
+def test_only_cells_holding_masked_pixels_are_redrawn() -> None:
+    """A stroke across the middle of a 451x300 picture: the sampled cells that straddle the picture's top and
+    bottom edges (the padding past the border is always sampled) hold no masked pixel, so they are not shown."""
+    region = Region(0, -75, 451)
+    mask = np.zeros((300, 451), bool)
+    mask[140:160, 20:430] = True
+    regenerated = np.zeros((16, 16), bool)
+    regenerated[[0, 1, 2, 13, 14, 15], :] = True  # the padding rows and the two rows straddling the edges
+    regenerated[7:10, :] = True  # the stroke's rows: pixels 215..235 of the region
+    cells = redrawn(regenerated, region, mask)
+    assert cells is not None and set(np.flatnonzero(cells.any(1))) == {7, 8}
+    brute = np.zeros((16, 16), bool)
+    for y, x in zip(*np.nonzero(mask), strict=True):
+        brute[(y + 75) * 16 // 451, x * 16 // 451] = True
+    assert (cells == (regenerated & brute)).all()
+    whole = redrawn(regenerated, region, mask, paste_back=False)
+    assert (whole == (regenerated & covering(region, 16, 451, 300))).all()
 
 
 def test_a_small_picture_s_cells_are_shown_enlarged() -> None:

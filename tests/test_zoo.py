@@ -16,12 +16,13 @@ import pytest
 import torch
 from hub_standin import hub_env, run_python
 
+from var_core import zoo
 from var_core.zoo import KNOWN_SIZES, VQVAE_FILE, ZOO
 
 LOAD = """
 from editing import Editor
 editor = Editor.from_pretrained("d16", device="cpu", download={download})
-print("LOADED", editor.name, editor.resolution, editor.var.config["depth"])
+print("LOADED", editor.name, editor.resolution, editor.model.var.config["depth"])
 """
 
 
@@ -311,3 +312,44 @@ def test_no_network_is_said_at_once(hub, tmp_path):
         "REFUSED Could not reach the hub for vae_ch160v4096z32.pth (no network connection to it); check the "
         "connection (or HF_ENDPOINT), or put the file in models/."
     )
+
+
+def test_every_published_file_is_pinned_by_hash_or_by_revision():
+    for filename in KNOWN_SIZES:
+        pinned = re.fullmatch(r"[0-9a-f]{64}", zoo.SHA256.get(filename) or "")
+        assert bool(pinned) != (filename in zoo.REVISION), filename  # one of the two, never both
+    pins = [*zoo.SHA256.values(), *zoo.REVISION.values()]
+    assert not any((pin or "").startswith("bd66c170") for pin in pins)  # d30's replaced file, never to be pinned
+
+
+D30 = """
+from var_core import CheckpointError, zoo
+try:
+    print(zoo.fetch("d30", progress=lambda *a: None)[1].name)
+    print(zoo.zoo_files("d30")[1].name)
+except CheckpointError as e:
+    print("REFUSED", e)
+"""
+
+
+def test_d30_needs_a_hub_revision_and_is_fetched_at_it(published, tmp_path):
+    from hub_standin import COMMIT, StandInHub
+
+    hub = StandInHub({VQVAE_FILE: published[VQVAE_FILE], "var_d30.pth": published["var_d16.pth"]})
+    try:
+        env = {k: v for k, v in hub_env(hub, tmp_path).items() if k != "VAR_EDIT_UNPINNED"}
+        out = run_python(D30, env, tmp_path)
+        assert out.stdout.strip() == (
+            "REFUSED var_d30.pth is pinned by hub revision and none is set: set VAR_EDIT_HUB_REVISION to the commit "
+            "of FoundationVision/var to fetch it from (40 hex digits, from "
+            "https://huggingface.co/FoundationVision/var/commits/main), or put the file in models/."
+        )
+        assert hub.log == []  # said before any request
+        # the stand-in's tiny VQVAE is not the pinned one: unpinned, the revision still decides where d30 comes from
+        out = run_python(D30, hub_env(hub, tmp_path, VAR_EDIT_HUB_REVISION=COMMIT), tmp_path)
+        assert out.stdout.split() == ["var_d30.pth", "var_d30.pth"], out.stdout + out.stderr
+        d30 = {p for m, p, _ in hub.log if p.endswith("var_d30.pth")}
+        assert d30 == {f"/{zoo.HF_REPO}/resolve/{COMMIT}/var_d30.pth"}
+        assert all("/resolve/main/" in p for m, p, _ in hub.log if p.endswith(VQVAE_FILE))
+    finally:
+        hub.stop()

@@ -108,7 +108,7 @@ def _torch_load(path: Path, mapped: bool) -> Any:
 
 def _unwrap(obj: Any, name: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        for wrapper in ("state_dict", "model", "var_wo_ddp", "vae_wo_ddp"):
+        for wrapper in ("state_dict", "model", "var_wo_ddp", "vae_wo_ddp", "vae"):
             if isinstance(obj.get(wrapper), Mapping):
                 obj = obj[wrapper]
                 break

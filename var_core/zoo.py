@@ -7,11 +7,11 @@ Face cache, and downloaded from `FoundationVision/var` into that cache only when
 the network and a missing file ends in a sentence that says which file to put where.
 
 Every published file is checked against its sha256 before it is loaded: the hash pinned in `SHA256`
-below, else the one the hub announced for it (X-Linked-Etag, the LFS object's sha256, which also
-names the file in the Hugging Face cache). VAR_EDIT_UNPINNED=1 drops the pins, for a private hub that
-serves other files under the published names. A download that does not match is deleted and fetched once
-more; a second mismatch ends in one sentence, and nothing damaged or cut short stays in the cache. A
-file that matched is remembered by size and time (var-edit-verified.json in the cache), so it is
+below, else the one the hub announced for it at the commit pinned in `REVISION` (X-Linked-Etag, the LFS
+object's sha256, which also names the file in the Hugging Face cache). VAR_EDIT_UNPINNED=1 drops the pins,
+for a private hub that serves other files under the published names. A download that does not match is
+deleted and fetched once more; a second mismatch ends in one sentence, and nothing damaged or cut short stays
+in the cache. A file that matched is remembered by size and time (var-edit-verified.json in the cache), so it is
 hashed once, not at every load.
 
     catalog()                    -> every published model, its files, their sizes, which are here
@@ -43,32 +43,39 @@ HF_REPO = "FoundationVision/var"
 HF_PAGE = f"https://huggingface.co/{HF_REPO}"
 VQVAE_FILE = "vae_ch160v4096z32.pth"
 
-# Bytes of the published files: their float32 tensors (tests/fixtures/keys) plus pickle framing,
-# for when the hub cannot be asked. The hub's own figure replaces these whenever it answers.
+# Bytes of the published files, for when the hub cannot be asked: the hub's LFS records of the pinned files
+# below; d30's (whose current file is not recorded anywhere found) from its float32 tensors
+# (tests/fixtures/keys) plus pickle framing. The hub's own figure replaces these whenever it answers.
 KNOWN_SIZES = {
-    VQVAE_FILE: 436_000_000,
-    "var_d16.pth": 1_243_100_000,
-    "var_d20.pth": 2_405_700_000,
-    "var_d24.pth": 4_135_700_000,
+    VQVAE_FILE: 436_075_834,
+    "var_d16.pth": 1_243_116_346,
+    "var_d20.pth": 2_405_720_018,
+    "var_d24.pth": 4_135_702_618,
     "var_d30.pth": 8_042_300_000,
-    "var_d36.pth": 9_436_100_000,
+    "var_d36.pth": 9_436_153_085,
 }
 
 # The hub's sha256 of each published file (its LFS object id, shown as "SHA256" on the file's page at
-# https://huggingface.co/FoundationVision/var). None: not pinned here; the hash the hub announces with
-# the file is checked instead (see the module doc). Where these come from: the VQVAE's is its git-lfs
-# pointer's oid (436,075,834 bytes), recorded by two projects that verify their downloads; d16's is the
-# sha256 another project recorded for its download of the published file. The others were not findable
-# without network access here.
+# https://huggingface.co/FoundationVision/var). None: pinned by hub revision instead (REVISION). The VQVAE's
+# is its git-lfs pointer's oid, recorded by two projects that verify their downloads; the others are the
+# hub's LFS records of the files.
 SHA256: dict[str, str | None] = {
     VQVAE_FILE: "7c3ec27ae28a3f87055e83211ea8cc8558bd1985d7b51742d074fb4c2fcf186c",
     "var_d16.pth": "4f6151aad91c94e03e224dd7358d8389fa05301c0c291279566998efb54b0ecb",
-    "var_d20.pth": None,
-    "var_d24.pth": None,
+    "var_d20.pth": "f7d232978e6fe82a4f2e0f5d82b012e01b1aa5abfe93ce2b56104ec0e878a10f",
+    "var_d24.pth": "1f5fa9cfec7be1c60034511eeacde06e24892f416d3d1e5fd227fdac56293dfc",
     "var_d30.pth": None,
-    "var_d36.pth": None,
+    "var_d36.pth": "660201c829c6f7b775b9119867c12c11aaa68c72770dc33653eec1fa67e27d4d",
 }
-if os.environ.get("VAR_EDIT_UNPINNED") == "1":  # a private hub (or a test's stand-in) serving other files
+# Files pinned by the hub commit they are fetched from (a commit names fixed content; the hash the hub
+# announces at that commit is then checked). d30's file was replaced on the hub on 2024-04-14 and its current
+# hash is recorded nowhere found (the earlier one, bd66c170..., must never be pinned); the commit that holds
+# it could not be read offline either, so it is not in the code: fetching d30 needs $VAR_EDIT_HUB_REVISION,
+# a 40-hex commit of FoundationVision/var (docs/models.md). Put a commit here once one is read from the hub.
+REVISION: dict[str, str | None] = {"var_d30.pth": None}
+REVISION_ENV = "VAR_EDIT_HUB_REVISION"
+UNPINNED = os.environ.get("VAR_EDIT_UNPINNED") == "1"
+if UNPINNED:  # a private hub (or a test's stand-in) serving other files
     SHA256 = dict.fromkeys(SHA256)
 HUB_TIMEOUT = 5.0  # seconds for the hub to answer a HEAD; no answer means no network, said at once
 STEPS = 400  # progress reports per downloaded file, at least (smaller network reads for small files)
@@ -184,16 +191,35 @@ def local_file(filename: str) -> Path | None:
     hub = _hub()
     if hub is None:
         return None
-    cached = hub.try_to_load_from_cache(HF_REPO, filename)
+    cached = hub.try_to_load_from_cache(HF_REPO, filename, revision=hub_revision(filename, required=False))
     return Path(cached) if isinstance(cached, str) and Path(cached).is_file() else None
 
 
 def remote_file(filename: str, timeout: float = HUB_TIMEOUT) -> tuple[int | None, str | None]:
     """(size, sha256) as the hub announces them (one HEAD request, no retries); raises when the hub does not answer."""
     hub = _hub()
-    meta = hub.get_hf_file_metadata(hub.hf_hub_url(HF_REPO, filename), timeout=timeout)
+    url = hub.hf_hub_url(HF_REPO, filename, revision=hub_revision(filename, required=False))
+    meta = hub.get_hf_file_metadata(url, timeout=timeout)
     etag = (meta.etag or "").strip('"').lower()
     return meta.size, etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None
+
+
+def hub_revision(filename: str, required: bool = True) -> str | None:
+    """The hub commit a file pinned by revision is fetched from (REVISION, else $VAR_EDIT_HUB_REVISION);
+    None for the others (the hub's main, checked against the pinned hash). required: raise when a file pinned
+    by revision has none (unless VAR_EDIT_UNPINNED=1)."""
+    if filename not in REVISION:
+        return None
+    revision = REVISION[filename] or os.environ.get(REVISION_ENV, "").strip().lower()
+    if revision and not re.fullmatch(r"[0-9a-f]{40}", revision):
+        raise CheckpointError(f"{REVISION_ENV} must be a commit of {HF_REPO} (40 hex digits), not {revision[:60]!r}.")
+    if not revision and required and not UNPINNED:
+        raise CheckpointError(
+            f"{filename} is pinned by hub revision and none is set: set {REVISION_ENV} to the commit of "
+            f"{HF_REPO} to fetch it from (40 hex digits, from {HF_PAGE}/commits/main), or put the file in "
+            f"{models_dir_label()}."
+        )
+    return revision or None
 
 
 def _ask_hub(filename: str) -> tuple[int | None, str | None]:
@@ -415,6 +441,9 @@ def _reach_hub(card: ModelCard) -> ModelCard:
     """The card with the hub's size and sha256 of each missing file: one HEAD each, without retries, so
     that no network is said within seconds."""
     files = list(card.files)
+    for f in files:
+        if f.path is None:
+            hub_revision(f.filename)  # a file pinned by revision without one: said before any request
     for i, f in enumerate(files):
         if f.path is not None:
             continue
@@ -466,7 +495,7 @@ def _download(hub: Any, f: FileStatus, progress: Progress | None) -> Path:
     chunk = hub.constants.DOWNLOAD_CHUNK_SIZE
     hub.constants.DOWNLOAD_CHUNK_SIZE = min(chunk, max(64 << 10, f.size // STEPS))  # fine progress steps
     try:
-        return Path(hub.hf_hub_download(HF_REPO, f.filename, **kwargs))
+        return Path(hub.hf_hub_download(HF_REPO, f.filename, revision=hub_revision(f.filename), **kwargs))
     except Exception as e:  # every hub or network failure becomes one sentence
         if raised:
             raise raised[0] from None
