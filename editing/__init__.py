@@ -3,9 +3,11 @@
 EditRequest (request, options) -> plan (geometry, region, per-scale regenerate maps, encoding)
 -> sample (teacher-forced, one batched pass) -> compose (paste-back, metadata) -> EditResult.
 `Editor.run` ties the stages together; `EditJob` follows and stops a running edit. What a kind of
-model does in each stage is its family's (families.py); importing this registers VAR's (var_family.py).
+model does in each stage is its family's (families.py); importing this registers VAR's (var_family.py) and
+Infinity's (infinity_family.py).
 """
 
+from . import infinity_family  # noqa: E402, F401  (registers the Infinity family)
 from .canvas import load_image, outpaint_canvas
 from .compose import EditResult
 from .device import default_device

@@ -27,7 +27,7 @@ import torch
 from var_core import CheckpointError
 
 from .errors import EditError
-from .modes import Field, add_family_fields, get_mode, mode_names, remove_family_fields
+from .modes import Field, add_family_fields, field, get_mode, mode_names, remove_family_fields
 from .options import EditOptions, OptionSpec, option_fields, register_option, unregister_option
 
 DEFAULT_FAMILY = "var-class"
@@ -68,6 +68,26 @@ class Prompt:
 
 
 Conditioning = ClassLabel | Prompt
+
+PROMPT_CHARS = 800  # well inside a T5's 512 tokens
+PROMPT = field(
+    "prompt", str, "Prompt", "what to draw, in words (empty: anything that fits).", max_length=PROMPT_CHARS,
+    elem_id="prompt",
+)  # fmt: skip
+NEGATIVE_PROMPT = field(
+    "negative_prompt", str, "Negative prompt", "what to steer away from (optional).", max_length=PROMPT_CHARS,
+    elem_id="negative-prompt",
+)  # fmt: skip
+
+
+def prompt_fields(required: str | None = None) -> tuple[Field, Field]:
+    """The fields of a text-conditioned family (one meaning for every family that takes a prompt);
+    required: the sentence when the prompt is missing (None: optional)."""
+    if required is None:
+        return PROMPT, NEGATIVE_PROMPT
+    return field(
+        "prompt", str, "Prompt", "what to draw, in words.", max_length=PROMPT_CHARS, elem_id="prompt", required=required
+    ), NEGATIVE_PROMPT
 
 
 # ---- geometry -----------------------------------------------------------------------------------

@@ -22,16 +22,14 @@ from PIL import Image
 
 from editing import EditError, EditOptions, Editor, EditRequest, Prompt, read_params, register_family, unregister_family
 from editing.__main__ import build_parser, main
-from editing.families import ModelGeometry, Row
+from editing.families import PROMPT_CHARS, ModelGeometry, Row, prompt_fields
 from editing.models import ModelSwitch, load_model
-from editing.modes import field
 from editing.options import OptionSpec
 from var_core import CheckpointError
 
 SIDE, STRIDE = 32, 8
-PROMPT = field("prompt", str, "Prompt", "what to draw.", max_length=80, elem_id="toy-prompt")
-NEGATIVE = field("negative_prompt", str, "Negative prompt", "what to steer away from.", max_length=80)
-TAU = ("tau", 1.0, OptionSpec(float, "Temperature", "How much the colours vary.", low=0.0, high=4.0, step=0.1))
+PROMPT, NEGATIVE = prompt_fields()  # a prompt means one thing whatever family takes it
+SPREAD = ("spread", 1.0, OptionSpec(float, "Temperature", "How much the colours vary.", low=0.0, high=4.0))
 
 
 def fake_encoder(text: str | None) -> torch.Tensor:
@@ -84,7 +82,8 @@ class ToySampling:
         h, w = self.model.geometries[0].scales[self.k]
         assert isinstance(row.conditioning, Prompt)
         colour = torch.sigmoid(self.model.head(fake_encoder(row.conditioning.text))) * 255
-        noise = torch.randn(h * w, 3, generator=torch.Generator().manual_seed(row.seed + self.k)) * 8 * row.options.tau
+        noise = torch.randn(h * w, 3, generator=torch.Generator().manual_seed(row.seed + self.k))
+        noise = noise * 8 * row.options.spread
         drawn = (colour + noise).clamp(0, 255)
         if row.source is None or row.regenerate is None:
             return drawn
@@ -106,7 +105,7 @@ class ToyText:
     name = "toy-text"
     modes = frozenset({"inpaint", "generate"})
     options = frozenset({"cfg"})
-    option_table = (TAU,)
+    option_table = (SPREAD,)
 
     def fields(self, mode: str) -> tuple:
         return (PROMPT, NEGATIVE)
@@ -157,9 +156,9 @@ def _free_port() -> int:
 def test_a_text_family_runs_with_its_prompt_recorded_and_other_families_fields_refused(models, photo):
     toy = load_model("toy", models, device="cpu")
     assert toy.info.family == "toy-text" and toy.info.class_names == [] and toy.modes == ["generate", "inpaint"]
-    options = EditOptions.from_dict({"seed": 3, "tau": 0.5, "cfg": 2.0})
+    options = EditOptions.from_dict({"seed": 3, "spread": 0.5, "cfg": 2.0})
     fox = toy.run([EditRequest("generate", prompt="a red fox", options=options)])[0]
-    assert fox.params["prompt"] == "a red fox" and fox.params["tau"] == 0.5 and fox.images[0].size == (SIDE, SIDE)
+    assert fox.params["prompt"] == "a red fox" and fox.params["spread"] == 0.5 and fox.images[0].size == (SIDE, SIDE)
     owl = toy.run([EditRequest("generate", prompt="an owl", options=options)])[0]
     assert not np.array_equal(np.asarray(fox.images[0]), np.asarray(owl.images[0])), "the prompt changes nothing"
     edited = toy.inpaint(photo, photo.parent / "mask.png", EditOptions(seed=1), prompt="a red fox")
@@ -170,12 +169,13 @@ def test_a_text_family_runs_with_its_prompt_recorded_and_other_families_fields_r
     demo = Editor.from_pretrained("demo", device="cpu")
     with pytest.raises(EditError, match=r"^demo takes no 'prompt' for generate; leave it out\.$"):
         demo.run([EditRequest("generate", prompt="a red fox")])
-    with pytest.raises(EditError, match=r"^demo does not use the option 'tau'; leave it out\.$"):
-        demo.run([EditRequest("generate", options=EditOptions.from_dict({"tau": 2.0}))])
+    with pytest.raises(EditError, match=r"^demo does not use the option 'spread'; leave it out\.$"):
+        demo.run([EditRequest("generate", options=EditOptions.from_dict({"spread": 2.0}))])
     with pytest.raises(EditError, match=r"^toy takes no 'class_id' for generate; leave it out\.$"):
         toy.run([EditRequest("generate", class_id=1)])
-    with pytest.raises(EditError, match=r"^Field 'prompt' must be at most 80 characters long, not 81\.$"):
-        EditRequest("generate", prompt="x" * 81)
+    too_long = rf"^Field 'prompt' must be at most {PROMPT_CHARS} characters long, not {PROMPT_CHARS + 1}\.$"
+    with pytest.raises(EditError, match=too_long):
+        EditRequest("generate", prompt="x" * (PROMPT_CHARS + 1))
     with pytest.raises(EditError, match=r"^Field 'prompt' must be one line of text without control characters\.$"):
         EditRequest("generate", prompt="a fox\x1b[2J")
     with pytest.raises(EditError, match=r"^Field 'prompt' must be a text, not int\.$"):
@@ -184,13 +184,13 @@ def test_a_text_family_runs_with_its_prompt_recorded_and_other_families_fields_r
 
 def test_the_cli_has_prompt_flags_records_the_prompt_and_skips_a_rerun(models, tmp_path, capsys):
     help_text = build_parser().format_help()
-    assert "--prompt TEXT" in help_text and "--negative-prompt TEXT" in help_text and "--tau" in help_text
+    assert "--prompt TEXT" in help_text and "--negative-prompt TEXT" in help_text and "--spread" in help_text
     out = tmp_path / "out"
     args = ["--mode", "generate", "--model", str(models / "toy"), "--prompt", "a red fox", "--seed", "0"]
-    assert main([*args, "--tau", "0.5", "--out-dir", str(out)]) == 0
+    assert main([*args, "--spread", "0.5", "--out-dir", str(out)]) == 0
     params = read_params(out / "generated.generate.png")
-    assert params["prompt"] == "a red fox" and params["tau"] == 0.5 and params["model"] == "toy"
-    assert main([*args, "--tau", "0.5", "--out-dir", str(out)]) == 0
+    assert params["prompt"] == "a red fox" and params["spread"] == 0.5 and params["model"] == "toy"
+    assert main([*args, "--spread", "0.5", "--out-dir", str(out)]) == 0
     assert "1 skipped" in capsys.readouterr().out
     assert main([*args[:-4], "--prompt", "a red fox\x07", "--out-dir", str(out)]) == 1
     assert "without control characters" in capsys.readouterr().err
@@ -219,14 +219,14 @@ def test_the_endpoints_and_mcp_tools_take_a_prompt(models, photo):
             p["parameter_name"]: p
             for p in client.view_api(return_format="dict")["named_endpoints"]["/inpaint"]["parameters"]
         }
-        assert named["prompt"]["type"]["anyOf"][0] == {"type": "string", "maxLength": 80}, named["prompt"]
+        assert named["prompt"]["type"]["anyOf"][0] == {"type": "string", "maxLength": PROMPT_CHARS}, named["prompt"]
         path, params = client.predict(
             handle_file(str(photo)), handle_file(str(photo.parent / "mask.png")), "a red fox", None, {"seed": 1},
             api_name="/inpaint",
         )  # fmt: skip
         assert params["prompt"] == "a red fox" and read_params(path)["prompt"] == "a red fox"
-        with pytest.raises(Exception, match="must be at most 80 characters long"):
-            client.predict(None, "y" * 200, None, None, api_name="/generate")
+        with pytest.raises(Exception, match=f"must be at most {PROMPT_CHARS} characters long"):
+            client.predict(None, "y" * (PROMPT_CHARS + 1), None, None, api_name="/generate")
 
         async def call() -> Any:
             async with streamable_http_client(f"{demo.local_url}gradio_api/mcp/") as (read, write, _):
@@ -252,16 +252,16 @@ def test_the_studio_shows_a_prompt_box_and_the_model_panel_swaps_it_for_the_clas
     try:
         page.goto(demo.local_url)
         page.click("#tab-inpaint-button, button:has-text('In-paint')")
-        prompt = page.locator("#tab-inpaint #toy-prompt textarea, #tab-inpaint #toy-prompt input").first
+        prompt = page.locator("#tab-inpaint #prompt textarea, #tab-inpaint #prompt input").first
         prompt.wait_for(state="visible", timeout=60_000)
-        page.click("button:has-text('Class edit')")
+        page.click("#tab-class-button")
         page.locator("#tab-class #class-dd").wait_for(state="hidden", timeout=60_000)
         page.click("#model button.label-wrap")
         page.locator("#model-choice input").click()
         page.locator("ul[role='listbox'] li", has_text="demo").first.click()
         page.click("#load-model")
         page.locator("#tab-class #class-dd").wait_for(state="visible", timeout=120_000)
-        page.locator("#tab-class #toy-prompt").wait_for(state="hidden", timeout=60_000)
+        page.locator("#tab-class #prompt").wait_for(state="hidden", timeout=60_000)
     finally:
         page.close()
         demo.close()

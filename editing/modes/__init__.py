@@ -1,7 +1,7 @@
-"""Edit modes, one module each, in one registry (see base.py); importing this registers the four,
+"""Edit modes, one module each, in one registry (see base.py); importing this registers the five,
 in the order the studio shows them."""
 
-from . import class_edit, generate, inpaint, outpaint
+from . import class_edit, generate, inpaint, outpaint, prompt_edit
 from .base import (
     IMAGE,
     MASK,
@@ -19,7 +19,7 @@ from .base import (
     unregister,
 )
 
-for _mode in (inpaint.Inpaint, outpaint.Outpaint, class_edit.ClassEdit, generate.Generate):
+for _mode in (inpaint.Inpaint, outpaint.Outpaint, class_edit.ClassEdit, generate.Generate, prompt_edit.PromptEdit):
     register(_mode)
 
 __all__ = [
