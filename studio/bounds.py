@@ -52,7 +52,7 @@ class BodyLimit:
         limit_mb = self.limit_mb(scope["path"])
         limit = int(limit_mb * MB)
         sentence = (
-            f"The request is larger than the {limit_mb:g} MB this studio reads on this route; "
+            f"The request is larger than the {limit_mb:.4g} MB this studio reads on this route; "
             "send pictures as uploads (gradio_client: handle_file) and values as short JSON."
         )
         length = dict(scope["headers"]).get(b"content-length", b"")
