@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from PIL import Image
@@ -33,6 +33,10 @@ class Progress:
     total: int
     previews: dict[int, list[Image.Image]]
     ahead: int = 0
+    window: int = 0  # the panorama window being drawn, from 1 (0: no window), counted over all candidates
+    windows: int = 0
+    done: int = 0  # scales done in the whole edit, every pass counted (a panorama's plan, then its windows)
+    work: int = 0  # scales in the whole edit (0: not known)
 
 
 _DONE = object()
@@ -52,6 +56,9 @@ class EditJob:
         self.time_limit = time_limit
         self._deadline = None if time_limit is None else time.monotonic() + time_limit
         self.latest: Progress | None = None
+        self._passes = 1  # sampling passes the edit makes (Editor.run says), and the one running (from 1)
+        self._pass = 0
+        self._window = (0, 0)
         self._cancel = threading.Event()
         self._finished = threading.Event()
         self._updates: queue.Queue[object] = queue.Queue()
@@ -104,7 +111,25 @@ class EditJob:
         if self.latest is None:
             self.report(Progress(0, 0, {}, ahead))
 
+    def expect(self, passes: int) -> None:
+        """The edit makes `passes` sampling passes of the same scales (a panorama: its plan, then each window)."""
+        self._passes = max(1, passes)
+
+    def next_pass(self, window: int = 0, windows: int = 0) -> None:
+        """A sampling pass starts (a panorama's window `window` of `windows`, or 0 of 0)."""
+        self._pass += 1
+        self._window = (window, windows)
+
     def report(self, progress: Progress) -> None:
+        if progress.total and not progress.work:
+            before = max(self._pass, 1) - 1
+            progress = replace(
+                progress,
+                window=self._window[0],
+                windows=self._window[1],
+                done=before * progress.total + progress.step,
+                work=max(self._passes, before + 1) * progress.total,
+            )
         self.latest = progress
         self._updates.put(progress)
 

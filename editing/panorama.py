@@ -11,13 +11,15 @@ import cv2
 import numpy as np
 
 from . import canvas
-from .compose import EditResult, compose, keep_info, params_of
+from .compose import EditResult, Naming, compose, keep_info, params_of
+from .families import Conditioning, ModelGeometry
 from .masks import Mask
 from .options import EditOptions
-from .plan import Inputs, ModelGeometry, Plan, plan
+from .plan import Inputs, Plan, plan
 from .request import EditRequest
+from .sample import row_seed
 
-SamplePlans = Callable[[list[Plan]], list[np.ndarray]]
+SamplePlans = Callable[[list[Plan], int, int], list[np.ndarray]]  # (plans, window, windows) -> pictures
 PLAN_SIDE = 8  # the whole is planned on a canvas at most this many model resolutions long (then refined)
 
 
@@ -51,48 +53,69 @@ def _full_size(planned: np.ndarray, grown: np.ndarray, todo: np.ndarray) -> np.n
     return np.where(todo[..., None], cv2.resize(planned, (W, H), interpolation=cv2.INTER_CUBIC), grown)
 
 
-def run_panorama(
-    request: EditRequest,
-    inputs: Inputs,
-    options_label: tuple[EditOptions, int],
-    model: ModelGeometry,
-    sample_plans: SamplePlans,
-    names: tuple[str, list[str]],
-) -> EditResult:
-    """Out-paint a long canvas. sample_plans: the pipeline's sampling stage (plans -> uint8 (n, R, R, 3))."""
-    options, label = options_label
-    assert inputs.picture is not None and inputs.mask is not None
-    grown, mask = inputs.picture, inputs.mask
-    W, H = mask.size
-    whole = plan(request, model, _overview(inputs, PLAN_SIDE * model.resolution), replace(options, feather=0), label)
-    planned = compose(whole, sample_plans([whole])[0], *names)
+def window_boxes(mask: np.ndarray) -> list[tuple[slice, slice]]:
+    """The square windows along a long canvas (mask: bool (H, W), True = to draw) that have something left
+    to draw when drawn in order, each overlapping the one before by half."""
+    H, W = mask.shape
     side = min(W, H)
     stride = max(1, side // 2)
     long = max(W, H)
-    starts = list(range(0, long - side, stride)) + [long - side]
-    K = len(model.patch_nums)
-    windows = replace(
-        options, policy="strength", strength=max(options.strength, K // 3), num_samples=1, context=0.0, feather=0
+    todo = mask.copy()
+    boxes = []
+    for start in [*range(0, long - side, stride), long - side]:
+        box = (slice(0, H), slice(start, start + side)) if W >= H else (slice(start, start + side), slice(0, W))
+        if todo[box].any():
+            boxes.append(box)
+            todo[box] = False
+    return boxes
+
+
+def panorama_passes(inputs: Inputs, options: EditOptions) -> int:
+    """Sampling passes of a panorama: the plan of the whole, then each window of each candidate."""
+    assert inputs.mask is not None
+    return 1 + options.num_samples * len(window_boxes(inputs.mask.regenerate))
+
+
+def run_panorama(
+    request: EditRequest,
+    inputs: Inputs,
+    options: EditOptions,
+    conditioning: Conditioning,
+    model: ModelGeometry,
+    sample_plans: SamplePlans,
+    names: Naming,
+) -> EditResult:
+    """Out-paint a long canvas. sample_plans: the pipeline's sampling stage, one pass ((plans, window,
+    windows) -> uint8 (n, R, R, 3); window 0 for the plan of the whole)."""
+    assert inputs.picture is not None and inputs.mask is not None
+    grown, mask = inputs.picture, inputs.mask
+    whole = plan(
+        request, model, _overview(inputs, PLAN_SIDE * model.resolution), options.replace(feather=0), conditioning
+    )
+    boxes = window_boxes(mask.regenerate)
+    planned = compose(whole, sample_plans([whole], 0, 0)[0], names)
+    K = model.num_scales
+    windows = options.replace(
+        policy="strength", strength=max(options.strength, K // 3), num_samples=1, context=0.0, feather=0
     )
     finals = []
-    for i, candidate in enumerate(planned.images):
+    for i, (candidate, seed) in enumerate(zip(planned.images, planned.seeds, strict=True)):
         todo = mask.regenerate.copy()  # what no window has drawn yet
         work = _full_size(np.asarray(candidate), grown, todo)
-        for j, start in enumerate(starts):
+        for j, box in enumerate(boxes):
             # Each window is sampled on its own, scale by scale in its visitor's turns: other visitors'
             # edits go between any two of its steps, and only the window's pixels are copied.
-            box = (slice(0, H), slice(start, start + side)) if W >= H else (slice(start, start + side), slice(0, W))
             window_mask = todo[box].copy()
-            if not window_mask.any():
-                continue
             window = Inputs(work[box].copy(), Mask(window_mask))
-            seeded = replace(windows, seed=options.seed + 1 + 1000 * i + j)
-            step = plan(request, model, window, seeded, label, allow_full=True)
-            drawn = compose(step, sample_plans([step])[0], *names).images[0]
+            # From the candidate's own seed, so that the request with that seed alone makes this candidate again.
+            seeded = windows.replace(seed=row_seed(seed, 1 + j))
+            step = plan(request, model, window, seeded, conditioning, allow_full=True)
+            number = i * len(boxes) + j + 1
+            drawn = compose(step, sample_plans([step], number, len(boxes) * len(planned.images))[0], names).images[0]
             work[box] = np.where(window_mask[..., None], np.asarray(drawn), work[box])
             todo[box] = False
         finals.append(canvas.paste_into(grown, work, (0, 0), mask.regenerate, 0))
         del work
-    params = params_of(replace(whole, options=options), *names)
+    params = params_of(replace(whole, options=options), names)
     keep_info(finals, inputs.info)
     return EditResult(finals, options.seed, params, mask.image(), None, None)

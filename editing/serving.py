@@ -25,18 +25,19 @@ import numpy as np
 from PIL import Image
 
 from .canvas import Region
-from .compose import EditResult
+from .compose import EditResult, Naming
 from .edit_job import EditJob, Progress
 from .editor import Editor, preview_cells
 from .errors import EditCancelled, EditError
+from .families import FAMILIES, ModelGeometry
 from .interface import ModelInfo
 from .limits import Limits
 from .metadata import carried
 from .options import EditOptions
-from .plan import ModelGeometry
 from .request import EditRequest
 
 APP_NAME = "var-edit-workers"
+PASS_FIELDS = ("window", "windows", "done", "work")  # where a progress report stands in the whole edit
 
 
 def _png(image: Image.Image) -> str:
@@ -59,7 +60,7 @@ class EditWorkerDeployment:
     def describe(self) -> dict[str, Any]:
         """What the studio shows of the model."""
         return {"info": asdict(self.editor.info), "defaults": self.editor.defaults.to_dict(),
-                "geometry": asdict(self.editor.geometry), "modes": self.editor.modes}  # fmt: skip
+                "geometry": self.editor.geometry.to_dict(), "modes": self.editor.modes}  # fmt: skip
 
     def edit(self, request_json: str, time_limit: float | None = None) -> Iterator[dict[str, Any]]:
         """Run one request: {"step", "total", "previews"} per scale, then {"result": ...} or {"error": ...}."""
@@ -72,7 +73,8 @@ class EditWorkerDeployment:
         try:
             for progress in job.updates():
                 previews = [_png(im) for im in progress.previews.get(0, [])]
-                yield {"step": progress.step, "total": progress.total, "previews": previews}
+                where = {k: getattr(progress, k) for k in PASS_FIELDS}
+                yield {"step": progress.step, "total": progress.total, "previews": previews, **where}
             result = job.result()[0]
         except EditCancelled:
             yield {"error": "Stopped.", "kind": "cancelled"}
@@ -140,8 +142,7 @@ class RemoteEditor:
         described = self._handle.describe.remote().result()
         self._info = ModelInfo(**described["info"])
         self.defaults = EditOptions.from_dict(described["defaults"])
-        geometry = described["geometry"]
-        self.geometry = ModelGeometry(geometry["resolution"], tuple(geometry["patch_nums"]), geometry["num_classes"])
+        self.geometry = ModelGeometry.from_dict(described["geometry"])
         self._modes: list[str] = described["modes"]
         self.name = self._info.name
         self.workers = workers
@@ -156,7 +157,7 @@ class RemoteEditor:
 
     @property
     def num_scales(self) -> int:
-        return len(self.geometry.patch_nums)
+        return self.geometry.num_scales
 
     @property
     def modes(self) -> list[str]:
@@ -164,7 +165,8 @@ class RemoteEditor:
 
     def preview_cells(self, request: EditRequest) -> EditResult:
         """What an edit would redraw, from the model's geometry (no worker is asked)."""
-        return preview_cells(request, self.geometry, self.limits, self.name, self._info.class_names)
+        naming = Naming(self.name, self._info.class_names, frozenset(self._info.options))
+        return preview_cells(request, self.geometry, self.limits, naming, FAMILIES[self._info.family])
 
     def submit(
         self,
@@ -195,7 +197,8 @@ class RemoteEditor:
                         return
                     if previews:
                         images = [_image(p) for p in message["previews"]]
-                        job.report(Progress(message["step"], message["total"], {0: images}))
+                        where = {k: int(message.get(k, 0)) for k in PASS_FIELDS}
+                        job.report(Progress(message["step"], message["total"], {0: images}, **where))
                 raise EditError("The worker ended the edit without a result; try again.")
             except (EditError, EditCancelled) as e:
                 job.finish(error=e)

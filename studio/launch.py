@@ -344,7 +344,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             "exception_handlers": not_found_handlers(),
             "middleware": [body_limit(args.max_upload_mb, UPLOAD_ROUTE), uploads.middleware()],
         },
+        prevent_thread_lock=True,
     )
+    # Gradio prints its URL before its own check that the page answers; this line comes after it, so a
+    # client that waits for it never races that check (a busy server failing it ends the studio).
+    logging.getLogger("studio").info("Ready: the studio answers on %s", demo.local_url)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

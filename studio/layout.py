@@ -9,15 +9,18 @@ from typing import Any
 import gradio as gr
 
 from editing import EditOptions, EditorProtocol
+from editing.families import foreign_options
 from editing.turns import EDITS_AT_ONCE
 
 from . import canvas_io, gradio_files, history, page
+from .again import PRESS_JS, again
 from .api import StudioBlocks, add_endpoints
+from .compare import compare_selected
 from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
 from .pictures import BRUSH_COLOURS, BRUSH_SIZE
 from .results import Results
-from .runs import Outputs, run_handler, select
+from .runs import CANDIDATES, Outputs, run_handler, select
 from .session import Session, user_error
 from .settings import build_settings
 from .tabs import build_tabs
@@ -33,6 +36,11 @@ CSS = """
 #candidates .gallery-item:only-child {width: 50%;}
 #candidates .caption-label {position: static; transform: none; max-width: 100%; background: none; color: inherit;}
 #candidates .thumbnail-item:has(img.wide) {grid-column: 1 / -1;}
+#live-preview [data-testid='block-label'], #candidates [data-testid='block-label'],
+#compare [data-testid='block-label'],
+#mask-cells [data-testid='block-label'], #cells [data-testid='block-label'] {position: static;}
+#canvas [data-testid='block-label'] {max-width: calc(100% - 210px); overflow-wrap: anywhere; white-space: normal;}
+#page-title h1 {font-size: 1.6rem; margin-bottom: 0.2rem;}
 @media (min-width: 1024px) {
   #result-column {position: sticky; top: 8px; align-self: flex-start;}
   #result-column #live-preview img {max-height: 40vh;}
@@ -41,12 +49,13 @@ CSS = """
   #candidates .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}
 }
 """  # candidates at their own shape (photos are rarely square), the box as tall as they are, one at half width,
-# panoramas (marked wide by the page's script) across the whole row, captions under the picture; on wide
+# panoramas (marked wide by the page's script) across the whole row, captions under the picture; the labels of
+# pictures above them, never over them, the canvas's wrapped beside its toolbar; on wide
 # screens the result column stays in view while the left column scrolls to the run buttons; on phones two a row
 # launch with css=CSS, head=HEAD: the page's script that reads the canvas, and the one for upload messages
 UPLOADS_JS = (resources.files("studio") / "static" / "uploads.js").read_text(encoding="utf-8")
 HEAD = canvas_io.HEAD + "<script>" + UPLOADS_JS + "</script>"
-STOPPING_JS = "(status) => /^(Starting|Waiting|Scale)/.test(status || '') ? 'Stopping…' : status"
+STOPPING_JS = "(status) => /^(Starting|Waiting|Scale|Window|Planning)/.test(status || '') ? 'Stopping…' : status"
 
 
 def build_app(
@@ -79,7 +88,8 @@ def build_app(
     with StudioBlocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
         gr.Markdown(
             "# VAR editing studio\nPaint over what should change, pick a mode, press run. "
-            "Each result streams coarse-to-fine, one scale at a time."
+            "Each result streams coarse-to-fine, one scale at a time.",
+            elem_id="page-title",
         )
         model_view.build_notice()
         original = gr.State(None)  # the full-resolution input picture (PIL RGB), kept on the server
@@ -87,6 +97,7 @@ def build_app(
         earlier = gr.State([])  # earlier inputs, for "Back"
         paths = gr.State([])  # PNG files of the last run's candidates
         selected = gr.State(0)
+        before = gr.State(None)  # the input as the compare slider shows it
         last_seed = gr.State(None)
         # This page's Page (made on page load): its running edit, for Stop, and its result files,
         # removed when the page closes (Gradio deletes a closed page's state with this callback).
@@ -95,7 +106,7 @@ def build_app(
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 canvas = gr.ImageEditor(
-                    label="Picture: paint over the area to change",
+                    label="Paint what to change",
                     type="pil",
                     image_mode="RGBA",
                     sources=("upload", "clipboard", "webcam"),
@@ -112,22 +123,28 @@ def build_app(
                     open_btn = gr.UploadButton("Open image file…", file_types=["image"], size="sm", elem_id="open-file")
                     clear_btn = gr.Button("Clear mask", size="sm", elem_id="clear-mask")
                     back_btn = gr.Button("Back", size="sm", elem_id="back")
-                history_md = gr.Markdown("No earlier versions.", elem_id="history")
                 # Hidden: what the page's script reads off the canvas (canvas_io), and which picture it should show.
                 mask_box = canvas_io.hidden_box("canvas-mask")
                 picture_box = canvas_io.hidden_box("canvas-picture")
                 known_box = gr.Textbox("", visible=False, elem_id="canvas-known")
                 changed_btn = canvas_io.changed_button()
+                # Hidden: the page's script (uploads.js) presses it for a file on the canvas that is not a picture.
+                not_image_btn = gr.Button("Not an image", visible="hidden", elem_id="canvas-not-image")
+                # The mode tabs and their run buttons right under the picture (in view while painting at
+                # 1280x720), the mask tools below them.
+                with gr.Tabs():
+                    tabs = build_tabs(session.class_choices(), session.taken_fields())
+                runs = [run for tab in tabs for run in tab.runs]
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+                history_md = gr.Markdown("No earlier versions.", elem_id="history")
                 mask_panel = MaskPanel(session)
                 mask_accordion = mask_panel.build()
-                with gr.Tabs():
-                    tabs = build_tabs(session.class_choices())
-                runs = [run for tab in tabs for run in tab.runs]
-                class_dd = next(dd for tab in tabs for dd in tab.class_lists)  # the model panel updates it
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Row():
                     reuse_btn = gr.Button("Reuse last seed", size="sm", elem_id="reuse-seed")
-                settings = build_settings(editor.defaults, editor.num_scales, options_cls, editor.limits.candidates)
+                hidden = foreign_options(editor.info.family)
+                settings = build_settings(
+                    editor.defaults, editor.num_scales, options_cls, editor.limits.candidates, hidden
+                )
 
             with gr.Column(scale=1, elem_id="result-column"):
                 live = gr.Image(
@@ -139,7 +156,7 @@ def build_app(
                 )
                 status = gr.Textbox(label="Status", interactive=False, elem_id="status")
                 gallery = gr.Gallery(
-                    label="Candidates",
+                    label=CANDIDATES,
                     columns=4,
                     height="auto",
                     format="png",
@@ -148,9 +165,19 @@ def build_app(
                     elem_id="candidates",
                 )
                 seed_md = gr.Markdown(elem_id="seed-used")
+                compare = gr.ImageSlider(
+                    label="Before / after: drag the line over the picture",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    visible=False,
+                    elem_id="compare",
+                )
                 with gr.Row():
                     continue_btn = gr.Button("Continue from this", elem_id="continue")
+                    again_btn = gr.Button("Make this one again", elem_id="again")
                     download = gr.DownloadButton("Download PNG", interactive=False, elem_id="download")
+                again_box = gr.Textbox("", visible=False, elem_id="again-run")  # the run button to press
                 show_cells = gr.Checkbox(False, label="Show the regenerated token cells")
                 cells = gr.Image(
                     label="Regenerated cells",
@@ -162,12 +189,15 @@ def build_app(
                 )
 
         panel = model_view.build()
-        model_view.wire(demo, settings, class_dd, page_state)
+        model_view.wire(demo, settings, tabs, page_state)  # it swaps the class lists and prompt boxes
 
         mask_panel.wire(
             mask_box, original, shown, settings, clear_btn, [(t.tab, t.uses_mask) for t in tabs], mask_accordion
         )
-        out = Outputs(live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown)
+        out = Outputs(
+            live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown,
+            continue_btn, compare, before,
+        )  # fmt: skip
         # Progress, queue position and error marks go on the status line only, not on every output.
         run_kw: dict[str, Any] = {"concurrency_id": "edit", "show_progress_on": [status], "api_visibility": "private"}
         quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
@@ -192,9 +222,11 @@ def build_app(
         open_btn.upload(session.uploads.releasing(history.open_file), [open_btn], new_picture, **to_canvas)
         read = changed_btn.click(None, [picture_box, known_box], [picture_box], js=canvas_io.READ_PICTURE_JS, **quick)
         read.then(history.canvas_uploaded, [picture_box], new_picture, **to_canvas)
+        not_image_btn.click(history.not_an_image, None, None, **quick)
         back_btn.click(history.back, [earlier], new_picture, **to_canvas)
         continue_btn.click(history.continue_from, [paths, selected, original, earlier], new_picture, **to_canvas)
-        gallery.select(select, [paths], [selected, download], **quick)
+        picked = gallery.select(select, [paths], [selected, download], **quick)
+        picked.success(compare_selected, [paths, selected, before], [compare], **quick)
         show_cells.change(lambda on: gr.update(visible=on), [show_cells], [cells], **quick)
         seed_widget = settings.widgets.get("seed")
         if seed_widget is not None:
@@ -205,6 +237,11 @@ def build_app(
                 **quick,
             )
 
+        if seed_widget is not None and "num_samples" in settings.widgets:
+            again_to = [settings.random_seed, seed_widget, settings.widgets["num_samples"], again_box]
+            pressed = again_btn.click(again, [paths, selected], again_to, **quick)
+            pressed.success(None, [again_box], None, js=PRESS_JS, **quick)
+
         def picture_of(values: dict[Any, Any]) -> Any:
             try:
                 return canvas_io.read_canvas(values[mask_box], values[original], values[shown])[0]
@@ -214,7 +251,7 @@ def build_app(
         for extra in (extra for tab in tabs for extra in tab.extras):
             extra.wire(mask_box, picture_of, {mask_box, original, shown})
 
-        demo.load(session.page_loaded, None, [panel.info, class_dd, page_state], **quick)
+        demo.load(session.page_loaded, None, [panel.info, page_state], **quick)
         add_endpoints(session, mcp)
     demo.queue(default_concurrency_limit=concurrency)
     atexit.register(session.close)

@@ -12,18 +12,23 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
-from editing import EditCancelled, EditError, EditorProtocol, EditRequest, EditResult, save_png
+from editing import EditCancelled, EditError, EditorProtocol, EditRequest, EditResult, Progress, save_png
 
 from . import canvas_io
 from .cells import cells_view, redrawn
+from .compare import before_view, compare_update
 from .page import Page
 from .pictures import PREVIEW_MAX, display_copy, grid_columns, tile
+from .progress import Clock, status_text, stopped_text
 from .session import Session, full_disk_said, user_error
 from .settings import Settings
 from .tabs import Run, Values
 
 log = logging.getLogger("var-edit-studio")
+CANDIDATES = "Candidates"
+EARLIER = "Candidates of the run before (this run's come when it ends)"
 
 
 @dataclass
@@ -41,9 +46,22 @@ class Outputs:
     selected: gr.State
     original: gr.State
     shown: gr.State
+    continue_: gr.Button
+    compare: gr.ImageSlider
+    before: gr.State
 
     def all(self) -> list[gr.components.Component]:
         return list(vars(self).values())
+
+    def earlier(self, running: bool, results: bool = True) -> dict[Any, Any]:
+        """While a run goes, the candidates shown are the run before's: marked so, neither downloaded nor
+        continued from by mistake; afterwards (stopped, failed) they are offered again where there are some."""
+        return {
+            self.gallery: gr.update(label=EARLIER if running else CANDIDATES),
+            self.download: gr.update(interactive=not running and results),
+            self.continue_: gr.update(interactive=not running),
+            self.compare: gr.update(visible=not running and results),
+        }
 
 
 def run_handler(
@@ -63,7 +81,7 @@ def run_handler(
             )
         extra: dict[Any, Any] = {}
         try:
-            fields = run.fields(values)
+            fields = run.request_fields(values, editor.info.fields)
             options = settings.options(values, editor.defaults)
             picture = mask = None
             if run.uses_picture:
@@ -95,31 +113,34 @@ def stream(
     job = editor.submit([request], previews=True, time_limit=session.time_limit, visitor=visitor)
     if isinstance(page, Page):
         page.job = job
-    yield {**extra, out.status: "Starting…"}
-    step = total = 0
+    had_results = isinstance(page, Page) and page.results is not None
+    yield {**extra, out.status: "Starting…", **out.earlier(True)}
+    last: Progress | None = None
+    clock = Clock()
     try:
         for progress in job.updates():
             if progress.ahead:
                 yield {out.status: waiting_text(progress.ahead)}
                 continue
-            step, total = progress.step, progress.total
+            last = progress
+            left = clock.left(progress)
             if progress is not job.latest:
                 continue  # the page is behind the edit: show only the newest scale
             images = progress.previews.get(0) or []
             if images:
-                yield {out.live: tile(images), out.status: f"Scale {step}/{total}"}
+                yield {out.live: tile(images), out.status: status_text(progress, left)}
         result = job.result()[0]
     except EditCancelled:
-        where = f" after scale {step}/{total}" if total else ""
+        where = stopped_text(last)
         gr.Warning(f"Stopped{where}; the input is unchanged.")
-        yield {out.status: f"Stopped{where}."}
+        yield {out.status: f"Stopped{where}.", **out.earlier(False, had_results)}
         return
     except EditError as e:
-        yield {out.status: f"Failed: {e}"}
+        yield {out.status: f"Failed: {e}", **out.earlier(False, had_results)}
         raise user_error(str(e)) from e
     except Exception as e:
         log.exception("edit failed")
-        yield {out.status: "Failed: the edit failed unexpectedly."}
+        yield {out.status: "Failed: the edit failed unexpectedly.", **out.earlier(False, had_results)}
         raise gr.Error("The edit failed unexpectedly; the server log has the details.") from e
     finally:
         if not job.done:
@@ -129,25 +150,31 @@ def stream(
         results = session.workdir.run_folder()
         if isinstance(page, Page):
             page.keep_only(results)
-        done = finish(result, job.ended_at - started, results, out)
+        done = finish(result, job.ended_at - started, results, out, extra.get(out.original))
     for path in done[out.paths]:
         session.results.keep(path, visitor)
     yield done
 
 
-def finish(result: EditResult, seconds: float, folder: Path, out: Outputs) -> dict[Any, Any]:
+def finish(
+    result: EditResult, seconds: float, folder: Path, out: Outputs, picture: Image.Image | None = None
+) -> dict[Any, Any]:
     """Save the candidates as PNGs (with parameters) into `folder` and fill the result widgets.
-    seconds: the edit's own time, however far behind the page's streaming was."""
+    seconds: the edit's own time, however far behind the page's streaming was; picture: the input (None:
+    generated), for the before/after slider."""
+    before = before_view(picture, result)
     paths = [
-        str(save_png(im, folder / f"var-edit-seed{result.seed}-{i + 1}.png", {**result.params, "candidate": i + 1}))
-        for i, im in enumerate(result.images)
+        str(save_png(im, folder / f"var-edit-seed{seed}.png", result.png_params(i)))
+        for i, (im, seed) in enumerate(zip(result.images, result.seeds, strict=True))
     ]
     n = len(paths)
     return {
         out.live: tile([display_copy(im, PREVIEW_MAX) for im in result.images]),
         out.status: f"Done: {n} candidate(s), seed {result.seed}, {seconds:.1f} s.",
+        out.continue_: gr.update(interactive=True),
         out.gallery: gr.update(
-            value=[(p, f"#{i + 1} · seed {result.seed}") for i, p in enumerate(paths)],
+            label=CANDIDATES,
+            value=[(p, f"#{i + 1} · seed {seed}") for i, (p, seed) in enumerate(zip(paths, result.seeds, strict=True))],
             selected_index=0,
             columns=grid_columns(n),
         ),
@@ -157,6 +184,8 @@ def finish(result: EditResult, seconds: float, folder: Path, out: Outputs) -> di
         out.cells: cells_view(result.images[0], result_cells(result), result.region),
         out.paths: paths,
         out.selected: 0,
+        out.before: before,
+        out.compare: compare_update(before, result.images[0]),
     }
 
 
