@@ -146,3 +146,28 @@ def test_at_390px_the_result_comes_into_view_and_labels_cover_nothing(sized: Pag
     width = pg.evaluate("document.documentElement.clientWidth")
     assert pg.evaluate("document.documentElement.scrollWidth") <= width, "the page is wider than the phone"
     pg.screenshot(path=str(ARTIFACTS / "17-page-390.png"), full_page=True)
+
+
+@pytest.mark.parametrize("sized", [(1280, 900)], indirect=True, ids=["1280x900"])
+def test_a_tour_of_the_page_for_the_guide(sized: Page, files: dict[str, Path]) -> None:
+    """The mask tools with the cells a run redraws, the Class edit tab, the Model panel, Continue and Back."""
+    pg = sized
+    open_and_paint(pg, files["image"])
+    pg.wait_for_function("() => document.querySelector('#mask-note').innerText.includes('redraws')", polling=200)
+    pg.locator("#mask-tools").scroll_into_view_if_needed()
+    guide_shot(pg, "mask-tools", "#mask-tools")
+    pg.click("role=tab[name='Class edit']")
+    pg.locator("#run-generate").wait_for()
+    guide_shot(pg, "class-edit", "#tab-class")
+    pg.click("role=tab[name='In-paint']")
+    status = run_and_wait(pg, "#run-inpaint")
+    assert status.startswith("Done"), status
+    pg.click("#continue")
+    pg.wait_for_function("() => document.querySelector('#history').innerText.includes('Earlier versions: 1')")
+    guide_shot(pg, "continue")
+    pg.click("#back")
+    pg.wait_for_function("() => document.querySelector('#history').innerText.includes('No earlier versions')")
+    pg.click("#model button.label-wrap")
+    pg.locator("#model-info").wait_for()
+    pg.locator("#model").scroll_into_view_if_needed()
+    guide_shot(pg, "model-panel", "#model")
