@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import var_core
-from editing import EditOptions, Editor, EditRequest
+from editing import EditOptions, Editor, EditRequest, VarModel
 from var_core.cpu_linear import prepack
 
 
@@ -48,7 +48,9 @@ def editor(name: str) -> Editor:
     vqvae = var_core.VQVAE().eval().requires_grad_(False)
     var = var_core.VAR(depth=16, patch_nums=vqvae.schedule).eval().requires_grad_(False)
     prepack(var)  # as loading does on the CPU
-    return Editor(vqvae, var, device="cpu", defaults=EditOptions(cfg=1.5, top_k=900, top_p=0.96), name="d16-random")
+    return Editor(
+        VarModel(vqvae, var), device="cpu", defaults=EditOptions(cfg=1.5, top_k=900, top_p=0.96), name="d16-random"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -107,7 +107,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(2)
     editor = Editor.from_pretrained(args.model, device="cpu")
-    vqvae, var = editor.vqvae, editor.var
+    vqvae, var = editor.model.vqvae, editor.model.var
     R = editor.resolution
     images, _, _ = load_image_folder(args.data, R)
     rng = np.random.default_rng(args.seed)

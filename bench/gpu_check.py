@@ -192,7 +192,7 @@ def timed(fn: Callable[[int], Any], device: str, warmup: int, repeats: int) -> d
 
 
 def speed(vqvae: var_core.VQVAE, var: var_core.VAR, device: str, args: argparse.Namespace) -> dict[str, Any]:
-    from editing import EditOptions, Editor
+    from editing import EditOptions, Editor, VarModel
 
     size = vqvae.image_size
     mask = np.zeros((size, size), dtype=bool)
@@ -202,7 +202,7 @@ def speed(vqvae: var_core.VQVAE, var: var_core.VAR, device: str, args: argparse.
     for dtype in (torch.bfloat16, torch.float32):
         name = str(dtype).replace("torch.", "")
         var.compute_dtype = dtype
-        editor = Editor(vqvae, var, device=device, name="d16")
+        editor = Editor(VarModel(vqvae, var), device=device, name="d16")
         options = EditOptions(seed=0, top_k=args.top_k)
 
         def edit(i: int, editor: Editor = editor, options: EditOptions = options) -> None:

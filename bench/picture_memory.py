@@ -2,8 +2,11 @@
 
     python bench/picture_memory.py --side 7000                 # a 49 MP in-paint, one candidate
     python bench/picture_memory.py --side 4000 --json out.json
+    python bench/picture_memory.py --kind gray16 --mask-kind gray16   # a 16-bit picture and mask
+    python bench/picture_memory.py --mask-side 6999                   # refused: what the refusal costs
 
-The picture and its mask are PNG files (as the studio's endpoints get them). The peak RSS is
+The picture and its mask are files as the studio's endpoints get them (PNG; a CMYK picture as TIFF), of one
+kind each: `--kind` rgb, gray16, palette, cmyk or rgba, `--mask-kind` gray or gray16. The peak RSS is
 measured above the idle process (model loaded, one small edit done): the rule in docs/operating.md
 is at most about 8x the picture's RGB bytes. Stages: read (decode + mask), plan, sample, compose
 (resize + feathered paste-back), save (PNG with parameters).
@@ -37,25 +40,51 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def make_files(folder: Path, side: int, inner: float) -> tuple[Path, Path]:
-    """A smooth side x side picture and a mask over the middle `inner` of each side."""
+KINDS = ("rgb", "gray16", "palette", "cmyk", "rgba")  # how the picture file stores its pixels
+MASK_KINDS = ("gray", "gray16")
+
+
+def picture_of_kind(picture: np.ndarray, kind: str) -> Image.Image:
+    """A uint8 RGB array as a PIL image of one kind: 8-bit RGB, 16-bit grey, 256-colour palette, CMYK or
+    RGBA (half-transparent in its left quarter)."""
+    rgb = Image.fromarray(picture)
+    if kind == "gray16":
+        return Image.fromarray(picture[..., 0].astype(np.uint16) * 257 + picture[..., 1] // 8)  # mode I;16
+    if kind == "palette":
+        return rgb.quantize(256)
+    if kind == "cmyk":
+        return rgb.convert("CMYK")
+    if kind == "rgba":
+        alpha = np.full(picture.shape[:2], 255, np.uint8)
+        alpha[:, : picture.shape[1] // 4] = 128
+        rgb.putalpha(Image.fromarray(alpha))
+    return rgb
+
+
+def make_files(
+    folder: Path, side: int, inner: float, kind: str = "rgb", mask_kind: str = "gray", mask_side: int | None = None
+) -> tuple[Path, Path]:
+    """A smooth side x side picture of `kind` and a mask (mask_side x mask_side, default side) over the middle
+    `inner` of each side; CMYK is saved as TIFF, the rest as PNG."""
     ramp = np.linspace(0, 255, side, dtype=np.float32)
     picture = np.empty((side, side, 3), np.uint8)
     picture[..., 0] = ramp[None, :]
     picture[..., 1] = ramp[:, None]
     picture[..., 2] = 128
-    Image.fromarray(picture).save(folder / "picture.png", compress_level=1)
+    name = "picture.tif" if kind == "cmyk" else "picture.png"
+    picture_of_kind(picture, kind).save(folder / name, **({} if kind == "cmyk" else {"compress_level": 1}))
     del picture
-    mask = np.zeros((side, side), np.uint8)
-    a, b = int(side * (1 - inner) / 2), int(side * (1 + inner) / 2)
-    mask[a:b, a:b] = 255
-    Image.fromarray(mask).save(folder / "mask.png", compress_level=1)
-    return folder / "picture.png", folder / "mask.png"
+    m = mask_side or side
+    mask = np.zeros((m, m), np.uint16 if mask_kind == "gray16" else np.uint8)
+    a, b = int(m * (1 - inner) / 2), int(m * (1 + inner) / 2)
+    mask[a:b, a:b] = 65535 if mask_kind == "gray16" else 255
+    Image.fromarray(mask).save(folder / "mask.png", compress_level=1)  # I;16 or L, from the dtype
+    return folder / name, folder / "mask.png"
 
 
 def measure(picture: Path, mask: Path, candidates: int) -> dict[str, float]:
     """Run in this process: idle, then one edit of the picture and mask files, stage by stage."""
-    from editing import EditOptions, Editor, EditRequest, save_png
+    from editing import EditError, EditOptions, Editor, EditRequest, save_png
     from editing.compose import compose
     from editing.plan import load_inputs, plan, resolve
 
@@ -70,17 +99,20 @@ def measure(picture: Path, mask: Path, candidates: int) -> dict[str, float]:
         request = EditRequest("inpaint", str(picture), str(mask), options=EditOptions(seed=0, num_samples=candidates))
         times = {}
         started = time.perf_counter()
-        options, label = resolve(request, editor.geometry)
-        inputs = load_inputs(request, editor.limits)
+        options, conditioning = resolve(request, editor.geometry), editor.conditioning(request)
+        try:
+            inputs = load_inputs(request, editor.limits)
+        except EditError as e:  # a refused request: what it cost to say so
+            return {"side": side, "refused": str(e), "refused_above_idle_mb": round((peak_rss_bytes() - idle) / 1e6, 1)}
         times["read_s"] = time.perf_counter() - started
         peaks = {"read": peak_rss_bytes()}
-        planned = plan(request, editor.geometry, inputs, options, label)
+        planned = plan(request, editor.geometry, inputs, options, conditioning)
         times["plan_s"] = time.perf_counter() - started - sum(times.values())
         peaks["plan"] = peak_rss_bytes()
         generated = editor._sample([planned], None, [0])[0]
         times["sample_s"] = time.perf_counter() - started - sum(times.values())
         peaks["sample"] = peak_rss_bytes()
-        result = compose(planned, generated, editor.name, editor.class_names)
+        result = compose(planned, generated, editor.naming)
         times["compose_s"] = time.perf_counter() - started - sum(times.values())
         peaks["compose"] = peak_rss_bytes()
         del inputs, planned
@@ -107,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--side", type=int, default=7000, help="the picture's side in pixels (default 7000: 49 MP)")
     p.add_argument("--mask", type=float, default=0.7, help="the mask's share of each side (default 0.7)")
     p.add_argument("--candidates", type=int, default=1)
+    p.add_argument("--kind", choices=KINDS, default="rgb", help="how the picture file stores its pixels")
+    p.add_argument("--mask-kind", choices=MASK_KINDS, default="gray", help="the mask file: 8-bit or 16-bit grey")
+    p.add_argument("--mask-side", type=int, help="the mask's side (default the picture's: another one is refused)")
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--here", nargs=2, help=argparse.SUPPRESS)  # the measuring child: picture and mask files
     args = p.parse_args(argv)
@@ -114,13 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(Path(args.here[0]), Path(args.here[1]), args.candidates)))
         return 0
     with tempfile.TemporaryDirectory() as tmp:  # made here: the measuring process starts clean
-        picture, mask = make_files(Path(tmp), args.side, args.mask)
+        picture, mask = make_files(Path(tmp), args.side, args.mask, args.kind, args.mask_kind, args.mask_side)
         command = [sys.executable, __file__, "--here", str(picture), str(mask), "--candidates", str(args.candidates)]
         child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if child.returncode != 0:
         sys.stderr.write(child.stderr)
         return child.returncode
-    figures = json.loads(child.stdout.strip().splitlines()[-1])
+    figures = {"kind": args.kind, "mask_kind": args.mask_kind, **json.loads(child.stdout.strip().splitlines()[-1])}
     print(json.dumps(figures, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

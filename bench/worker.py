@@ -134,7 +134,7 @@ class Ours:
         import numpy as np
         from PIL import Image
 
-        from editing import Editor
+        from editing import Editor, VarModel
         from editing.editor import EditOptions
 
         x = source_image("cpu")[0].permute(1, 2, 0).add(1).mul(127.5).round().clamp(0, 255).byte().numpy()
@@ -143,7 +143,7 @@ class Ours:
         options = EditOptions(seed=seed, cfg=cfg, top_k=top_k, top_p=top_p)
 
         def go() -> Any:
-            return Editor(self.vqvae, self.var, device=self.device).inpaint(picture, mask, options)
+            return Editor(VarModel(self.vqvae, self.var), device=self.device).inpaint(picture, mask, options)
 
         return go
 

@@ -54,14 +54,16 @@ def _option_flag(parser: argparse.ArgumentParser, name: str, default: Any, spec:
     elif spec.choices:
         parser.add_argument(flag, default=None, choices=spec.choices, help=detail)
     else:
-        parser.add_argument(flag, default=None, metavar=spec.kind.__name__.upper(), help=detail)
+        metavar = "TEXT" if spec.text else spec.kind.__name__.upper()
+        parser.add_argument(flag, default=None, metavar=metavar, help=detail)
 
 
 def mode_fields() -> dict[Field, list[str]]:
-    """Every registered mode's own fields (pictures aside: INPUT and --mask), with the modes having each."""
+    """Every registered mode's request fields, the families' included (pictures aside: INPUT and --mask), with the
+    modes having each."""
     found: dict[str, tuple[Field, list[str]]] = {}
     for mode in registered():
-        for f in mode.fields:
+        for f in mode.request_fields:
             if not f.picture:
                 found.setdefault(f.name, (f, []))[1].append(mode.name)
     return dict(found.values())
@@ -70,7 +72,9 @@ def mode_fields() -> dict[Field, list[str]]:
 def _field_flag(parser: argparse._ArgumentGroup, f: Field, modes: list[str]) -> None:
     number = "A whole number" if f.spec.kind is int else "A number"
     detail = f"{' / '.join(modes)}: {f.spec.help}{range_text(f.spec) and f' {number}{range_text(f.spec)}.'}"
-    metavar = "INT" if f.spec.kind is int else "NUMBER" if f.spec.kind is float else None
+    if f.spec.text:
+        detail += f" Text of at most {f.spec.max_length} characters."
+    metavar = {int: "INT", float: "NUMBER"}.get(f.spec.kind, "TEXT" if f.spec.text else None)
     parser.add_argument(
         f"--{f.name.replace('_', '-')}", dest=f.name, choices=f.spec.choices, metavar=metavar,
         help=detail.replace("%", "%%"),

@@ -128,7 +128,7 @@ def write_outputs(out_dir: Path, job: Job, result: EditResult, overwrite: bool) 
     these very parameters (a candidate an interrupted run wrote: the same seed makes the same picture)."""
     written = []
     for i, (path, image) in enumerate(zip(output_paths(out_dir, job), result.images, strict=True)):
-        params = {**result.params, "name": job.name, "candidate": i + 1}
+        params = {**result.png_params(i), "name": job.name}
         same = path.is_file() and read_params(path) == json.loads(json.dumps(params, sort_keys=True))
         written.append(save_png(image, path, params, overwrite=overwrite or same))
     return written

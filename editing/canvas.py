@@ -15,57 +15,78 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from .errors import EditError
+from .errors import EditError, quoted
 from .limits import Limits
 
 BAND_PIXELS = 1 << 18  # pixels of a full-size picture blended at once (paste-back): a few MB of floats
 MAX_PIXELS = Limits().picture_pixels  # larger files are refused before decoding (decompression-bomb guard)
+NOT_AN_IMAGE = "The {what} file is not an image this app can read; use a PNG, JPEG, WebP or similar."
 ImageSource = str | Path | IO[bytes] | bytes | Image.Image | np.ndarray
 
 
-def open_guarded(source: ImageSource, what: str = "image", max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_guarded(
+    source: ImageSource, what: str = "image", max_pixels: int = MAX_PIXELS, decode: bool = True
+) -> Image.Image:
     """Open any picture PIL reads (path, file, bytes, array or image), refusing decompression bombs
-    before decoding them."""
+    before decoding them. decode=False: read only the header (size, mode, EXIF), so that sizes can be
+    checked before the pixels cost memory; `load_image` / `load_mask` decode it later."""
     if isinstance(source, Image.Image):
-        return source
+        return _decoded(source, what) if decode else source
     if isinstance(source, np.ndarray):
         return Image.fromarray(source)
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     if isinstance(source, str | Path) and not Path(source).exists():
-        raise EditError(f"The {what} file {shown_path(source)} does not exist; check the path.")
+        raise EditError(f"The {what} file {quoted(str(source))} does not exist; check the path.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(source)
-            if image.width * image.height > max_pixels:
-                raise EditError(
-                    f"The {what} is {image.width}x{image.height} pixels, more than the "
-                    f"{max_pixels / 1_000_000:g} megapixels allowed (--max-picture-mp); downscale it first."
-                )
-            image.load()
-    except EditError:
-        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise EditError(
-            f"The {what} is too large to open safely (decompression bomb guard); downscale it first."
-        ) from e
+        raise _too_large(what) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise EditError(f"The {what} file is not an image this app can read; use a PNG, JPEG, WebP or similar.") from e
+        raise _unreadable(what) from e
+    if image.width * image.height > max_pixels:
+        raise EditError(
+            f"The {what} is {image.width}x{image.height} pixels, more than the "
+            f"{max_pixels / 1_000_000:g} megapixels allowed (--max-picture-mp); downscale it first."
+        )
+    return _decoded(image, what) if decode else image
+
+
+def _decoded(image: Image.Image, what: str) -> Image.Image:
+    """The image with its pixels read (nothing to do for one made in memory)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise _too_large(what) from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise _unreadable(what) from e
     return image
 
 
-def shown_path(path: str | Path, most: int = 120) -> str:
-    """A path as a message quotes it: whole when short, else its last `most` characters."""
-    text = str(path)
-    return text if len(text) <= most else "…" + text[-most:]
+def _too_large(what: str) -> EditError:
+    return EditError(f"The {what} is too large to open safely (decompression bomb guard); downscale it first.")
+
+
+def _unreadable(what: str) -> EditError:
+    return EditError(NOT_AN_IMAGE.format(what=what))
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image with its EXIF orientation applied; itself (no copy) where it is already upright."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) in (2, 3, 4, 5, 6, 7, 8):
+        return ImageOps.exif_transpose(image)
+    return image
 
 
 def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Any image PIL reads -> RGB, EXIF orientation applied; transparency composited on white. Its `info`
     holds only what the results keep of it (`kept_info`)."""
     opened = open_guarded(source, "image", max_pixels)
-    image = to_rgb(ImageOps.exif_transpose(opened))
+    image = to_rgb(upright(opened))
     image.info = kept_info(opened)
     return image
 
@@ -86,18 +107,53 @@ def kept_info(image: Image.Image) -> dict[str, bytes]:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode (L, LA, P, RGBA, I;16, I, F, CMYK, ...) -> RGB."""
+    """Any PIL mode (L, LA, P, RGBA, I;16, I, F, CMYK, ...) -> RGB. Wide modes are scaled to 8 bits and
+    transparency composited on white a band of rows at a time: no full-size temporaries beyond the result."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or a.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
-    if image.mode == "P":
-        image = image.convert("RGBA")
+        image = _to_8bit(image)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
+        return _on_white(image)
     return image if image.mode == "RGB" else image.convert("RGB")  # no copy of a big RGB picture
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """A 16-bit, integer or float grey picture as 'L': its range (16 bits, or 8 where its values fit) to 0-255."""
+    a = np.asarray(image)  # the picture's own dtype: 2 or 4 bytes a pixel
+    top = 65535.0 if image.mode.startswith("I;16") or a.max() > 255 else 255.0
+    out = np.empty(a.shape, np.uint8)
+    rows = _band_rows(a.shape[1])
+    for y in range(0, a.shape[0], rows):
+        out[y : y + rows] = np.clip(a[y : y + rows].astype(np.float64) / top * 255 + 0.5, 0, 255)
+    return Image.fromarray(out, "L")
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    """A picture with transparency composited on white, as RGB, a band of rows at a time."""
+    W, H = image.size
+    out = Image.new("RGB", (W, H))
+    rows = _band_rows(W)
+    for y in range(0, H, rows):
+        band = image.crop((0, y, W, min(y + rows, H))).convert("RGBA")
+        white = Image.new("RGBA", band.size, (255, 255, 255, 255))
+        out.paste(Image.alpha_composite(white, band).convert("RGB"), (0, y))
+    return out
+
+
+def open_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> ImageSource:
+    """The mask source with its size checked against the picture's `size` from its header alone (an image
+    file is opened, not decoded; arrays and PIL images are passed on): give the result to `load_mask`."""
+    if isinstance(source, np.ndarray):
+        return source
+    image = open_guarded(source, "mask", max_pixels, decode=False)
+    _check_header_size(image, size)
+    return image
+
+
+def _check_header_size(mask: Image.Image, size: tuple[int, int]) -> None:
+    """Refuse a mask whose stored size fits the picture's neither way round. Only this, from the headers: an EXIF
+    orientation (a quarter turn swaps the sides) may be known only once the file is read (PNG)."""
+    if mask.size not in (size, size[::-1]):
+        _check_mask_size(mask.size, size)
 
 
 def load_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -106,23 +162,29 @@ def load_mask(source: ImageSource, size: tuple[int, int], max_pixels: int = MAX_
     The rule: where the mask has transparency, opaque (alpha at least half) = regenerate; otherwise
     any painted colour = regenerate (a pixel whose brightest channel is at least half of the
     range), black = keep. Grey, 16-bit and float masks are thresholded at half of their range
-    (0-1 floats at 0.5). bool arrays are taken as they are.
+    (0-1 floats at 0.5). bool arrays are taken as they are. A mask that fits the picture neither way round is
+    refused before its pixels are read.
     """
-    if isinstance(source, np.ndarray) and source.dtype == bool:
-        mask = source
-    elif isinstance(source, np.ndarray):
-        mask = _threshold(source.astype(np.float64), _full_range(source))
+    if isinstance(source, np.ndarray):
+        mask = source if source.dtype == bool else _threshold(source, _full_range(source))
     else:
-        image = ImageOps.exif_transpose(open_guarded(source, "mask", max_pixels))
-        mask = _image_mask(image)
+        opened = open_guarded(source, "mask", max_pixels, decode=False)
+        _check_header_size(opened, size)
+        mask = _image_mask(upright(_decoded(opened, "mask")))
     if mask.ndim == 3:
         mask = mask.any(axis=2)
-    if mask.ndim != 2 or (mask.shape[1], mask.shape[0]) != size:
+    if mask.ndim != 2:
+        raise EditError(f"The mask is an array of {mask.ndim} dimensions; give one of height x width (x channels).")
+    _check_mask_size((mask.shape[1], mask.shape[0]), size)
+    return mask.astype(bool, copy=False)
+
+
+def _check_mask_size(mask_size: tuple[int, int], size: tuple[int, int]) -> None:
+    if mask_size != size:
         raise EditError(
-            f"The mask is {mask.shape[1]}x{mask.shape[0]} but the image is {size[0]}x{size[1]}; "
+            f"The mask is {mask_size[0]}x{mask_size[1]} but the image is {size[0]}x{size[1]}; "
             "paint the mask on this image or resize it to match."
         )
-    return mask.astype(bool, copy=False)
 
 
 def _full_range(array: np.ndarray) -> float:
@@ -134,7 +196,8 @@ def _full_range(array: np.ndarray) -> float:
 
 
 def _threshold(array: np.ndarray, full: float) -> np.ndarray:
-    return np.nan_to_num(array) >= full / 2
+    """At least half of `full`; NaN is not (the comparison runs in the array's own dtype: no float64 copy)."""
+    return array >= full / 2
 
 
 def _image_mask(image: Image.Image) -> np.ndarray:
@@ -146,9 +209,9 @@ def _image_mask(image: Image.Image) -> np.ndarray:
             return alpha >= 128
         image = image.convert("RGB")
     if image.mode in ("I;16", "I;16B", "I;16L"):
-        return _threshold(np.asarray(image, np.float64), 65535.0)
+        return _threshold(np.asarray(image), 65535.0)
     if image.mode in ("I", "F"):
-        array = np.asarray(image, np.float64)
+        array = np.asarray(image)
         full = 1.0 if image.mode == "F" and float(np.nanmax(array, initial=0)) <= 1 else _int_range(array)
         return _threshold(array, full)
     if image.mode in ("1", "L"):

@@ -17,13 +17,14 @@ from . import canvas
 from .canvas import Region
 from .masks import Mask, finest_cells
 from .plan import Plan
+from .sample import row_seed
 
 
 @dataclass
 class EditResult:
     """images: full-resolution RGB candidates, their `info` holding the input's ICC profile and EXIF
     (`save_png` writes them); seed: the request's seed; params: what made them (PNG metadata); mask:
-    'L', 255 = regenerated; regenerated: the finest scale's sampled cells (P, P) bool and region: where
+    'L', 255 = regenerated; regenerated: the finest scale's sampled cells (h, w) bool and region: where
     they lie in picture pixels (both None for generation)."""
 
     images: list[Image.Image]
@@ -33,23 +34,44 @@ class EditResult:
     regenerated: np.ndarray | None
     region: Region | None
 
+    @property
+    def seeds(self) -> list[int]:
+        """Each candidate's own seed, distinct: the same request with `seed` = seeds[i] and `num_samples` 1 makes
+        candidate i again, pixel for pixel (seeds[0] is the request's seed)."""
+        return [row_seed(self.seed, i) for i in range(len(self.images))]
 
-def params_of(plan: Plan, model_name: str, class_names: list[str]) -> dict[str, Any]:
-    """The parameters recorded with every result: model, class, every option (seed included) and the
-    mode with its fields (`EditRequest.recorded`, which the CLI's rerun-skip reads back)."""
+    def png_params(self, i: int) -> dict[str, Any]:
+        """What candidate i's PNG records: the parameters, its number (from 1) and its own seed."""
+        return {**self.params, "candidate": i + 1, "candidate_seed": self.seeds[i]}
+
+
+@dataclass(frozen=True)
+class Naming:
+    """What results record of their model: its name, its class names (empty for a text model) and the
+    registered options its family uses (recorded even at their default)."""
+
+    model: str
+    labels: list[str]
+    options: frozenset[str] = frozenset()
+
+
+def params_of(plan: Plan, naming: Naming) -> dict[str, Any]:
+    """The parameters recorded with every result: model, conditioning (class or prompt), every option (seed
+    included) and the mode with its fields (`EditRequest.recorded`, which the CLI's rerun-skip reads back)."""
     request = plan.request
-    name = class_names[plan.label] if plan.label < len(class_names) else "none"
-    params: dict[str, Any] = {"model": model_name, "class_id": plan.label, "class_name": name}
-    params.update(plan.options.to_dict())
+    params: dict[str, Any] = {"model": naming.model, **plan.conditioning.recorded(naming.labels)}
+    options = plan.options.to_dict()
+    params.update(options)
+    params.update({name: getattr(plan.options, name) for name in sorted(naming.options) if name not in options})
     params.update(request.recorded())
     if request.name is not None:
         params["name"] = request.name
     return params
 
 
-def compose(plan: Plan, generated: np.ndarray, model_name: str, class_names: list[str]) -> EditResult:
-    """generated: uint8 (n, R, R, 3) candidates of the plan's region -> EditResult."""
-    params = params_of(plan, model_name, class_names)
+def compose(plan: Plan, generated: np.ndarray, naming: Naming) -> EditResult:
+    """generated: uint8 (n, H, W, 3) candidates of the plan's region at the model's size -> EditResult."""
+    params = params_of(plan, naming)
     picture, mask = plan.inputs.picture, plan.inputs.mask
     if picture is None or mask is None:
         full = np.ones(generated.shape[1:3], np.uint8) * 255
@@ -57,7 +79,7 @@ def compose(plan: Plan, generated: np.ndarray, model_name: str, class_names: lis
         return EditResult(images, plan.seed, params, Image.fromarray(full, "L"), None, None)
     images = [_paste(picture, mask, plan.region, g, plan.options.feather, plan.options.paste_back) for g in generated]
     keep_info(images, plan.inputs.info)
-    finest = None if plan.regenerate is None else finest_cells(plan.regenerate)
+    finest = None if plan.regenerate is None else finest_cells(plan.regenerate, plan.geometry.scales[-1])
     return EditResult(images, plan.seed, params, mask.image(), finest, plan.region)
 
 

@@ -1,7 +1,10 @@
-"""`Editor`: a loaded model pair and the pipeline every entry point shares.
+"""`Editor`: a loaded model (of any family) and the pipeline every entry point shares.
 
     requests -> plan (geometry, region, per-scale regenerate maps, encoding) -> sample (one batched
     pass over all requests) -> compose (paste-back, parameters) -> results
+
+The editor talks to its model only through the family seam (editing/families.py): the family's
+conditioning, geometry, encoding and sampler; nothing here knows what a VAR is.
 
 `Editor.run` is the one way in; `inpaint`, `outpaint`, `edit_class` and `generate` are one-line
 helpers around it, and `submit` runs it in the background behind an `EditJob` handle.
@@ -13,25 +16,34 @@ import contextlib
 import threading
 from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-import var_core
-from var_core import CheckpointError
 from var_core.zoo import Progress
 
-from .compose import EditResult, compose
+from .compose import EditResult, Naming, compose
 from .device import default_device
 from .edit_job import EditJob
 from .errors import EditError
-from .families import DEFAULT_FAMILY, FAMILIES, ModelFamily
+from .families import (
+    Conditioning,
+    FamilyModel,
+    ModelFamily,
+    ModelGeometry,
+    check_request,
+    family_fields,
+    family_options,
+    runs,
+)
 from .interface import ModelInfo
 from .limits import Limits
-from .modes import get_mode
+from .memory import give_back_memory
+from .modes import get_mode, registered
 from .options import EditOptions
 from .panorama import panorama_passes, run_panorama
-from .plan import EncodingCache, ModelGeometry, Plan, load_inputs, plan, resolve
+from .plan import EncodingCache, Plan, load_inputs, plan, resolve
 from .request import EditRequest, Picture
 from .sample import sample
 from .turns import Turns
@@ -40,34 +52,41 @@ MAX_BATCH_ROWS = 64  # candidates sampled in one pass; longer lists are split in
 
 
 class Editor:
-    """Zero-shot VAR editing: in-painting, out-painting, class-conditional editing and generation."""
+    """Zero-shot editing with a next-scale model: in-painting, out-painting, conditional editing and generation.
+
+    model: a loaded model of a family (`var_family.VarModel(vqvae, var)` for a VAR pair); its labels are
+    the class names (a text model has none)."""
 
     def __init__(
         self,
-        vqvae: var_core.VQVAE,
-        var: var_core.VAR,
+        model: FamilyModel,
         device: str | None = None,
-        class_names: list[str] | None = None,
         name: str = "custom",
         defaults: EditOptions | None = None,
         limits: Limits | None = None,
-        family: ModelFamily | None = None,
     ):
-        if var.schedule != vqvae.schedule:
-            raise CheckpointError(
-                f"The VAR samples the scales {var.schedule} but the VQVAE quantizes {vqvae.schedule}; "
-                "load the two with var_core.load_pair."
-            )
         self.device = device or default_device()
-        self.vqvae, self.var = vqvae.to(self.device), var.to(self.device)
+        self.model = model.to(self.device)
         self.name = name
-        self.class_names = class_names or [f"class {i}" for i in range(var.num_classes)]
         self.defaults = defaults or EditOptions()
         self.limits = limits or Limits()
-        self.family = family or FAMILIES[DEFAULT_FAMILY]  # how it was loaded, what it is conditioned on, its modes
-        self.geometry = ModelGeometry(vqvae.image_size, var.patch_nums, var.num_classes)
         self._cache = EncodingCache()
         self._turns = Turns()
+
+    @property
+    def family(self) -> ModelFamily:
+        """How it was loaded, what it is conditioned on, the modes it runs."""
+        return self.model.family
+
+    @property
+    def geometry(self) -> ModelGeometry:
+        """The model's default scale grids and picture size."""
+        return self.model.geometries[0]
+
+    @property
+    def class_names(self) -> list[str]:
+        """The model's class names (empty for a text model)."""
+        return self.model.labels
 
     # ---- loading (editing.models does it) ------------------------------------------------
     @classmethod
@@ -111,11 +130,13 @@ class Editor:
         return ModelInfo(
             name=self.name,
             image_size=self.resolution,
-            num_classes=self.var.num_classes,
+            family=self.family.name,
             class_names=list(self.class_names),
+            fields=family_fields(self.family),
+            options=sorted(family_options(self.family)),
             device=self.device,
-            dtype=str(self.var.compute_dtype).replace("torch.", ""),
-            parameters=sum(p.numel() for p in self.var.parameters()) + sum(p.numel() for p in self.vqvae.parameters()),
+            dtype=self.model.dtype,
+            parameters=self.model.parameters,
         )
 
     @property
@@ -124,12 +145,25 @@ class Editor:
 
     @property
     def num_scales(self) -> int:
-        return self.var.num_scales
+        return self.geometry.num_scales
 
     @property
     def modes(self) -> list[str]:
         """The edit modes this model's family runs."""
-        return sorted(self.family.modes)
+        return sorted(mode.name for mode in registered() if runs(self.family, mode.name))
+
+    @property
+    def naming(self) -> Naming:
+        """What its results record of it."""
+        return Naming(self.name, self.class_names, family_options(self.family))
+
+    def conditioning(self, request: EditRequest) -> Conditioning:
+        """What to sample a request with, checked against the model; one sentence for a field or an option
+        its family does not use."""
+        check_request(self.family, self.name, request.mode, request.fields, request.options)
+        conditioning = self.family.conditioning(request.fields)
+        conditioning.check(self.class_names)
+        return conditioning
 
     # ---- the pipeline -----------------------------------------------------------------------
     def run(
@@ -148,22 +182,23 @@ class Editor:
             try:
                 if not isinstance(request, EditRequest):
                     raise EditError(f"Request {i} is a {type(request).__name__}, not an EditRequest.")
-                if request.mode not in self.family.modes:
+                if not runs(self.family, request.mode):
                     raise EditError(f"{self.name} cannot {request.mode}; its family runs {', '.join(self.modes)}.")
-                options, label = resolve(request, self.geometry)
+                conditioning = self.conditioning(request)
+                options = resolve(request, self.geometry)
                 inputs = load_inputs(request, self.limits)
                 if get_mode(request.mode).windowed(inputs):
-                    panoramas.append((i, request, inputs, (options, label)))
+                    panoramas.append((i, request, inputs, options, conditioning))
                 else:
-                    plans.append((i, plan(request, self.geometry, inputs, options, label)))
+                    plans.append((i, plan(request, self.geometry, inputs, options, conditioning)))
             except EditError as e:
                 if not return_errors:
                     raise
                 out[i] = e
-        names = (self.name, self.class_names)
+        names = self.naming
         chunks = list(_chunks(plans, MAX_BATCH_ROWS))
         if job is not None:
-            job.expect(len(chunks) + sum(panorama_passes(inputs, o[0]) for _, _, inputs, o in panoramas))
+            job.expect(len(chunks) + sum(panorama_passes(inputs, o) for _, _, inputs, o, _ in panoramas))
         for chunk in chunks:
             try:
                 arrays = self._sample([p for _, p in chunk], job, [i for i, _ in chunk])
@@ -174,14 +209,14 @@ class Editor:
                     out[i] = e
                 continue
             for (i, p), generated in zip(chunk, arrays, strict=True):
-                out[i] = compose(p, generated, *names)
-        for i, request, inputs, options_label in panoramas:
+                out[i] = compose(p, generated, names)
+        for i, request, inputs, options, conditioning in panoramas:
             try:
 
                 def sample_plans(ps: list[Plan], window: int, windows: int, i: int = i) -> list[np.ndarray]:
                     return self._sample(ps, job, [i], window, windows)
 
-                out[i] = run_panorama(request, inputs, options_label, self.geometry, sample_plans, names)
+                out[i] = run_panorama(request, inputs, options, conditioning, self.geometry, sample_plans, names)
             except EditError as e:
                 if not return_errors:
                     raise
@@ -191,7 +226,7 @@ class Editor:
     def preview_cells(self, request: EditRequest) -> EditResult:
         """What an edit would redraw, without running it: the result's mask, `regenerated` (the finest
         scale's cells) and `region`, and no images."""
-        return preview_cells(request, self.geometry, self.limits, self.name, self.class_names)
+        return preview_cells(request, self.geometry, self.limits, self.naming, self.family)
 
     def submit(
         self,
@@ -210,6 +245,7 @@ class Editor:
                 job.finish(self.run(requests, job))
             except BaseException as e:  # handed to whoever calls job.result()
                 job.finish(error=e)
+            give_back_memory()  # what the run freed, so that a studio's idle memory does not grow edit by edit
 
         threading.Thread(target=work, name="var-edit", daemon=True).start()
         return job
@@ -226,8 +262,8 @@ class Editor:
         with self._turn(job):
             for p in plans:
                 if p.x is not None and p.source is None:
-                    p.source = self._cache.encode(self.vqvae, p.x, self.device)
-        return sample(plans, self.var, self.vqvae, self.device, job, slots, lambda: self._turn(job))
+                    p.source = self._cache.encode(self.model, p.x, self.device)
+        return sample(plans, self.model, self.device, job, slots, lambda: self._turn(job))
 
     @contextlib.contextmanager
     def _turn(self, job: EditJob | None) -> Iterator[None]:
@@ -250,13 +286,15 @@ class Editor:
         assert isinstance(result, EditResult)
         return result
 
-    def generate(self, class_id: int | None = None, options: EditOptions | None = None) -> EditResult:
-        """A new picture of class `class_id` at the model's resolution (None: unconditional)."""
-        return self._one(EditRequest("generate", class_id=class_id, options=options or self.defaults))
+    def generate(self, class_id: int | None = None, options: EditOptions | None = None, **fields: Any) -> EditResult:
+        """A new picture of class `class_id` at the model's resolution (None: unconditional); fields: the
+        conditioning of another family (a text model's prompt=...)."""
+        return self._one(EditRequest("generate", class_id=class_id, options=options or self.defaults, **fields))
 
-    def inpaint(self, image: Picture, mask: Picture, options: EditOptions | None = None) -> EditResult:
-        """Regenerate the painted part of `mask` so that it fits the rest of `image` (no class)."""
-        return self._one(EditRequest("inpaint", image, mask, options=options or self.defaults))
+    def inpaint(self, image: Picture, mask: Picture, options: EditOptions | None = None, **fields: Any) -> EditResult:
+        """Regenerate the painted part of `mask` so that it fits the rest of `image` (no class; fields: the
+        conditioning of a family that takes some, e.g. prompt=...)."""
+        return self._one(EditRequest("inpaint", image, mask, options=options or self.defaults, **fields))
 
     def edit_class(
         self, image: Picture, mask: Picture, class_id: int, options: EditOptions | None = None
@@ -283,13 +321,15 @@ class Editor:
 
 
 def preview_cells(
-    request: EditRequest, geometry: ModelGeometry, limits: Limits, name: str, class_names: list[str]
+    request: EditRequest, geometry: ModelGeometry, limits: Limits, naming: Naming, family: ModelFamily
 ) -> EditResult:
-    """`Editor.preview_cells` from the model's geometry alone (no weights): what a worker-less studio computes."""
-    options, label = resolve(request, geometry)
-    planned = plan(request, geometry, load_inputs(request, limits), options, label)
-    empty = np.zeros((0, geometry.resolution, geometry.resolution, 3), np.uint8)
-    return compose(planned, empty, name, class_names)
+    """`Editor.preview_cells` from the model's geometry and family alone (no weights): what a worker-less
+    studio computes."""
+    options = resolve(request, geometry)
+    conditioning = family.conditioning(request.fields)
+    planned = plan(request, geometry, load_inputs(request, limits), options, conditioning)
+    empty = np.zeros((0, *geometry.size, 3), np.uint8)
+    return compose(planned, empty, naming)
 
 
 def _chunks(plans: list[tuple[int, Plan]], max_rows: int) -> Iterator[list[tuple[int, Plan]]]:

@@ -16,12 +16,16 @@ from .request import EditRequest
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What is loaded: name, picture size in px, classes, where it runs, parameters of both modules."""
+    """What is loaded: name, picture size in px, its family, the class names (empty for a model conditioned
+    on text), the request fields its family adds (class_id; prompt, negative_prompt) and the non-shared
+    options it uses, where it runs, its compute precision and parameters in all."""
 
     name: str
     image_size: int
-    num_classes: int
+    family: str
     class_names: list[str]
+    fields: list[str]
+    options: list[str]
     device: str
     dtype: str
     parameters: int

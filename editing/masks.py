@@ -5,7 +5,8 @@ arrays and pictures from the API and the CLI; `Mask.scaled` for the studio's can
 does with it: the crop to the edit's region, the resize to the model's resolution, the per-scale regenerate maps and
 the finest scale's cells. "regenerate" is its one name from the canvas to the sampler.
 
-For each scale k the mask becomes a bool map (pn_k^2,) row-major, True = the token is sampled, False = the
+For each scale k, of token grid (h_k, w_k) (a square grid may be given as its side pn_k), the mask becomes a bool
+map (h_k * w_k,) row-major, True = the token is sampled, False = the
 picture's token is kept. Policies (the mask is first dilated by `dilation` tokens of the finest grid):
 - "touch" (default): on the finest scale every token whose cell contains a masked pixel (>= 0.5 of the mask
   resized to the model's resolution) is regenerated; on the coarser scales a token is regenerated when the mask
@@ -31,6 +32,13 @@ from .canvas import Region, crop
 
 POLICIES = ("touch", "strength")  # the option table's choices
 ORIGINAL = "compat"  # the original authors' rule, which `scale_masks` also knows
+
+Grid = int | tuple[int, int]  # a token grid (h, w), or the side of a square one
+
+
+def grid_hw(grid: Grid) -> tuple[int, int]:
+    """(h, w) of a grid given as (h, w) or as a square's side."""
+    return (grid, grid) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
 
 
 @dataclass(frozen=True)
@@ -67,30 +75,31 @@ class Mask:
         inside = crop(self.regenerate, region)
         return Mask(inside if region.within(W, H) else inside | (region.outside(W, H) > 0))
 
-    def resized(self, side: int) -> np.ndarray:
-        """A square mask at `side` x `side` as float32 in [0, 1]: the share of each pixel regenerated (area
-        average when shrinking, bilinear when enlarging)."""
+    def resized(self, size: Grid) -> np.ndarray:
+        """The mask at `size` (H, W) pixels (or a square's side) as float32 in [0, 1]: the share of each pixel
+        regenerated (area average when shrinking, bilinear when enlarging)."""
+        H, W = grid_hw(size)
         values = self.regenerate.astype(np.float32)
-        if values.shape[0] == side:
+        if values.shape == (H, W):
             return values
-        interpolation = cv2.INTER_AREA if values.shape[0] > side else cv2.INTER_LINEAR
-        return cv2.resize(values, (side, side), interpolation=interpolation)
+        interpolation = cv2.INTER_AREA if values.shape[0] > H else cv2.INTER_LINEAR
+        return cv2.resize(values, (W, H), interpolation=interpolation)
 
     def scales(
-        self, side: int, patch_nums: tuple[int, ...], policy: str = "touch", dilation: int = 0, strength: int = 0
+        self, size: Grid, grids: tuple[Grid, ...], policy: str = "touch", dilation: int = 0, strength: int = 0
     ) -> list[torch.Tensor]:
-        """A square mask's per-scale regenerate maps [(pn_k^2,) bool] at the model's resolution `side`."""
-        return scale_masks(torch.from_numpy(self.resized(side)), patch_nums, policy, dilation, strength)
+        """The per-scale regenerate maps [(h_k * w_k,) bool] of the mask at the model's picture size `size`
+        ((H, W) px, or a square's side), for token grids `grids` ((h, w) each, or a square's side)."""
+        return scale_masks(torch.from_numpy(self.resized(size)), grids, policy, dilation, strength)
 
     def image(self) -> Image.Image:
         """'L', 255 = regenerate."""
         return Image.fromarray(np.multiply(self.regenerate, 255, dtype=np.uint8), "L")
 
 
-def finest_cells(regenerate: list[torch.Tensor]) -> np.ndarray:
-    """The finest scale's regenerated cells of per-scale maps [(pn_k^2,)] -> bool (P, P)."""
-    P = int(round(regenerate[-1].numel() ** 0.5))
-    return regenerate[-1].view(P, P).cpu().numpy().astype(bool)
+def finest_cells(regenerate: list[torch.Tensor], grid: Grid) -> np.ndarray:
+    """The finest scale's regenerated cells of per-scale maps [(h_k * w_k,)] on the finest grid -> bool (h, w)."""
+    return regenerate[-1].view(*grid_hw(grid)).cpu().numpy().astype(bool)
 
 
 def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
@@ -102,38 +111,46 @@ def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
 
 def scale_masks(
     regenerate: torch.Tensor,
-    patch_nums: tuple[int, ...],
+    patch_nums: tuple[Grid, ...],
     policy: str = "touch",
     dilation: int = 0,
     strength: int = 0,
 ) -> list[torch.Tensor]:
-    """Pixel mask (H, W) in [0, 1] (1 = regenerate) -> per-scale bool maps [(pn_k^2,)], True = regenerate."""
+    """Pixel mask (H, W) in [0, 1] (1 = regenerate) -> per-scale bool maps [(h_k * w_k,)], True = regenerate, for
+    token grids `patch_nums` ((h, w) each, or a square's side)."""
     if policy not in (*POLICIES, ORIGINAL):
         raise ValueError(f"Unknown mask policy {policy!r}; use one of {', '.join(POLICIES)}.")
-    P = patch_nums[-1]
+    grids = [grid_hw(g) for g in patch_nums]
     m = regenerate.float()[None, None]
     if policy == ORIGINAL:
-        keep = 1 - (F.adaptive_avg_pool2d(m, P) if m.shape[-1] != P or m.shape[-2] != P else m)
-        keep = (keep > 0.5).float()
-        out = []
-        for pn in patch_nums:
-            if pn * pn <= 3:
-                out.append(torch.zeros(pn * pn, dtype=torch.bool))
-            else:
-                kept = F.interpolate(keep, size=(pn, pn), mode="bilinear", align_corners=False) > 0.5
-                out.append(~kept.flatten())
-        return out
+        return _original_masks(m, grids)
+    Ph, Pw = grids[-1]
     binary = (m[0, 0] >= 0.5).float()
-    pixels_per_token = max(binary.shape) / P
+    pixels_per_token = max(binary.shape[0] / Ph, binary.shape[1] / Pw)
     binary = dilate(binary, round(dilation * pixels_per_token))[None, None]
     first = strength if policy == "strength" else 0
     out = []
-    for k, pn in enumerate(patch_nums):
+    for k, hw in enumerate(grids):
         if k < first:
-            regen = torch.zeros(pn, pn, dtype=torch.bool)
-        elif k == len(patch_nums) - 1:
-            regen = F.adaptive_max_pool2d(binary, pn)[0, 0] > 0
+            regen = torch.zeros(hw, dtype=torch.bool)
+        elif k == len(grids) - 1:
+            regen = F.adaptive_max_pool2d(binary, hw)[0, 0] > 0
         else:
-            regen = F.adaptive_avg_pool2d(binary, pn)[0, 0] > 0.5
+            regen = F.adaptive_avg_pool2d(binary, hw)[0, 0] > 0.5
         out.append(regen.flatten())
+    return out
+
+
+def _original_masks(m: torch.Tensor, grids: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """The original authors' rule on a mask (1, 1, H, W): the finest grid's keep-mask resized to each scale."""
+    finest = grids[-1]
+    keep = 1 - (F.adaptive_avg_pool2d(m, finest) if tuple(m.shape[-2:]) != finest else m)
+    keep = (keep > 0.5).float()
+    out = []
+    for h, w in grids:
+        if h * w <= 3:
+            out.append(torch.zeros(h * w, dtype=torch.bool))
+        else:
+            kept = F.interpolate(keep, size=(h, w), mode="bilinear", align_corners=False) > 0.5
+            out.append(~kept.flatten())
     return out

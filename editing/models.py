@@ -1,6 +1,6 @@
 """Every model by name, in one place: the bundled demo, the published ones and model folders.
 
-    list_models(models_dir)     -> demo, d16 … d36, then each folder of models_dir with a checkpoint pair,
+    list_models(models_dir)     -> demo, d16 … d36, then each folder of models_dir with its family's files,
                                    with resolution, bytes on disk (or to download) and whether it is here
     resolve("d16", models_dir)  -> ModelRef: what a name or folder path is (demo, published, folder)
     load("d16", download=True)  -> Editor (Editor.from_pretrained and Editor.from_files end here)
@@ -8,7 +8,8 @@
     ModelSwitch                 -> a server's shared model, switched with the old one brought back on failure
 
 Only here is "demo" a name: it is the bundled folder (resources.demo_dir). Published files are found,
-downloaded and verified by var_core.zoo; how a pair becomes modules is the model family's (families.py).
+downloaded and verified by var_core.zoo; which files a folder needs and how they become a model is the
+model family's (families.py; published models are VAR's).
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ __all__ = [
     "ModelSwitch",
     "SwitchError",
     "fetch_files",
-    "find_pair",
+    "folder_files",
     "format_size",
     "free_memory",
     "list_models",
     "load_model",
     "load_files",
+    "load_folder",
     "model_defaults",
     "model_folders",
     "resolve",
@@ -90,25 +92,14 @@ class ModelEntry:
     present: bool
 
 
-def find_pair(folder: Path) -> tuple[Path, Path]:
-    """(VQVAE file, VAR file) of a model folder: the first vae*/var* .safetensors or .pth by name."""
-
-    def pick(prefix: str) -> Path:
-        found = sorted(
-            p for p in folder.iterdir() if p.name.startswith(prefix) and p.suffix in (".safetensors", ".pth")
-        )
-        if not found:
-            raise CheckpointError(
-                f"No {prefix}*.safetensors or {prefix}*.pth in the folder {folder.name}; put the checkpoint pair there."
-            )
-        return found[0]
-
-    return pick("vae"), pick("var")
+def folder_files(folder: Path) -> list[Path]:
+    """The weight files of a model folder, as its family (model.json) names them (VAR: vae*, var*)."""
+    return family_of(folder).files(folder)
 
 
 def model_folders(models_dir: str | Path | None = None) -> list[Path]:
-    """The folders of models_dir (default: the models folder) holding a vae*/var* checkpoint pair, by name;
-    names taken by the demo or a published model are skipped."""
+    """The folders of models_dir (default: the models folder) holding their family's files (VAR: a vae*/var*
+    checkpoint pair), by name; names taken by the demo or a published model are skipped."""
     root = Path(models_dir) if models_dir is not None else default_models_dir()
     if not root.is_dir():
         return []
@@ -117,7 +108,7 @@ def model_folders(models_dir: str | Path | None = None) -> list[Path]:
         if folder.name == DEMO or folder.name in ZOO:
             continue
         try:
-            find_pair(folder)
+            folder_files(folder)
         except (OSError, ValueError):
             continue
         found.append(folder)
@@ -165,14 +156,14 @@ _resolutions: dict[tuple[str, float, float], int | None] = {}
 def folder_resolution(folder: Path) -> int | None:
     """A model folder's picture size read off its checkpoints (memory-mapped, nothing built); None if unreadable."""
     try:
-        vae_path, var_path = find_pair(folder)
-        key = (str(folder.resolve()), vae_path.stat().st_mtime, var_path.stat().st_mtime)
         family = family_of(folder)
+        files = family.files(folder)
+        key = (str(folder.resolve()), *(p.stat().st_mtime for p in files))
     except (OSError, ValueError):
         return None
     if key not in _resolutions:
         try:
-            _resolutions[key] = family.resolution(vae_path, var_path)
+            _resolutions[key] = family.resolution(files)
         except ValueError:
             _resolutions[key] = None
     return _resolutions[key]
@@ -180,9 +171,16 @@ def folder_resolution(folder: Path) -> int | None:
 
 def _folder_bytes(folder: Path) -> int:
     try:
-        return sum(p.stat().st_size for p in find_pair(folder))
+        return sum(_bytes(p) for p in folder_files(folder))
     except (OSError, ValueError):
         return 0
+
+
+def _bytes(path: Path) -> int:
+    """A file's size, or a folder's (a text encoder's files) in all."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
 
 
 def list_models(models_dir: str | Path | None = None) -> list[ModelEntry]:
@@ -213,14 +211,27 @@ def load_files(
     class_names: list[str] | None = None,
     name: str | None = None,
     defaults: EditOptions | None = None,
-    folder: Path | None = None,
 ) -> Editor:
-    """An Editor from a checkpoint pair (.pth or .safetensors), through the family `folder` names."""
+    """An Editor from a VAR checkpoint pair (.pth or .safetensors); class_names: instead of the model's own."""
+    device = device or default_device()
+    model = family_of(None).load([Path(vae_path), Path(var_path)], None, device, dtype_of(dtype, device))
+    if class_names:
+        model.labels = list(class_names)
+    return Editor(model, device, name or Path(var_path).stem, defaults)
+
+
+def load_folder(
+    folder: Path,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    name: str | None = None,
+    defaults: EditOptions | None = None,
+) -> Editor:
+    """An Editor from a model folder, through the family its model.json names."""
     device = device or default_device()
     family = family_of(folder)
-    vqvae, var = family.load(Path(vae_path), Path(var_path), device, dtype_of(dtype, device))
-    labels = class_names or family.labels(var, folder)
-    return Editor(vqvae, var, device, labels, name or Path(var_path).stem, defaults, family=family)
+    model = family.load(family.files(folder), folder, device, dtype_of(dtype, device))
+    return Editor(model, device, name or folder.name, defaults)
 
 
 def load_model(
@@ -239,9 +250,7 @@ def load_model(
     if ref.folder is None:
         vae_path, var_path = fetch(ref.name, offline, progress) if download else zoo_files(ref.name)
         return load_files(vae_path, var_path, device, dtype, name=ref.display_name)
-    vae_path, var_path = find_pair(ref.folder)
-    defaults = model_defaults(ref.folder)
-    return load_files(vae_path, var_path, device, dtype, None, ref.display_name, defaults, ref.folder)
+    return load_folder(ref.folder, device, dtype, ref.display_name, model_defaults(ref.folder))
 
 
 def free_memory() -> None:

@@ -11,11 +11,13 @@ import cv2
 import numpy as np
 
 from . import canvas
-from .compose import EditResult, compose, keep_info, params_of
+from .compose import EditResult, Naming, compose, keep_info, params_of
+from .families import Conditioning, ModelGeometry
 from .masks import Mask
 from .options import EditOptions
-from .plan import Inputs, ModelGeometry, Plan, plan
+from .plan import Inputs, Plan, plan
 from .request import EditRequest
+from .sample import row_seed
 
 SamplePlans = Callable[[list[Plan], int, int], list[np.ndarray]]  # (plans, window, windows) -> pictures
 PLAN_SIDE = 8  # the whole is planned on a canvas at most this many model resolutions long (then refined)
@@ -77,25 +79,27 @@ def panorama_passes(inputs: Inputs, options: EditOptions) -> int:
 def run_panorama(
     request: EditRequest,
     inputs: Inputs,
-    options_label: tuple[EditOptions, int],
+    options: EditOptions,
+    conditioning: Conditioning,
     model: ModelGeometry,
     sample_plans: SamplePlans,
-    names: tuple[str, list[str]],
+    names: Naming,
 ) -> EditResult:
     """Out-paint a long canvas. sample_plans: the pipeline's sampling stage, one pass ((plans, window,
     windows) -> uint8 (n, R, R, 3); window 0 for the plan of the whole)."""
-    options, label = options_label
     assert inputs.picture is not None and inputs.mask is not None
     grown, mask = inputs.picture, inputs.mask
-    whole = plan(request, model, _overview(inputs, PLAN_SIDE * model.resolution), replace(options, feather=0), label)
+    whole = plan(
+        request, model, _overview(inputs, PLAN_SIDE * model.resolution), options.replace(feather=0), conditioning
+    )
     boxes = window_boxes(mask.regenerate)
-    planned = compose(whole, sample_plans([whole], 0, 0)[0], *names)
-    K = len(model.patch_nums)
-    windows = replace(
-        options, policy="strength", strength=max(options.strength, K // 3), num_samples=1, context=0.0, feather=0
+    planned = compose(whole, sample_plans([whole], 0, 0)[0], names)
+    K = model.num_scales
+    windows = options.replace(
+        policy="strength", strength=max(options.strength, K // 3), num_samples=1, context=0.0, feather=0
     )
     finals = []
-    for i, candidate in enumerate(planned.images):
+    for i, (candidate, seed) in enumerate(zip(planned.images, planned.seeds, strict=True)):
         todo = mask.regenerate.copy()  # what no window has drawn yet
         work = _full_size(np.asarray(candidate), grown, todo)
         for j, box in enumerate(boxes):
@@ -103,14 +107,15 @@ def run_panorama(
             # edits go between any two of its steps, and only the window's pixels are copied.
             window_mask = todo[box].copy()
             window = Inputs(work[box].copy(), Mask(window_mask))
-            seeded = replace(windows, seed=options.seed + 1 + 1000 * i + j)
-            step = plan(request, model, window, seeded, label, allow_full=True)
+            # From the candidate's own seed, so that the request with that seed alone makes this candidate again.
+            seeded = windows.replace(seed=row_seed(seed, 1 + j))
+            step = plan(request, model, window, seeded, conditioning, allow_full=True)
             number = i * len(boxes) + j + 1
-            drawn = compose(step, sample_plans([step], number, len(boxes) * len(planned.images))[0], *names).images[0]
+            drawn = compose(step, sample_plans([step], number, len(boxes) * len(planned.images))[0], names).images[0]
             work[box] = np.where(window_mask[..., None], np.asarray(drawn), work[box])
             todo[box] = False
         finals.append(canvas.paste_into(grown, work, (0, 0), mask.regenerate, 0))
         del work
-    params = params_of(replace(whole, options=options), *names)
+    params = params_of(replace(whole, options=options), names)
     keep_info(finals, inputs.info)
     return EditResult(finals, options.seed, params, mask.image(), None, None)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from PIL import Image
 from .errors import EditError, quoted
 from .metadata import carried
 from .modes import get_mode, mode_names
-from .options import EditOptions
+from .options import EditOptions, option_names
 
 PNG_PREFIX = "data:image/png;base64,"
 
@@ -72,7 +71,7 @@ class EditRequest:
 
     def with_options(self, **changes: Any) -> EditRequest:
         """A copy with some options changed (checked)."""
-        options = dataclasses.replace(self.options, **changes)
+        options = self.options.replace(**changes)
         return EditRequest(self.mode, options=options, name=self.name, **self.fields)
 
     def recorded(self) -> dict[str, Any]:
@@ -84,7 +83,7 @@ class EditRequest:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able data: pictures as file paths, or as PNG data URLs when they are in memory."""
         out: dict[str, Any] = {"mode": self.mode}
-        for f in get_mode(self.mode).fields:
+        for f in get_mode(self.mode).request_fields:
             value = self.fields[f.name]
             if value is not None and f.picture:
                 out[f.name] = str(value) if isinstance(value, str | Path) else _png_data_url(value)
@@ -112,10 +111,10 @@ class EditRequest:
         options = data.get("options", {})
         if not isinstance(options, dict):
             raise EditError('"options" must be a JSON object such as {"seed": 1}.')
-        option_names = {f.name for f in dataclasses.fields(EditOptions)}
+        names = set(option_names())
         given = {k: v for k, v in data.items() if k not in ("mode", "options")}
-        options = {**options, **{k: given.pop(k) for k in list(given) if k in option_names}}
-        for f in mode.fields:
+        options = {**options, **{k: given.pop(k) for k in list(given) if k in names}}
+        for f in mode.request_fields:
             if f.picture and given.get(f.name) is not None:
                 given[f.name] = _picture_from_json(f.name, given[f.name], base_dir)
         return cls(mode.name, **given, options=EditOptions.from_dict(options, defaults))

@@ -13,24 +13,27 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from .canvas import Region
-from .compose import EditResult
+from .compose import EditResult, Naming
 from .edit_job import EditJob, Progress
 from .editor import Editor, preview_cells
 from .errors import EditCancelled, EditError
+from .families import FAMILIES, ModelGeometry
 from .interface import ModelInfo
 from .limits import Limits
 from .metadata import carried
 from .options import EditOptions
-from .plan import ModelGeometry
 from .request import EditRequest
 
 APP_NAME = "var-edit-workers"
@@ -57,7 +60,7 @@ class EditWorkerDeployment:
     def describe(self) -> dict[str, Any]:
         """What the studio shows of the model."""
         return {"info": asdict(self.editor.info), "defaults": self.editor.defaults.to_dict(),
-                "geometry": asdict(self.editor.geometry), "modes": self.editor.modes}  # fmt: skip
+                "geometry": self.editor.geometry.to_dict(), "modes": self.editor.modes}  # fmt: skip
 
     def edit(self, request_json: str, time_limit: float | None = None) -> Iterator[dict[str, Any]]:
         """Run one request: {"step", "total", "previews"} per scale, then {"result": ...} or {"error": ...}."""
@@ -119,8 +122,12 @@ class RemoteEditor:
         import ray
         from ray import serve
 
+        self._ray_folder: Path | None = None  # a Ray of this editor's own: its session files, removed by close
         if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=False, include_dashboard=False)
+            if address is None:
+                self._ray_folder = Path(tempfile.mkdtemp(prefix="var-edit-ray-"))
+            temp = {"_temp_dir": str(self._ray_folder)} if self._ray_folder else {}  # Ray's root for its files
+            ray.init(address=address, log_to_driver=False, include_dashboard=False, **temp)
         self.limits = limits or Limits()
         deployment = serve.deployment(
             EditWorkerDeployment,
@@ -135,8 +142,7 @@ class RemoteEditor:
         described = self._handle.describe.remote().result()
         self._info = ModelInfo(**described["info"])
         self.defaults = EditOptions.from_dict(described["defaults"])
-        geometry = described["geometry"]
-        self.geometry = ModelGeometry(geometry["resolution"], tuple(geometry["patch_nums"]), geometry["num_classes"])
+        self.geometry = ModelGeometry.from_dict(described["geometry"])
         self._modes: list[str] = described["modes"]
         self.name = self._info.name
         self.workers = workers
@@ -151,7 +157,7 @@ class RemoteEditor:
 
     @property
     def num_scales(self) -> int:
-        return len(self.geometry.patch_nums)
+        return self.geometry.num_scales
 
     @property
     def modes(self) -> list[str]:
@@ -159,7 +165,8 @@ class RemoteEditor:
 
     def preview_cells(self, request: EditRequest) -> EditResult:
         """What an edit would redraw, from the model's geometry (no worker is asked)."""
-        return preview_cells(request, self.geometry, self.limits, self.name, self._info.class_names)
+        naming = Naming(self.name, self._info.class_names, frozenset(self._info.options))
+        return preview_cells(request, self.geometry, self.limits, naming, FAMILIES[self._info.family])
 
     def submit(
         self,
@@ -208,6 +215,12 @@ class RemoteEditor:
         return [self.submit([r]).result()[0] for r in requests]
 
     def close(self) -> None:
+        """Remove the workers; a Ray this editor started is stopped and its files (logs, sockets) removed."""
+        import ray
         from ray import serve
 
         serve.delete(APP_NAME)
+        if self._ray_folder is not None:
+            serve.shutdown()
+            ray.shutdown()
+            shutil.rmtree(self._ray_folder, ignore_errors=True)

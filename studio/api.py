@@ -71,6 +71,8 @@ def json_schema(spec: OptionSpec) -> dict[str, Any]:
     """The JSON schema of one field or option."""
     if spec.kind is bool:
         schema: dict[str, Any] = {"type": "boolean"}
+    elif spec.text:
+        schema = {"type": "string", "maxLength": spec.max_length}
     elif spec.kind is str:
         schema = {"type": "string", "enum": list(spec.choices or ())}
     else:
@@ -97,32 +99,40 @@ def options_schema(options_cls: type = EditOptions) -> dict[str, Any]:
     return {"anyOf": [{"type": "object", "properties": properties}, {"type": "null"}]}  # unknown keys: refused
 
 
+def picture_input(label: str) -> gr.File:
+    """A hidden API input for a picture: the path of the caller's upload. Its `preprocess` is replaced on
+    the instance: gr.File's own leaves an empty temporary file in Gradio's cache for every file it is sent."""
+    box = gr.File(label=label)
+    box.preprocess = lambda payload: None if payload is None else str(payload.path)  # type: ignore[method-assign]
+    return box
+
+
 def field_input(f: Field) -> gr.components.Component:
     if f.picture:
-        return gr.File(label=f.name)
+        return picture_input(f.name)
     return value_input(f.name, {**json_schema(f.spec), "description": f.spec.help}, f.default)
 
 
 def _docstring(mode: Mode) -> str:
-    args = [f"    {f.name}: {f.spec.help}{range_text(f.spec)}" for f in mode.fields]
+    args = [f"    {f.name}: {f.spec.help}{range_text(f.spec)}" for f in mode.request_fields]
     args.append('    options: optional settings, e.g. {"seed": 1}; unknown keys are refused.')
     return f"{mode.doc}\n\nArgs:\n" + "\n".join(args) + f"\nReturns:\n    {RETURNS}"
 
 
 def endpoint(session: Session, mode: Mode) -> Any:
     """The function behind a mode's endpoint: its parameters are the mode's fields and `options`."""
-    names = mode.field_names()
+    fields_of = mode.request_fields
 
     def call(*values: Any) -> tuple[str, dict[str, Any]]:
         *fields, options, request = values
-        given = {name: Path(v) if isinstance(v, str) and f.picture else v
-                 for (name, v), f in zip(zip(names, fields, strict=True), mode.fields, strict=True)}  # fmt: skip
+        given = {f.name: Path(v) if isinstance(v, str) and f.picture else v
+                 for f, v in zip(fields_of, fields, strict=True)}  # fmt: skip
         return session.api_run(mode.name, given, options, _visitor(request))
 
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     params = [
         inspect.Parameter(f.name, kind, default=inspect.Parameter.empty if f.required else f.default)
-        for f in mode.fields
+        for f in mode.request_fields
     ]
     params.append(inspect.Parameter("options", kind, default=None))
     # Gradio hands the caller's request to a parameter annotated gr.Request (not an input of the endpoint)
@@ -148,6 +158,6 @@ def add_endpoints(session: Session, mcp: bool = False) -> None:
     with gr.Row(visible=False):
         result, params = gr.Image(label="result", type="filepath", format="png"), gr.JSON(label="params")
         for mode in registered():
-            inputs = [field_input(f) for f in mode.fields] + [value_input("options", options_schema())]
+            inputs = [field_input(f) for f in mode.request_fields] + [value_input("options", options_schema())]
             trigger = gr.Button(visible=False)
             trigger.click(endpoint(session, mode), inputs, [result, params], api_name=mode.name, concurrency_id="edit")

@@ -23,6 +23,8 @@ HOOKS: dict[str, tuple[str, ...] | None] = {
     "gradio.processing_utils.hash_bytes": ("bytes",),
     # api.value_input replaces it on an instance: a hidden input's JSON schema
     "gradio.components.base.Component.api_info": ("self",),
+    # api.picture_input replaces it on an instance: the upload's path, without gr.File's stray temporary file
+    "gradio.components.file.File.preprocess": ("self", "payload"),
     # runs.select reads the click from it (gr.SelectData fails inside Gradio on a call without one)
     "gradio.events.EventData.__init__": ("self", "target", "_data"),
     # api: a component's own refusal told apart from the studio's (print_exception=False)

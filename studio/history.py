@@ -14,6 +14,7 @@ import gradio as gr
 from PIL import Image
 
 from editing import EditError
+from editing.canvas import NOT_AN_IMAGE
 
 from . import canvas_io
 from .pictures import canvas_copy
@@ -39,6 +40,12 @@ def open_file(path: str | None) -> tuple[Any, ...]:
     if not path:
         raise user_error("No file was received.")
     return new_picture(open_picture(path), [])
+
+
+def not_an_image() -> None:
+    """A file put on the canvas that the browser cannot show as a picture (the page's script tells): the
+    sentence the studio says for any file that is not an image."""
+    raise user_error(NOT_AN_IMAGE.format(what="image"))
 
 
 def canvas_uploaded(payload: str | None) -> tuple[Any, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import ipaddress
 import logging
@@ -17,9 +18,9 @@ from editing import Limits, default_device
 from editing.turns import EDITS_AT_ONCE
 
 from . import results
-from .bounds import body_limit, cap_log_lines, picture_body_mb
+from .bounds import SMALL_BODY_MB, body_limit, cap_log_lines, picture_body_mb
 from .uploads import FILE_MB, TOTAL_MB, UPLOAD_ROUTE, VISITOR_MB, Uploads
-from .workdir import Workdir
+from .workdir import Workdir, compile_cache
 
 MB = 1024 * 1024
 
@@ -221,9 +222,9 @@ def log_disk_caps(args: argparse.Namespace) -> None:
     """One log line: what visitors can make the studio hold on disk, and the largest request it reads."""
     logging.getLogger("studio").info(
         "Disk: results at most %g MB (%g MB a visitor), uploads at most %g MB (%g MB a visitor, %g MB a file); "
-        "requests over %g MB refused.",
+        "requests over %g MB (%.1f MB with pictures as data URLs) refused.",
         args.max_results_mb, args.max_results_per_visitor_mb, args.max_uploads_mb, args.max_uploads_per_visitor_mb,
-        args.max_upload_mb, picture_body_mb(args.max_upload_mb),
+        args.max_upload_mb, SMALL_BODY_MB, picture_body_mb(args.max_upload_mb),
     )  # fmt: skip
 
 
@@ -237,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if args.models_dir:
         os.environ["VAR_MODELS_DIR"] = args.models_dir  # published files are looked up there too
+    compile_cache_was_there = compile_cache().exists()  # loading the model may make it
     port = args.port or free_port(args.host)
     if not port_free(args.host, port):
         sys.exit(
@@ -283,16 +285,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:  # before Gradio is imported: a model that cannot load is said at once
         if workers:
             editor = start_workers(args, limits)
+            atexit.register(editor.close)  # the workers, and Ray's files where the studio started Ray
         else:
             editor = loader(args.model) if listed else from_command_line()
     except (ValueError, OSError) as e:  # EditError, CheckpointError, missing files
         sys.exit(f"error: {e}")
     log_loaded(editor, args.workers if workers else 0)
 
-    uploads = Uploads(args.max_uploads_mb, args.max_uploads_per_visitor_mb, args.max_upload_mb)
+    workdir = Workdir(compile_cache_was_there)  # before Gradio is imported: its cache goes inside, and goes with it
+    uploads = Uploads(
+        args.max_uploads_mb, args.max_uploads_per_visitor_mb, args.max_upload_mb, folder=workdir.gradio_cache
+    )
     kept = results.Results(args.max_results_mb, args.max_results_per_visitor_mb)
     log_disk_caps(args)
-    workdir = Workdir()  # before Gradio is imported: its cache goes inside, and goes with it
     os.environ["GRADIO_TEMP_DIR"] = str(workdir.gradio_cache)
     from .gradio_hooks import problem
 
@@ -339,7 +344,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             "exception_handlers": not_found_handlers(),
             "middleware": [body_limit(args.max_upload_mb, UPLOAD_ROUTE), uploads.middleware()],
         },
+        prevent_thread_lock=True,
     )
+    # Gradio prints its URL before its own check that the page answers; this line comes after it, so a
+    # client that waits for it never races that check (a busy server failing it ends the studio).
+    logging.getLogger("studio").info("Ready: the studio answers on %s", demo.local_url)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

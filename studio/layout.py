@@ -9,9 +9,11 @@ from typing import Any
 import gradio as gr
 
 from editing import EditOptions, EditorProtocol
+from editing.families import foreign_options
 from editing.turns import EDITS_AT_ONCE
 
 from . import canvas_io, gradio_files, history, page
+from .again import PRESS_JS, again
 from .api import StudioBlocks, add_endpoints
 from .compare import compare_selected
 from .mask_panel import MaskPanel
@@ -34,7 +36,8 @@ CSS = """
 #candidates .gallery-item:only-child {width: 50%;}
 #candidates .caption-label {position: static; transform: none; max-width: 100%; background: none; color: inherit;}
 #candidates .thumbnail-item:has(img.wide) {grid-column: 1 / -1;}
-#live-preview [data-testid='block-label'], #candidates [data-testid='block-label'], #compare [data-testid='block-label'],
+#live-preview [data-testid='block-label'], #candidates [data-testid='block-label'],
+#compare [data-testid='block-label'],
 #mask-cells [data-testid='block-label'], #cells [data-testid='block-label'] {position: static;}
 #canvas [data-testid='block-label'] {max-width: calc(100% - 180px); overflow-wrap: anywhere; white-space: normal;}
 #page-title h1 {font-size: 1.6rem; margin-bottom: 0.2rem;}
@@ -125,19 +128,23 @@ def build_app(
                 picture_box = canvas_io.hidden_box("canvas-picture")
                 known_box = gr.Textbox("", visible=False, elem_id="canvas-known")
                 changed_btn = canvas_io.changed_button()
+                # Hidden: the page's script (uploads.js) presses it for a file on the canvas that is not a picture.
+                not_image_btn = gr.Button("Not an image", visible="hidden", elem_id="canvas-not-image")
                 # The mode tabs and their run buttons right under the picture (in view while painting at
                 # 1280x720), the mask tools below them.
                 with gr.Tabs():
-                    tabs = build_tabs(session.class_choices())
+                    tabs = build_tabs(session.class_choices(), session.taken_fields())
                 runs = [run for tab in tabs for run in tab.runs]
-                class_dd = next(dd for tab in tabs for dd in tab.class_lists)  # the model panel updates it
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 history_md = gr.Markdown("No earlier versions.", elem_id="history")
                 mask_panel = MaskPanel(session)
                 mask_accordion = mask_panel.build()
                 with gr.Row():
                     reuse_btn = gr.Button("Reuse last seed", size="sm", elem_id="reuse-seed")
-                settings = build_settings(editor.defaults, editor.num_scales, options_cls, editor.limits.candidates)
+                hidden = foreign_options(editor.info.family)
+                settings = build_settings(
+                    editor.defaults, editor.num_scales, options_cls, editor.limits.candidates, hidden
+                )
 
             with gr.Column(scale=1, elem_id="result-column"):
                 live = gr.Image(
@@ -168,7 +175,9 @@ def build_app(
                 )
                 with gr.Row():
                     continue_btn = gr.Button("Continue from this", elem_id="continue")
+                    again_btn = gr.Button("Make this one again", elem_id="again")
                     download = gr.DownloadButton("Download PNG", interactive=False, elem_id="download")
+                again_box = gr.Textbox("", visible=False, elem_id="again-run")  # the run button to press
                 show_cells = gr.Checkbox(False, label="Show the regenerated token cells")
                 cells = gr.Image(
                     label="Regenerated cells",
@@ -180,7 +189,7 @@ def build_app(
                 )
 
         panel = model_view.build()
-        model_view.wire(demo, settings, class_dd, page_state)
+        model_view.wire(demo, settings, tabs, page_state)  # it swaps the class lists and prompt boxes
 
         mask_panel.wire(
             mask_box, original, shown, settings, clear_btn, [(t.tab, t.uses_mask) for t in tabs], mask_accordion
@@ -213,6 +222,7 @@ def build_app(
         open_btn.upload(session.uploads.releasing(history.open_file), [open_btn], new_picture, **to_canvas)
         read = changed_btn.click(None, [picture_box, known_box], [picture_box], js=canvas_io.READ_PICTURE_JS, **quick)
         read.then(history.canvas_uploaded, [picture_box], new_picture, **to_canvas)
+        not_image_btn.click(history.not_an_image, None, None, **quick)
         back_btn.click(history.back, [earlier], new_picture, **to_canvas)
         continue_btn.click(history.continue_from, [paths, selected, original, earlier], new_picture, **to_canvas)
         picked = gallery.select(select, [paths], [selected, download], **quick)
@@ -227,6 +237,11 @@ def build_app(
                 **quick,
             )
 
+        if seed_widget is not None and "num_samples" in settings.widgets:
+            again_to = [settings.random_seed, seed_widget, settings.widgets["num_samples"], again_box]
+            pressed = again_btn.click(again, [paths, selected], again_to, **quick)
+            pressed.success(None, [again_box], None, js=PRESS_JS, **quick)
+
         def picture_of(values: dict[Any, Any]) -> Any:
             try:
                 return canvas_io.read_canvas(values[mask_box], values[original], values[shown])[0]
@@ -236,7 +251,7 @@ def build_app(
         for extra in (extra for tab in tabs for extra in tab.extras):
             extra.wire(mask_box, picture_of, {mask_box, original, shown})
 
-        demo.load(session.page_loaded, None, [panel.info, class_dd, page_state], **quick)
+        demo.load(session.page_loaded, None, [panel.info, page_state], **quick)
         add_endpoints(session, mcp)
     demo.queue(default_concurrency_limit=concurrency)
     atexit.register(session.close)

@@ -32,10 +32,11 @@ from .settings import Settings
 from .tabs import Values
 
 GROW_PIXELS = 8  # the default of "by N pixels" (picture pixels)
-SELECT_SIDE = 640  # GrabCut runs on a copy of the picture with at most this longer side
+SELECT_SIDE = 1600  # GrabCut refines its edge on a copy of the picture with at most this longer side
 SAME_SHAPE = 0.01  # a mask of another size is scaled when its shape differs by at most this share
 Change = Callable[[np.ndarray, Image.Image, int], np.ndarray]  # (mask, picture, pixels) -> mask
 CELL_OPTIONS = ("policy", "strength", "dilation", "context", "paste_back")  # the options the cells depend on
+SELECTING = "Selecting the object in the box…"
 CLICK_CHANGED = f"() => document.getElementById('{canvas_io.MASK_CHANGED_BUTTON}').click()"
 # "Clear mask": every layer wiped as one step of the canvas's history (Undo brings the mask back).
 NOTHING = "Paint on the picture (or use a tool) to see which token cells a run will redraw."
@@ -112,6 +113,9 @@ class MaskPanel:
             handler = self._tool(mask_box, original, shown, change)
             changed = read.then(handler, {*picture, self.pixels}, [self.mask_out], **tool)
             changed.success(None, [self.mask_out, self.note], [self.note], **draw)
+            changed.failure(None, None, None, js=CLICK_CHANGED, **quick)  # the note of the mask as it stays
+
+        self.select.click(None, None, [self.note], js=f"() => {SELECTING!r}", **quick)  # at once, in the page
 
         on_canvas(self.invert, lambda mask, picture, pixels: invert(mask))
         on_canvas(self.grow, lambda mask, picture, pixels: grow(mask, pixels))
@@ -227,8 +231,8 @@ class MaskPanel:
 
 
 def select(hint: np.ndarray, picture: Image.Image) -> np.ndarray:
-    """The object in the box around the strokes `hint` (bool, the picture's size), by GrabCut on a
-    copy of at most SELECT_SIDE px, as a mask of the picture's size."""
+    """The object in the box around the strokes `hint` (bool, the picture's size), by GrabCut (on a reduced
+    copy, its edge refined on a copy of at most SELECT_SIDE px), as a mask of the picture's size."""
     if not hint.any():
         raise EditError("Draw a rough box or a few strokes around the object first.")
     work = display_copy(picture, SELECT_SIDE)

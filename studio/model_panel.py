@@ -22,11 +22,13 @@ from typing import Any
 import gradio as gr
 
 from editing import ModelEntry, ModelSwitch, SwitchError
+from editing.families import foreign_options
 from editing.models import format_size
 
 from .page import Page
 from .session import Session, user_error
 from .settings import Settings
+from .tabs import Tab
 
 DEMO_NOTICE = (
     "**This is the demo model**: a 64-px toy trained on emoji, bundled for trying the studio, "
@@ -101,7 +103,7 @@ class ModelPanelView:
         self._notice: gr.Markdown | None = None
         self._refresh: list[gr.components.Component] = []
         self._settings: Settings | None = None
-        self._classes: gr.Dropdown | None = None
+        self._tabs: list[Tab] = []
 
     @property
     def can_switch(self) -> bool:
@@ -155,8 +157,9 @@ class ModelPanelView:
         return self.panel
 
     def page_state(self) -> dict[Any, Any]:
-        """Updates that show the shared model as it is now: panel, notice, settings and class list."""
-        assert self.panel is not None and self._settings is not None and self._classes is not None
+        """Updates that show the shared model as it is now: panel, notice, settings, and the class lists and
+        prompt boxes its family takes (the others hidden)."""
+        assert self.panel is not None and self._settings is not None
         editor = self.session.editor
         entries = self.switch.entries() if self.switch is not None else []
         notice = self.notice_text()
@@ -164,21 +167,34 @@ class ModelPanelView:
             self.panel.info: self.session.model_summary(),
             self.panel.notice: gr.update(value=notice, visible=bool(notice)),
             self.panel.table: models_table(entries, self._loaded_name()),
-            self._classes: gr.update(choices=self.session.class_choices(), value=0),
+            **self._family_widgets(),
         }
         if self.panel.choice is not None:
             choices = [(_choice_label(e), e.name) for e in entries]
             out[self.panel.choice] = gr.update(choices=choices, value=self._loaded_name())
         if editor is not None:
-            out.update(self._settings.show(editor.defaults, editor.num_scales))
+            out.update(self._settings.show(editor.defaults, editor.num_scales, foreign_options(editor.info.family)))
         return out
 
-    def wire(self, demo: gr.Blocks, settings: Settings, classes: gr.Dropdown, page: gr.State) -> None:
+    def _family_widgets(self) -> dict[Any, Any]:
+        """The tabs' class lists (with the model's classes) and other family fields, shown where it takes them."""
+        taken = self.session.taken_fields()
+        out: dict[Any, Any] = {}
+        for tab in self._tabs:
+            for name, widget in tab.family_widgets.items():
+                out[widget] = gr.update(visible=name in taken)
+            for classes in tab.class_lists:
+                shown = next((name in taken for name, w in tab.family_widgets.items() if w is classes), True)
+                out[classes] = gr.update(choices=self.session.class_choices(), value=0, visible=shown)
+        return out
+
+    def wire(self, demo: gr.Blocks, settings: Settings, tabs: list[Tab], page: gr.State) -> None:
         """The panel's events: a new page shows the model loaded now (the page was built for the start
         model), and, where switching is allowed, Load."""
         assert self.panel is not None
-        self._settings, self._classes = settings, classes
-        self._refresh = [*self.panel.outputs(), classes, *settings.components]
+        self._settings, self._tabs = settings, tabs
+        family = [w for tab in tabs for w in (*tab.family_widgets.values(), *tab.class_lists)]
+        self._refresh = [*self.panel.outputs(), *dict.fromkeys(family), *settings.components]
         demo.load(self.page_state, None, self._refresh, show_progress="hidden", api_visibility="private")
         switch = self.switch
         if switch is None or not switch.allowed:

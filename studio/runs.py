@@ -81,7 +81,7 @@ def run_handler(
             )
         extra: dict[Any, Any] = {}
         try:
-            fields = run.fields(values)
+            fields = run.request_fields(values, editor.info.fields)
             options = settings.options(values, editor.defaults)
             picture = mask = None
             if run.uses_picture:
@@ -164,8 +164,8 @@ def finish(
     generated), for the before/after slider."""
     before = before_view(picture, result)
     paths = [
-        str(save_png(im, folder / f"var-edit-seed{result.seed}-{i + 1}.png", {**result.params, "candidate": i + 1}))
-        for i, im in enumerate(result.images)
+        str(save_png(im, folder / f"var-edit-seed{seed}.png", result.png_params(i)))
+        for i, (im, seed) in enumerate(zip(result.images, result.seeds, strict=True))
     ]
     n = len(paths)
     return {
@@ -174,7 +174,7 @@ def finish(
         out.continue_: gr.update(interactive=True),
         out.gallery: gr.update(
             label=CANDIDATES,
-            value=[(p, f"#{i + 1} · seed {result.seed}") for i, p in enumerate(paths)],
+            value=[(p, f"#{i + 1} · seed {seed}") for i, (p, seed) in enumerate(zip(paths, result.seeds, strict=True))],
             selected_index=0,
             columns=grid_columns(n),
         ),

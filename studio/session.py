@@ -105,8 +105,9 @@ class Session:
         if self.editor is None:
             return "Loading a model…"
         info = self.editor.info
+        conditioning = f"{len(info.class_names)} classes" if info.class_names else "text prompts"
         return (
-            f"**{info.name}** · {info.image_size}×{info.image_size} px · {info.num_classes} classes · "
+            f"**{info.name}** · {info.image_size}×{info.image_size} px · {conditioning} · "
             f"device `{info.device}` · precision `{info.dtype}` · {info.parameters / 1e6:.1f} M parameters · "
             f"{self.editor.num_scales} scales"
         )
@@ -116,9 +117,13 @@ class Session:
             return []
         return [(f"{i}: {name}", i) for i, name in enumerate(self.editor.info.class_names)]
 
-    def page_loaded(self) -> tuple[str, dict[str, Any], Page]:
-        """Model line and class list for a freshly opened page, and the page's own state."""
-        return self.model_summary(), gr.update(choices=self.class_choices()), Page(self.model_serial)
+    def taken_fields(self) -> list[str]:
+        """The request fields the loaded model's family adds (class_id; prompt ...): their widgets are shown."""
+        return [] if self.editor is None else list(self.editor.info.fields)
+
+    def page_loaded(self) -> tuple[str, Page]:
+        """Model line for a freshly opened page, and the page's own state."""
+        return self.model_summary(), Page(self.model_serial)
 
     def api_run(
         self, mode: str, fields: dict[str, Any], options: Any, visitor: str | None = None

@@ -39,17 +39,19 @@ class Settings:
             given["seed"] = None
         return self.options_cls.from_dict(given, defaults)
 
-    def show(self, defaults: EditOptions, num_scales: int) -> dict[gr.components.Component, Any]:
-        """Updates that put the widgets back to a (new) model's defaults."""
+    def show(
+        self, defaults: EditOptions, num_scales: int, hidden: frozenset[str] = frozenset()
+    ) -> dict[gr.components.Component, Any]:
+        """Updates that put the widgets back to a (new) model's defaults; `hidden`: the options its family
+        does not use (other families' own)."""
         out: dict[gr.components.Component, Any] = {}
         for name, default, spec in option_fields(self.options_cls):
             value = _studio_value(getattr(defaults, name, default), default, spec)
+            shown = name not in hidden
             if name == "strength":
-                out[self.widgets[name]] = gr.update(value=value, maximum=max(0, num_scales - 1))
-            elif name == "seed":
-                out[self.widgets[name]] = value
+                out[self.widgets[name]] = gr.update(value=value, maximum=max(0, num_scales - 1), visible=shown)
             else:
-                out[self.widgets[name]] = value
+                out[self.widgets[name]] = gr.update(value=value, visible=shown)
         out[self.random_seed] = getattr(defaults, "seed", None) is None
         return out
 
@@ -59,13 +61,18 @@ def _studio_value(value: Any, default: Any, spec: OptionSpec) -> Any:
     return spec.studio_default if spec.studio_default is not None and value == default else value
 
 
-def _widget(name: str, value: Any, spec: OptionSpec, num_scales: int, most: int) -> gr.components.Component:
+def _widget(
+    name: str, value: Any, spec: OptionSpec, num_scales: int, most: int, visible: bool = True
+) -> gr.components.Component:
     info = spec.help
     elem_id = f"opt-{name.replace('_', '-')}"
     if spec.kind is bool:
-        return gr.Checkbox(value, label=spec.label, info=info, elem_id=elem_id)
+        return gr.Checkbox(value, label=spec.label, info=info, elem_id=elem_id, visible=visible)
     if spec.choices:
-        return gr.Radio(list(spec.choices), value=value, label=spec.label, info=info, elem_id=elem_id)
+        return gr.Radio(list(spec.choices), value=value, label=spec.label, info=info, elem_id=elem_id, visible=visible)
+    if spec.text:
+        return gr.Textbox(value or "", label=spec.label, info=info, max_length=spec.max_length, elem_id=elem_id,
+                          visible=visible)  # fmt: skip
     if name == "seed":
         return gr.Number(value, label=spec.label, info=info, precision=0, placeholder=RANDOM, elem_id=elem_id)
     high = SLIDER_MAX.get(name, spec.high)
@@ -75,14 +82,21 @@ def _widget(name: str, value: Any, spec: OptionSpec, num_scales: int, most: int)
         high = min(high, most)
         info = f"{info} Up to {high} here."
     step = spec.step or (1 if spec.kind is int else 0.01)
-    return gr.Slider(spec.low, high, value=value, step=step, label=spec.label, info=info, elem_id=elem_id)
+    return gr.Slider(
+        spec.low, high, value=value, step=step, label=spec.label, info=info, elem_id=elem_id, visible=visible
+    )
 
 
 def build_settings(
-    defaults: EditOptions, num_scales: int, options_cls: type = EditOptions, max_candidates: int = 64
+    defaults: EditOptions,
+    num_scales: int,
+    options_cls: type = EditOptions,
+    max_candidates: int = 64,
+    hidden: frozenset[str] = frozenset(),
 ) -> Settings:
     """Create the settings widgets (inside the current gr.Blocks), basic ones first. max_candidates:
-    the studio's limit on candidates per edit (the Candidates slider goes up to it)."""
+    the studio's limit on candidates per edit (the Candidates slider goes up to it); hidden: the options
+    the loaded model's family does not use (shown again when a model that does is loaded)."""
     widgets: dict[str, gr.components.Component] = {}
     fields = option_fields(options_cls)
     basic = [f for f in fields if not f[2].advanced]
@@ -96,11 +110,11 @@ def build_settings(
         )
         for name, default, spec in basic:
             value = _studio_value(getattr(defaults, name, default), default, spec)
-            widgets[name] = _widget(name, value, spec, num_scales, max_candidates)
+            widgets[name] = _widget(name, value, spec, num_scales, max_candidates, name not in hidden)
         with gr.Accordion("Advanced", open=False, elem_id="settings-advanced"):
             for name, default, spec in advanced:
                 value = _studio_value(getattr(defaults, name, default), default, spec)
-                widgets[name] = _widget(name, value, spec, num_scales, max_candidates)
+                widgets[name] = _widget(name, value, spec, num_scales, max_candidates, name not in hidden)
     seed = widgets.get("seed")
     if seed is not None:  # ticked: the box empties (its placeholder says "random"); a typed seed unticks it
         quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private", "queue": False}

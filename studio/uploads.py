@@ -9,6 +9,8 @@ files Gradio answers with. A visitor is a client address. Only files recorded he
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import logging
@@ -30,6 +32,9 @@ TOTAL_MB = 1024.0  # most uploads held at once in all (--max-uploads-mb): a lapt
 VISITOR_MB = 256.0  # most uploads one visitor holds at once (--max-uploads-per-visitor-mb)
 UNUSED_SECONDS = 600  # an upload no handler was sent within this long is removed
 UPLOAD_ROUTE = "/gradio_api/upload"
+LOOPBACK = ("127.0.0.1", "::1")
+DISK_FULL = "The server's disk is full, so the upload could not be kept; try again later."
+MCP_RELAY = "mcp-relay"  # the visitor of Gradio's MCP server uploading what an MCP client sent
 
 
 
@@ -42,7 +47,8 @@ class _Held:
 
 class Uploads:
     """The uploads the studio holds. total_mb / visitor_mb: most held at once in all / per visitor
-    (--max-uploads-mb, --max-uploads-per-visitor-mb); file_mb: largest one file (--max-upload-mb)."""
+    (--max-uploads-mb, --max-uploads-per-visitor-mb); file_mb: largest one file (--max-upload-mb);
+    folder: Gradio's cache, where an upload cut short by a full disk leaves its temporary file."""
 
     def __init__(
         self,
@@ -50,7 +56,9 @@ class Uploads:
         visitor_mb: float = VISITOR_MB,
         file_mb: float = FILE_MB,
         unused_seconds: float = UNUSED_SECONDS,
+        folder: Path | None = None,
     ) -> None:
+        self.folder = folder  # where Gradio writes uploads as they come (its cache): partial ones removed from it
         self.total, self.per_visitor = int(total_mb * MB), int(visitor_mb * MB)
         self.total_mb, self.visitor_mb, self.file_mb = total_mb, visitor_mb, file_mb
         self.unused_seconds = unused_seconds
@@ -68,8 +76,9 @@ class Uploads:
         under_way = sum(n for v, n in self._reserved.items() if visitor in (None, v))
         return files + under_way
 
-    def admit(self, visitor: str, length: int) -> str | None:
-        """Reserve `length` bytes for an upload, or the sentence that refuses it."""
+    def admit(self, visitor: str, length: int, per_visitor: bool = True) -> str | None:
+        """Reserve `length` bytes for an upload, or the sentence that refuses it (per_visitor=False: only the
+        cap in all applies, for bytes already counted to the visitor who sent them)."""
         self.sweep()
         with self._lock:
             if self._held_bytes(None) + length > self.total:
@@ -77,7 +86,7 @@ class Uploads:
                     f"The studio already holds its {self.total_mb:g} MB of uploads (--max-uploads-mb); "
                     "try again in a few minutes, when older uploads have been removed."
                 )
-            if self._held_bytes(visitor) + length > self.per_visitor:
+            if per_visitor and self._held_bytes(visitor) + length > self.per_visitor:
                 return (
                     f"You already have the {self.visitor_mb:g} MB of uploads one visitor may hold "
                     "(--max-uploads-per-visitor-mb); run your edits, or wait a few minutes until they are removed."
@@ -138,6 +147,16 @@ class Uploads:
         except OSError:
             pass
 
+    def remove_partial(self, since: float) -> None:
+        """Remove the temporary files of uploads begun since `since` (a full disk cut them short; Gradio
+        leaves them, named tmp…, where it writes uploads as they come)."""
+        if self.folder is None or not self.folder.is_dir():
+            return
+        for file in self.folder.glob("tmp*"):
+            with contextlib.suppress(OSError):
+                if file.is_file() and file.stat().st_mtime >= since - 1:
+                    file.unlink()
+
     def middleware(self) -> Middleware:
         """The ASGI middleware that applies this ledger to Gradio's upload route."""
         return Middleware(UploadGuard, uploads=self)
@@ -155,18 +174,23 @@ class UploadGuard:
             return
         visitor = (scope.get("client") or ("unknown",))[0]
         headers = dict(scope["headers"])
+        # Gradio's MCP server hands an MCP client's pictures to the endpoint by uploading them again from
+        # this machine; mcp_tools has counted them to that client already.
+        relayed = visitor in LOOPBACK and headers.get(b"x-gradio-user") == b"mcp"
+        visitor = MCP_RELAY if relayed else visitor
         try:
             length = int(headers.get(b"content-length", b""))
         except ValueError:
             await answer(send, 411, "Send the upload with its length (a Content-Length header).")
             return
-        refusal = self.uploads.admit(visitor, length)
+        refusal = self.uploads.admit(visitor, length, per_visitor=not relayed)
         if refusal is not None:
             log.info("refused: %s", refusal)
             await answer(send, 413, refusal)
             return
         start: Message = {}
         body = bytearray()
+        since = time.time()
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -179,6 +203,13 @@ class UploadGuard:
             await self.app(scope, receive, capture)
             if start.get("status") == 200:
                 paths = [p for p in json.loads(bytes(body)) if isinstance(p, str)]
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self.uploads.remove_partial(since)
+            log.info("refused: %s", DISK_FULL)
+            await answer(send, 507, DISK_FULL)
+            return
         finally:
             self.uploads.settle(visitor, length, paths)
         if start.get("status") == 413:  # Gradio's own "File size exceeded maximum allowed size of N bytes."

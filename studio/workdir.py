@@ -7,6 +7,7 @@ No Gradio import here: `launch` makes the folder before Gradio is imported, so t
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import shutil
@@ -48,13 +49,24 @@ def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
     return removed
 
 
+def compile_cache() -> Path:
+    """torch's compile cache folder (TorchInductor's default: torchinductor_<user> in the temp folder)."""
+    return Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}"
+
+
 class Workdir:
     """One studio's temporary folder (var-edit-app-<pid>-…): a folder per run (a page's or an API call's
     results, capped by `results.Results`), masks to download, and `gradio` for Gradio's cache."""
 
-    def __init__(self) -> None:
+    def __init__(self, compile_cache_was_there: bool | None = None) -> None:
+        """compile_cache_was_there: whether torch's compile cache folder was there before the studio loaded
+        its model (None: look now). That folder is shared by the user's torch programs, so it is kept unless
+        this studio made it and left it empty."""
         remove_stale_workdirs()
         self.path = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+        self._inductor = compile_cache()
+        was_there = compile_cache_was_there
+        self._inductor_was_there = self._inductor.exists() if was_there is None else was_there
 
     @property
     def gradio_cache(self) -> Path:
@@ -72,5 +84,8 @@ class Workdir:
         return folder
 
     def close(self) -> None:
-        """Remove everything (results, masks, Gradio's cache)."""
+        """Remove everything (results, masks, Gradio's cache; torch's compile cache if made here and empty)."""
         shutil.rmtree(self.path, ignore_errors=True)
+        if not self._inductor_was_there and self._inductor.is_dir():
+            if not any(p.is_file() for p in self._inductor.rglob("*")):
+                shutil.rmtree(self._inductor, ignore_errors=True)

@@ -8,14 +8,17 @@ import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS
 from hub_standin import StandInHub, published_files
 from PIL import Image
-from playwright.sync_api import Browser, sync_playwright
 from studio_server import Studio, running
+
+if TYPE_CHECKING:  # Playwright is imported by the browser fixture only: other tests collect without it
+    from playwright.sync_api import Browser
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +60,8 @@ def browser() -> Iterator[Browser]:
     """Headless Debian Chromium (no downloads, no GPU)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"needs Debian's chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b

@@ -22,7 +22,7 @@ class Studio:
     log_path: the file for its console output, or a folder to make a new one in."""
 
     def __init__(
-        self, args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, wait: float = 180
+        self, args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, wait: float = 600
     ) -> None:
         self.log_path = log_path / f"app-{time.monotonic_ns()}.log" if log_path.is_dir() else log_path
         with open(self.log_path, "wb") as out:
@@ -30,7 +30,7 @@ class Studio:
                 [sys.executable, str(APP), "--port", "0", *args], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + wait
-        while (found := re.search(r"Running on local URL:\s+(http://\S+)", self.log)) is None:
+        while (found := re.search(r"Ready: the studio answers on (http://\S+)", self.log)) is None:
             if self.proc.poll() is not None:
                 pytest.fail(f"app.py {' '.join(args)} exited with {self.proc.returncode}:\n{self.log[-3000:]}")
             if time.monotonic() > deadline:
@@ -55,7 +55,7 @@ class Studio:
 
 @contextmanager
 def running(
-    args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, wait: float = 180
+    args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, wait: float = 600
 ) -> Iterator[Studio]:
     """A studio for the length of the `with` block."""
     studio = Studio(args, log_path, env, cwd, wait)

@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-import editing.plan as plan_module
 from editing import EditCancelled, EditError, EditOptions, Editor, EditRequest, read_params, save_png
 from editing.masks import scale_masks
 from editing.teacher_forcing import TeacherForcing, encode_source, run_edit
@@ -43,38 +42,40 @@ def _stroke(w: int = 64, h: int = 64) -> np.ndarray:
 
 def test_nothing_regenerated_reproduces_the_plain_tokens(editor):
     x = torch.from_numpy(np.array(_picture())).permute(2, 0, 1)[None].float() / 127.5 - 1
-    source = encode_source(editor.vqvae, x)
-    none = [torch.zeros(pn * pn, dtype=torch.bool) for pn in editor.var.patch_nums]
-    labels = torch.tensor([editor.var.num_classes])
+    source = encode_source(editor.model.vqvae, x)
+    none = [torch.zeros(pn * pn, dtype=torch.bool) for pn in editor.model.var.patch_nums]
+    labels = torch.tensor([editor.model.var.num_classes])
     for replay in (False, True):
-        _, tokens = run_edit(editor.var, editor.vqvae, labels, SamplingOptions(), source, none, replay)
+        _, tokens = run_edit(editor.model.var, editor.model.vqvae, labels, SamplingOptions(), source, none, replay)
         for got, want in zip(tokens, source.tokens, strict=True):
             assert torch.equal(got, want)
 
 
 def test_replay_keeps_the_image_tokens_outside_the_mask(editor):
     x = torch.from_numpy(np.array(_picture())).permute(2, 0, 1)[None].float() / 127.5 - 1
-    source = encode_source(editor.vqvae, x)
-    masks = scale_masks(torch.from_numpy(_stroke() / 255.0), editor.var.patch_nums)
-    labels = torch.full((3,), editor.var.num_classes)
+    source = encode_source(editor.model.vqvae, x)
+    masks = scale_masks(torch.from_numpy(_stroke() / 255.0), editor.model.var.patch_nums)
+    labels = torch.full((3,), editor.model.var.num_classes)
     g = torch.Generator().manual_seed(0)
-    _, tokens = run_edit(editor.var, editor.vqvae, labels, SamplingOptions(top_k=0, top_p=0), source, masks, True, g)
+    _, tokens = run_edit(
+        editor.model.var, editor.model.vqvae, labels, SamplingOptions(top_k=0, top_p=0), source, masks, True, g
+    )
     for got, want, regen in zip(tokens, source.tokens, masks, strict=True):
         assert torch.equal(got[:, ~regen], want.expand(3, -1)[:, ~regen])
 
 
 def test_consistent_teacher_forcing_quantizes_against_the_real_history(editor):
     x = torch.from_numpy(np.array(_picture())).permute(2, 0, 1)[None].float() / 127.5 - 1
-    source = encode_source(editor.vqvae, x)
-    masks = scale_masks(torch.from_numpy(_stroke() / 255.0), editor.var.patch_nums)
-    quant = editor.vqvae.quantize
+    source = encode_source(editor.model.vqvae, x)
+    masks = scale_masks(torch.from_numpy(_stroke() / 255.0), editor.model.var.patch_nums)
+    quant = editor.model.vqvae.quantize
     f_before, seen = [], []
 
     from var_core import sample_scales
 
-    keep = TeacherForcing.for_rows(editor.vqvae, [source], [masks], [False], "cpu")
+    keep = TeacherForcing.for_rows(editor.model.vqvae, [source], [masks], [False], "cpu")
     g = torch.Generator().manual_seed(1)
-    for step in sample_scales(editor.var, editor.vqvae, torch.tensor([10]), SamplingOptions(), g, keep):
+    for step in sample_scales(editor.model.var, editor.model.vqvae, torch.tensor([10]), SamplingOptions(), g, keep):
         seen.append(step.tokens.clone())
         f_before.append(step.f_hat.clone())
     history = [torch.zeros_like(f_before[0])] + f_before[:-1]
@@ -134,13 +135,13 @@ def test_compat_policy_keeps_the_first_scales_whole():
 
 def test_unconditional_inpaint_runs_one_cfg_branch(editor, monkeypatch):
     rows = []
-    step = editor.var.step
+    step = editor.model.var.step
 
     def spy(x, *args):
         rows.append(x.shape[0])
         return step(x, *args)
 
-    monkeypatch.setattr(editor.var, "step", spy)
+    monkeypatch.setattr(editor.model.var, "step", spy)
     editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=0, num_samples=2))
     assert set(rows) == {2}
     rows.clear()
@@ -150,8 +151,8 @@ def test_unconditional_inpaint_runs_one_cfg_branch(editor, monkeypatch):
 
 def test_an_image_is_encoded_once_across_edits(editor, monkeypatch):
     calls = []
-    real = plan_module.encode_source
-    monkeypatch.setattr(plan_module, "encode_source", lambda *a: calls.append(1) or real(*a))
+    real = editor.model.encode
+    monkeypatch.setattr(editor.model, "encode", lambda *a: calls.append(1) or real(*a))
     picture, mask = _picture(seed=7), Image.fromarray(_stroke())
     editor.inpaint(picture, mask, EditOptions(seed=1))
     editor.inpaint(picture, mask, EditOptions(seed=2, num_samples=3))
@@ -164,6 +165,21 @@ def test_same_seed_same_result_and_more_smooth_runs(editor):
     a = editor.inpaint(picture, mask, EditOptions(seed=5, more_smooth=True))
     b = editor.inpaint(picture, mask, EditOptions(seed=5, more_smooth=True))
     assert a.seed == 5 and np.array_equal(np.asarray(a.images[0]), np.asarray(b.images[0]))
+
+
+@pytest.mark.parametrize(
+    "mode, fields",
+    [("inpaint", {"mask": _stroke()}), ("outpaint", {"left": 64, "right": 128}), ("generate", {"class_id": 2})],
+    ids=["inpaint", "panorama", "generate"],
+)
+def test_each_candidate_is_made_again_alone_from_its_own_seed(editor, mode, fields):
+    picture = None if mode == "generate" else _picture()
+    result = editor.run([EditRequest(mode, picture, **fields, options=EditOptions(seed=11, num_samples=3))])[0]
+    assert len(result.seeds) == 3 and len(set(result.seeds)) == 3 and result.seeds[0] == 11
+    for i, seed in enumerate(result.seeds):
+        again = editor.run([EditRequest(mode, picture, **fields, options=EditOptions(seed=seed, num_samples=1))])[0]
+        assert again.seeds == [seed]
+        assert np.array_equal(np.asarray(again.images[0]), np.asarray(result.images[i])), f"candidate {i + 1}"
 
 
 def test_large_photo_round_trip(editor):
@@ -265,12 +281,14 @@ def test_exif_orientation_is_applied(editor, tmp_path):
 
 
 def test_png_carries_parameters_and_is_not_overwritten(editor, tmp_path):
-    result = editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=9))
+    result = editor.inpaint(_picture(), Image.fromarray(_stroke()), EditOptions(seed=9, num_samples=2))
     path = save_png(result.images[0], tmp_path / "out.png", result.params)
     assert read_params(path)["seed"] == 9 and read_params(path)["mode"] == "inpaint"
+    second = save_png(result.images[1], tmp_path / "second.png", result.png_params(1))
+    assert read_params(second)["candidate"] == 2 and read_params(second)["candidate_seed"] == result.seeds[1]
     with pytest.raises(FileExistsError):
         save_png(result.images[0], path, result.params)
-    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "second.png"]
 
 
 def test_cancel_stops_the_edit(editor):

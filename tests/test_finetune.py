@@ -212,11 +212,17 @@ def _ray_train_workers() -> list[int]:
     return sorted(pid for pid, title in titles.items() if "RayTrainWorker" in title and mine(pid))
 
 
-def test_ray_train_follows_one_process_and_survives_a_killed_worker(shapes: Path, tmp_path: Path) -> None:
+def test_ray_train_follows_one_process_and_survives_a_killed_worker(
+    shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """2 local CPU workers (gloo), one of them killed by its pid once the step-4 checkpoint is in OUT (so Ray holds
     the step-2 one at least): Ray restarts the group from its checkpoint and the loss curve is still the
     one-process curve with the same global batch."""
     ray = pytest.importorskip("ray")
+    # Time for a loaded machine: Ray Train gives a restarted worker group 60 s to start (each worker imports
+    # torch and the project), and a start that runs late counts as one more failure. The local Ray instance
+    # starts from this process, so its workers read this.
+    monkeypatch.setenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "600")
     recipe = Recipe(steps=8, batch=4, bf16=False, save_every=2, samples_every=0)
     start, data = demo_on(shapes)
     one = finetune(recipe, data, start)

@@ -24,6 +24,7 @@ EXPECTED = {  # what the studio's code calls, by name and first parameters (None
     "gradio.processing_utils.encode_pil_to_bytes": ("pil_image", "format"),
     "gradio.processing_utils.hash_bytes": ("bytes",),
     "gradio.components.base.Component.api_info": ("self",),
+    "gradio.components.file.File.preprocess": ("self", "payload"),
     "gradio.events.EventData.__init__": ("self", "target", "_data"),
     "gradio.exceptions.Error.__init__": ("self", "message", "duration", "visible", "title", "print_exception"),
     "gradio.exceptions.InvalidPathError": None,

@@ -193,10 +193,18 @@ def test_a_box_around_the_object_selects_it(page: Page, files: dict[str, Path], 
     box_stroke(page)
     shot(page, "01-box")
     before = cells_state(page)
+    # Every text the note under the cells shows, from the click on (it says at once that the selection is working).
+    page.evaluate(
+        "() => { const note = document.querySelector('#mask-note'); window.__notes = [];"
+        " new MutationObserver(() => window.__notes.push(note.innerText))"
+        ".observe(note, {childList: true, subtree: true, characterData: true}); }"
+    )
     page.click("#mask-select")
     state = wait_cells_change(page, before)
     no_toasts(page)
     shot(page, "02-selected")
+    notes = page.evaluate("window.__notes")
+    assert any(n.startswith("Selecting the object in the box") for n in notes), f"no sign of work: {notes}"
 
     mask = save_mask(page, tmp_path)
     overlap = iou(mask, disc_mask())

@@ -52,3 +52,44 @@ LOST = [{"replay": True}, {"keep_fitting": True}, {"policy": "compat"}, {"policy
 def test_options_that_did_not_win_are_not_options(given):
     with pytest.raises(EditError):
         EditOptions.from_dict(given)
+
+
+def _photo(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic photo: a textured warm object (an ellipse and a bar) on a noisy, graded background -> the
+    picture uint8 (H, W, 3) and where the object is, bool (H, W)."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:height, 0:width]
+    background = np.stack([90 + 60 * xx / width, 120 + 40 * yy / height, 140 - 50 * xx / width], -1)
+    background += cv2.GaussianBlur(rng.normal(0, 25, (height, width, 3)), (0, 0), 3)
+    shape = np.zeros((height, width), np.uint8)
+    cx, cy = width // 2, height // 2
+    cv2.ellipse(shape, (cx, cy + height // 25), (int(width * 0.18), int(height * 0.28)), 15, 0, 360, 1, -1)
+    cv2.rectangle(shape, (cx - width // 25, cy - int(height * 0.38)), (cx + width // 30, cy), 1, -1)
+    texture = np.stack([200 + 0 * xx, 80 + 30 * np.sin(xx / 9), 60 + 20 * np.cos(yy / 7)], -1)
+    picture = np.where(shape[..., None] > 0, texture + rng.normal(0, 12, (height, width, 3)), background)
+    return np.clip(cv2.GaussianBlur(picture, (0, 0), 0.8), 0, 255).astype(np.uint8), shape.astype(bool)
+
+
+def test_select_object_on_a_reduced_copy_matches_the_full_size_run():
+    """GrabCut on a reduced copy with its edge refined at full size finds what GrabCut on the whole picture
+    finds (the time each takes: bench/select_object.py)."""
+    from editing.mask_tools import select_object
+
+    picture, truth = _photo(600, 400)
+    ys, xs = np.nonzero(truth)
+    hint = np.zeros_like(truth)
+    hint[ys.min() - 20 : ys.max() + 20, xs.min() - 20 : xs.max() + 20] = True  # a rough box around it
+    fast = select_object(picture, hint, work_side=160)
+    full = select_object(picture, hint, work_side=None)
+
+    def iou(a: np.ndarray, b: np.ndarray) -> float:
+        return float((a & b).sum() / (a | b).sum())
+
+    assert iou(full, truth) >= 0.97
+    assert iou(fast, full) >= 0.97, iou(fast, full)
+    assert iou(fast, truth) >= 0.97
+    # The edge is found at full size, not copied blockwise from the reduced copy.
+    rough = np.asarray(Image.fromarray(truth).resize((160, 107), Image.Resampling.NEAREST).resize((600, 400)))
+    assert (fast != truth).sum() < (rough != truth).sum() / 10

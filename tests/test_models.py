@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from editing import EditError, Editor, EditorProtocol, EditRequest, register_family
+from editing import EditError, Editor, EditorProtocol, EditRequest, register_family, unregister_family
 from editing.editor import preview_cells
-from editing.families import FAMILIES, VarClassConditional
 from editing.interface import EditorProtocol as Interface
 from editing.models import list_models, load_model, model_defaults, resolve
 from editing.serving import RemoteEditor
+from editing.var_family import VarClassConditional
 from var_core import CheckpointError
 from var_core.zoo import ZOO
 
@@ -53,8 +53,10 @@ def test_a_second_family_is_registered_from_outside_and_keeps_to_its_modes(model
         name = "toy-generate-only"
         modes = frozenset({"generate"})
 
-        def labels(self, var, folder):
-            return [f"toy {i}" for i in range(var.num_classes)]
+        def load(self, files, folder, device, dtype):
+            model = super().load(files, folder, device, dtype)
+            model.labels = [f"toy {i}" for i in range(model.var.num_classes)]
+            return model
 
     register_family(GenerateOnly())
     try:
@@ -70,7 +72,7 @@ def test_a_second_family_is_registered_from_outside_and_keeps_to_its_modes(model
         with pytest.raises(CheckpointError, match="is a 'text-to-image' model, which this version cannot load"):
             load_model("tiny", models, device="cpu")
     finally:
-        FAMILIES.pop("toy-generate-only")
+        unregister_family("toy-generate-only")
 
 
 def test_the_local_and_the_ray_editor_offer_the_same_interface(models):
@@ -91,6 +93,6 @@ def test_the_cells_preview_needs_only_the_geometry(models):
     mask[10:30, 20:50] = 255
     request = EditRequest("inpaint", picture, Image.fromarray(mask))
     here = editor.preview_cells(request)
-    alone = preview_cells(request, editor.geometry, editor.limits, editor.name, editor.class_names)
+    alone = preview_cells(request, editor.geometry, editor.limits, editor.naming, editor.family)
     assert here.images == alone.images == [] and np.array_equal(here.regenerated, alone.regenerated)
     assert here.regenerated.any() and not here.regenerated.all()

@@ -24,6 +24,7 @@ class Centre(Mode):
     title = "Centre"
     button = "Redraw the centre"
     doc = "Redraw a square in the middle of a picture; the rest is kept."
+    families = ("var-class",)  # a mode written after the families names those that run it
     fields = (IMAGE, field("size", int, "Square (px)", "the side of the square to redraw.", 16, low=1, high=4096))
 
     def inputs(self, request: EditRequest, limits: object) -> Inputs:
@@ -63,16 +64,31 @@ def _outside_kept(path: str, photo: Path, size: int) -> bool:
     return after.shape == before.shape and np.array_equal(after[outside], before[outside])
 
 
+def _launch(demo) -> None:
+    """`demo.launch` in this process, tried again where a busy machine fails Gradio's own check that the page
+    answers within 3 s ("When localhost is not accessible, a shareable link must be created")."""
+    from studio.layout import CSS, HEAD
+
+    for attempt in range(3):
+        try:
+            demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), css=CSS, head=HEAD)
+            return
+        except ValueError as e:
+            if "localhost is not accessible" not in str(e) or attempt == 2:
+                raise
+            demo.close()
+
+
 def test_a_registered_mode_is_a_tab_and_an_endpoint(centre, photo):
     from gradio_client import Client, handle_file
 
-    from studio.layout import CSS, HEAD, build_app
+    from studio.layout import build_app
 
     demo = build_app(Editor.from_pretrained("demo", device="cpu"))
     tabs = [c["props"].get("label") for c in demo.config["components"] if c["type"] in ("tab", "tabitem")]
     buttons = [c["props"].get("value") for c in demo.config["components"] if c["type"] == "button"]
     assert "Centre" in tabs and "Redraw the centre" in buttons, (tabs, buttons)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), css=CSS, head=HEAD)
+    _launch(demo)
     try:
         client = Client(demo.local_url, verbose=False)
         path, params = client.predict(handle_file(str(photo)), 12, {"seed": 1}, api_name="/centre")

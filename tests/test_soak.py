@@ -1,5 +1,6 @@
 """The soak test's short form: 4 clients for 30 s against a fresh studio, valid small edits mixed with
-hostile ones (huge picture, decompression-bomb mask, 64 candidates, malformed options)."""
+hostile ones (huge picture, decompression-bomb mask, 64 candidates, malformed options, 5 MB values and keys):
+each refused in one sentence, and the studio's log grows by less than LOG_MB."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PEAK_RSS_MB = 2000  # the demo model's studio under this load stays far below (about 0.5 GB measured)
 TEMP_DIR_MB = 50
+LOG_MB = 1  # a 5 MB hostile value is quoted in 80 characters, not echoed
 
 
 def test_soak_short_form(tmp_path):
@@ -25,3 +27,5 @@ def test_soak_short_form(tmp_path):
     assert hostile and all(k.endswith("refused in one sentence") for k in hostile), hostile
     assert figures["peak_server_rss_mb"] < PEAK_RSS_MB
     assert figures["temp_dir_mb_at_end"] < TEMP_DIR_MB
+    assert figures["outcomes"].get("huge-value: refused in one sentence", 0) > 0
+    assert figures["log_mb_at_end"] < LOG_MB

@@ -22,7 +22,7 @@ from var_core.zoo import KNOWN_SIZES, VQVAE_FILE, ZOO
 LOAD = """
 from editing import Editor
 editor = Editor.from_pretrained("d16", device="cpu", download={download})
-print("LOADED", editor.name, editor.resolution, editor.var.config["depth"])
+print("LOADED", editor.name, editor.resolution, editor.model.var.config["depth"])
 """
 
 

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         picture = Image.fromarray(images[i].permute(1, 2, 0).numpy())
         options = EditOptions(seed=args.seed + r, num_samples=3, feather=2)
         inpainted = editor.inpaint(picture, Image.fromarray(mask), options).images
-        others = [c for c in range(editor.var.num_classes) if c != int(labels[i])]
+        others = [c for c in range(editor.model.var.num_classes) if c != int(labels[i])]
         targets = rng.choice(others, 2, replace=False)
         edited = [
             editor.edit_class(

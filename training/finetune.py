@@ -105,8 +105,8 @@ def load_start(model: str | Path, device: str = "cpu") -> StartPoint:
     except (CheckpointError, OSError, ValueError) as e:
         raise TrainingError(f"Cannot start from {model}: {e}") from e
     # a trainable copy: the loader's prepacked linear layers save plain weights
-    var = _var_like(editor.var, editor.var.state_dict(), editor.var.num_classes)
-    start = StartPoint(str(model), editor.vqvae, var, list(editor.class_names), editor.defaults.to_dict())
+    var = _var_like(editor.model.var, editor.model.var.state_dict(), editor.model.var.num_classes)
+    start = StartPoint(str(model), editor.model.vqvae, var, list(editor.class_names), editor.defaults.to_dict())
     return start.to(device)
 
 

@@ -101,7 +101,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     before, after = load_start(args.before), load_start(args.after)
-    held = load_class_folder(args.heldout, after.vqvae.image_size, say=lambda _: None)
+    held = load_class_folder(args.heldout, after.model.vqvae.image_size, say=lambda _: None)
     classes = held.class_names
     if classes != after.class_names:
         raise SystemExit(f"The held-out classes {classes} are not the model's {after.class_names}.")
@@ -109,7 +109,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     judge = train_judge(held.images, held.labels, len(classes), args.epochs, args.seed)
     ceiling = None
     if args.train:
-        train = load_class_folder(args.train, after.vqvae.image_size, say=lambda _: None)
+        train = load_class_folder(args.train, after.model.vqvae.image_size, say=lambda _: None)
         ceiling = (classify(judge, train.images) == train.labels).float().mean().item()
     own = {name: i for i, name in enumerate(before.class_names)}
     ids = {"before": [own.get(c) for c in classes], "after": list(range(len(classes)))}

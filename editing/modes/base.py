@@ -1,8 +1,10 @@
 """The mode registry: what an edit mode declares, and the table of registered modes.
 
 A mode is one module: its fields as a typed table (like the option table), its own checks, how it
-prepares its inputs (picture, mask) and what it records in the result's PNG. The request, the
-studio's tabs, the named endpoints, the MCP tools and the CLI's flags are all made from here.
+prepares its inputs (picture, mask) and what it records in the result's PNG. The model families add
+their conditioning fields to the modes they run (`add_family_fields`: VAR's `class_id`, a text
+model's `prompt`), so a mode's request fields are its own and those (`Mode.request_fields`). The
+request, the studio's tabs, the named endpoints, the MCP tools and the CLI's flags are all made from here.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class Picture:
 @dataclass(frozen=True)
 class Field:
     """One field of a mode. required: the sentence when it is missing (None: optional, `default`);
-    elem_id: the id of its studio widget; widget: "classes" shows the model's classes to pick from."""
+    elem_id: the id of its studio widget; widget: "classes" shows the model's classes to pick from.
+    A str field without choices is free text (`OptionSpec.max_length`): a text box, a string."""
 
     name: str
     spec: OptionSpec
@@ -91,7 +94,9 @@ class Mode:
 
     name: the request's "mode" (endpoint, MCP tool and CLI --mode); title: the studio tab the mode's
     button sits in (modes with the same title share a tab and its widgets); button: the button's text;
-    doc: what the mode does, one sentence (endpoint and tool description); fields: its fields.
+    doc: what the mode does, one sentence (endpoint and tool description); fields: its own fields (the
+    families add their conditioning: `request_fields`); families: the model families that run it besides
+    those that declare it (`ModelFamily.modes`), for a mode written after them.
     """
 
     name: str = ""
@@ -101,6 +106,7 @@ class Mode:
     button_id: str = ""
     doc: str = ""
     fields: tuple[Field, ...] = ()
+    families: tuple[str, ...] = ()
 
     @property
     def uses_picture(self) -> bool:
@@ -110,8 +116,18 @@ class Mode:
     def uses_mask(self) -> bool:
         return any(f.name == "mask" for f in self.fields)
 
+    @property
+    def request_fields(self) -> tuple[Field, ...]:
+        """The mode's own fields, then those the registered families add to it (their conditioning)."""
+        added = [f for f, _ in _FAMILY_FIELDS.get(self.name, {}).values()]
+        return (*self.fields, *added)
+
+    def family_fields(self, family: str) -> list[str]:
+        """The names of the fields family `family` adds to this mode."""
+        return [name for name, (_, families) in _FAMILY_FIELDS.get(self.name, {}).items() if family in families]
+
     def field_names(self) -> list[str]:
-        return [f.name for f in self.fields]
+        return [f.name for f in self.request_fields]
 
     def check(self, given: dict[str, Any]) -> dict[str, Any]:
         """Every field's value checked (defaults for those not given), then the mode's own checks."""
@@ -123,7 +139,7 @@ class Mode:
                 raise EditError(f"Unknown field {unknown} for {self.name}; its fields are "
                                 f"{fields} and the option names.")
         values = {}
-        for f in self.fields:
+        for f in self.request_fields:
             value = f.check(given.get(f.name, f.default))
             if value is None and f.required:
                 raise EditError(f"A {self.name} request {f.required}.")
@@ -135,16 +151,15 @@ class Mode:
         return values
 
     def inputs(self, request: EditRequest, limits: Limits) -> Inputs:
-        """Read the picture and mask (same size), within the limits."""
-        picture = canvas.load_image(request.image, limits.picture_pixels)
-        limits.check_canvas(picture.width, picture.height, request.options.num_samples)
+        """Read the picture and mask (same size), within the limits: every size is checked from the files'
+        headers before either is decoded."""
+        opened = canvas.open_guarded(request.image, "image", limits.picture_pixels, decode=False)
+        limits.check_canvas(*opened.size, request.options.num_samples)  # as stored: a quarter turn changes neither
+        mask = canvas.open_mask(request.mask, opened.size, limits.picture_pixels)
+        picture = canvas.load_image(opened)
         size, info, pixels = picture.size, picture.info, np.asarray(picture)
-        del picture  # the PIL copy goes before the mask is read: memory follows the work
-        return Inputs(pixels, Mask(canvas.load_mask(request.mask, size, limits.picture_pixels)), info)
-
-    def label(self, request: EditRequest) -> int | None:
-        """The class to sample with (None: none)."""
-        return None
+        del opened, picture  # the PIL copies go before the mask is read: memory follows the work
+        return Inputs(pixels, Mask(canvas.load_mask(mask, size, limits.picture_pixels)), info)
 
     def windowed(self, inputs: Inputs) -> bool:
         """Whether the canvas is drawn in overlapping windows (a panorama) rather than in one region."""
@@ -152,10 +167,32 @@ class Mode:
 
     def recorded(self, request: EditRequest) -> dict[str, Any]:
         """The mode's fields recorded in the result's PNG (and read back by the CLI's rerun-skip)."""
-        return {f.name: request.fields[f.name] for f in self.fields if not f.picture}
+        return {f.name: request.fields[f.name] for f in self.request_fields if not f.picture}
 
 
 _REGISTRY: dict[str, Mode] = {}
+_FAMILY_FIELDS: dict[str, dict[str, tuple[Field, set[str]]]] = {}  # mode -> field name -> (field, its families)
+
+
+def add_family_fields(family: str, mode: str, fields: tuple[Field, ...]) -> None:
+    """Family `family` conditions mode `mode` on `fields` (a field shared by two families must be the same)."""
+    table = _FAMILY_FIELDS.setdefault(mode, {})
+    for f in fields:
+        known, families = table.get(f.name, (f, set()))
+        if known != f or f.name in {own.name for own in get_mode(mode).fields}:
+            raise ValueError(f"The field {f.name!r} of {mode} already has another meaning.")
+        table[f.name] = (f, families | {family})
+
+
+def remove_family_fields(family: str) -> None:
+    """Forget the fields a family added (a test's toy family)."""
+    for table in _FAMILY_FIELDS.values():
+        for name in list(table):
+            f, families = table[name]
+            if families - {family}:
+                table[name] = (f, families - {family})
+            else:
+                del table[name]
 
 
 def register(mode: Mode | type[Mode]) -> Mode:

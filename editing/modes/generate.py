@@ -1,11 +1,11 @@
-"""Generate: draw a new picture of a class (or of anything) at the model's resolution."""
+"""Generate: draw a new picture at the model's resolution, of what the model's family is conditioned on
+(a class, a prompt) or of anything."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .base import Inputs, Mode
-from .class_edit import class_field
 
 
 class Generate(Mode):
@@ -14,11 +14,8 @@ class Generate(Mode):
     tab_id = "class"
     button = "Generate new picture"
     button_id = "run-generate"
-    doc = "Draw a new picture of a class at the model's resolution (no class: anything)."
-    fields = (class_field(),)
+    doc = "Draw a new picture at the model's resolution, of a class or a prompt (none given: anything)."
+    fields = ()
 
     def inputs(self, request: Any, limits: Any) -> Inputs:
         return Inputs(None, None)
-
-    def label(self, request: Any) -> int | None:
-        return request.class_id

@@ -1,5 +1,8 @@
 """The mode tabs, made from the mode registry (editing/modes): one tab per mode title, a widget per
-field (shared by the modes of a tab), a run button per mode; `EXTRAS` adds a mode's own studio tools."""
+field (shared by the modes of a tab), a run button per mode; `EXTRAS` adds a mode's own studio tools.
+
+The fields the model families add (a class list, a prompt box) are shown only while a model of a
+family that takes them is loaded (`Tab.family_widgets`; the model panel swaps them)."""
 
 from __future__ import annotations
 
@@ -26,6 +29,11 @@ class Run:
     fields: Callable[[Values], dict[str, Any]] = lambda values: {}
     uses_mask: bool = True
     uses_picture: bool = True
+    family_fields: frozenset[str] = frozenset()  # the fields families add: sent only where the model takes them
+
+    def request_fields(self, values: Values, taken: list[str]) -> dict[str, Any]:
+        """The widgets' request fields, less the family fields the loaded model does not take (`taken`)."""
+        return {k: v for k, v in self.fields(values).items() if k not in self.family_fields or k in taken}
 
 
 @dataclass
@@ -39,18 +47,26 @@ class Tab:
     uses_mask: bool
     extras: list[Any]
     class_lists: list[gr.Dropdown] = field(default_factory=list)  # the widgets listing the model's classes
+    family_widgets: dict[str, gr.components.Component] = field(default_factory=dict)  # by field name
 
 
 # A mode's own studio tools, by mode name: called inside its tab with the tab's widgets (tabs/outpaint.py).
 EXTRAS: dict[str, Callable[[dict[str, gr.components.Component]], Any]] = {}
 
 
-def field_widget(f: Field, class_choices: list[tuple[str, int]]) -> gr.components.Component:
-    """The widget of one mode field, from its spec."""
+def field_widget(f: Field, class_choices: list[tuple[str, int]], visible: bool = True) -> gr.components.Component:
+    """The widget of one mode field, from its spec; visible: whether the loaded model takes it."""
     spec, info = f.spec, f.spec.help[:1].upper() + f.spec.help[1:]
     if f.widget == "classes":
         info = "Type to search; paint the area to change on the picture."
-        return gr.Dropdown(class_choices, value=0, label=spec.label, filterable=True, info=info, elem_id=f.elem_id)
+        return gr.Dropdown(
+            class_choices, value=0, label=spec.label, filterable=True, info=info, elem_id=f.elem_id, visible=visible
+        )
+    if spec.text:
+        return gr.Textbox(
+            f.default or "", label=spec.label, info=info, max_length=spec.max_length, lines=1,
+            elem_id=f.elem_id or f"field-{f.name.replace('_', '-')}", visible=visible,
+        )  # fmt: skip
     if spec.choices:
         return gr.Dropdown(list(spec.choices), value=f.default, label=spec.label, info=info, elem_id=f.elem_id)
     if spec.kind is bool:
@@ -65,28 +81,33 @@ def field_widget(f: Field, class_choices: list[tuple[str, int]]) -> gr.component
 
 
 def _run(mode: Mode, button: gr.Button, widgets: dict[str, gr.components.Component]) -> Run:
-    own = {f.name: widgets[f.name] for f in mode.fields if not f.picture}
+    own = {f.name: widgets[f.name] for f in mode.request_fields if not f.picture}
+    added = frozenset(own) - {f.name for f in mode.fields}
 
     def fields(values: Values) -> dict[str, Any]:
         return {name: values[widget] for name, widget in own.items()}
 
-    return Run(mode.name, button, list(own.values()), fields, mode.uses_mask, mode.uses_picture)
+    return Run(mode.name, button, list(own.values()), fields, mode.uses_mask, mode.uses_picture, added)
 
 
-def _widgets(modes: list[Mode], class_choices: list[tuple[str, int]]) -> dict[str, gr.components.Component]:
-    """One widget per field name of the modes of a tab (pictures come from the canvas)."""
+def _widgets(
+    modes: list[Mode], class_choices: list[tuple[str, int]], taken: list[str]
+) -> dict[str, gr.components.Component]:
+    """One widget per field name of the modes of a tab (pictures come from the canvas); the fields families add
+    are visible where the loaded model takes them (`taken`)."""
     widgets: dict[str, gr.components.Component] = {}
-    for f in (f for mode in modes for f in mode.fields if not f.picture):
+    own = {f.name for mode in modes for f in mode.fields}
+    for f in (f for mode in modes for f in mode.request_fields if not f.picture):
         if f.name not in widgets:
-            widgets[f.name] = field_widget(f, class_choices)
+            widgets[f.name] = field_widget(f, class_choices, f.name in own or f.name in taken)
     return widgets
 
 
-def _tab(title: str, modes: list[Mode], class_choices: list[tuple[str, int]]) -> Tab:
+def _tab(title: str, modes: list[Mode], class_choices: list[tuple[str, int]], taken: list[str]) -> Tab:
     tab_id = modes[0].tab_id or modes[0].name
     with gr.Tab(title, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
         gr.Markdown(" ".join(mode.doc for mode in modes))
-        widgets = _widgets(modes, class_choices)
+        widgets = _widgets(modes, class_choices, taken)
         with gr.Row():
             buttons = [
                 gr.Button(mode.button or mode.name, variant="primary" if i == 0 else "secondary",
@@ -95,13 +116,15 @@ def _tab(title: str, modes: list[Mode], class_choices: list[tuple[str, int]]) ->
             ]  # fmt: skip
         extras = [EXTRAS[mode.name](widgets) for mode in modes if mode.name in EXTRAS]
     runs = [_run(mode, button, widgets) for mode, button in zip(modes, buttons, strict=True)]
-    classes = [widgets[f.name] for mode in modes for f in mode.fields if f.widget == "classes"]
-    return Tab(tab, runs, widgets, any(mode.uses_mask for mode in modes), extras, classes[:1])
+    classes = [widgets[f.name] for mode in modes for f in mode.request_fields if f.widget == "classes"]
+    added = {name: widgets[name] for run in runs for name in run.family_fields}
+    return Tab(tab, runs, widgets, any(mode.uses_mask for mode in modes), extras, classes[:1], added)
 
 
-def build_tabs(class_choices: list[tuple[str, int]]) -> list[Tab]:
-    """Every registered mode's tab (inside the current gr.Tabs); modes with the same title share one."""
+def build_tabs(class_choices: list[tuple[str, int]], taken: list[str]) -> list[Tab]:
+    """Every registered mode's tab (inside the current gr.Tabs); modes with the same title share one.
+    taken: the fields the loaded model's family adds (its conditioning), whose widgets are shown."""
     groups: dict[str, list[Mode]] = {}
     for mode in registered():
         groups.setdefault(mode.title or mode.name, []).append(mode)
-    return [_tab(title, modes, class_choices) for title, modes in groups.items()]
+    return [_tab(title, modes, class_choices, taken) for title, modes in groups.items()]
