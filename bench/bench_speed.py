@@ -1,9 +1,17 @@
 """Speed against the original: our generation and edits as ratios to the original code's generation.
 
-    python bench/bench_speed.py --original /path/to/FoundationVision/VAR [--repeats 3] [--threads 2] [--json out.json]
+    python bench/bench_speed.py --original /path/to/FoundationVision/VAR --old /tmp/old --repeats 5 --threads 2
+    python bench/bench_speed.py --original ... --rows all                 # every row (masks 2..80 %, class 40 %)
     python bench/bench_speed.py --original ... --threads 1 --clock cpu    # steadier on a shared machine
     python bench/bench_speed.py --original ... --stat min                 # fastest repeats, for bursty load
     python bench/bench_speed.py --original ... --fast-float32             # fast mode without fast bfloat16
+
+`--old PATH`: a checkout of an earlier commit of this project (`git worktree add /tmp/old c868edd`, or
+`git archive c868edd | tar -x -C /tmp/old`), timed as a third side on the same rows: the regression guard.
+The table gives, per row, the median of the per-repeat ratios and their spread (min-max over the repeats), this
+machine's float32 and bfloat16 matrix-product rates (2048x2048, the workers' thread count, measured by our worker
+before and after the run) and the share of the float32 rate that each of our rows reaches (its FLOPs, counted
+once with `torch.utils.flop_counter`, over its median seconds).
 
 d16-shaped models with random weights (speed does not depend on the values), 256 px, CPU, batch 1,
 cfg 1.5, top-k 900, top-p 0.96, every timing including the VQVAE decode. Rows:
@@ -38,9 +46,12 @@ from typing import Any
 from common import MARK, ROOT, fmt, load_avg, machine_info, median, paired_ratio, write_json
 
 CLASS = 207
-AIMS = {"generate": 0.85, "inpaint10": 0.5, "class10": 0.75}
+# issue 30's aims, as ratios to the original's generation: exact, and the fast mode
+AIMS = {"generate": 0.7, "inpaint10": 0.45, "inpaint40": 0.55, "class10": 0.65}
+FAST_AIMS = {"generate": 0.25, "inpaint10": 0.15}
 ROWS = [("generate", "generate"), *((f"inpaint{a}", f"in-paint {a} %") for a in (2, 5, 10, 20, 40, 80))]
 ROWS += [("class10", "class edit 10 %"), ("class40", "class edit 40 %")]
+DEFAULT_ROWS = "generate,inpaint10,inpaint40,class10"
 
 
 # ---- worker side ---------------------------------------------------------------------------------
@@ -128,6 +139,59 @@ class Original:
         self.var.autoregressive_infer_cfg(B=1, label_B=labels, g_seed=seed, cfg=1.5, top_k=900, top_p=0.96)
 
 
+def matmul_rates(size: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of a (size, size) @ (size, size) product in float32 and bfloat16, fastest of `repeats`."""
+    import torch
+
+    rates = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+        a @ b  # warm-up
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        rates[str(dtype).removeprefix("torch.")] = 2 * size**3 / best / 1e9
+    return rates
+
+
+def count_flops(model: Ours | Original, name: str, fast: bool) -> float:
+    """GFLOP of one run of a task (matrix products, convolutions, attention), the prepacked linear layers included."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def linear(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        return 2 * math.prod(x_shape) * out_shape[-1]
+
+    def attention(q_shape, k_shape, *args, out_shape=None, **kwargs) -> int:  # q @ k^T and p @ v
+        return 4 * math.prod(q_shape) * k_shape[-2]
+
+    aten, mapping = torch.ops.aten, {}
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        mapping[aten._scaled_dot_product_flash_attention_for_cpu] = attention
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        mapping[torch.ops.mkldnn._linear_pointwise] = linear
+    counter = FlopCounterMode(display=False, custom_mapping=mapping)
+    with torch.inference_mode(), counter:
+        model.task(name, fast, seed=0)
+    return counter.get_total_flops() / 1e9
+
+
+def answer(model: Ours | Original, req: dict[str, Any]) -> dict[str, Any]:
+    """A worker's reply to one request: matmul rates, a task's FLOPs, or the seconds of one timed run."""
+    import torch
+
+    if req["task"] == "rates":
+        return matmul_rates()
+    if req["task"] == "flops":
+        return {"gflop": count_flops(model, req["name"], req["fast"])}
+    with torch.inference_mode():
+        wall, cpu = time.perf_counter(), time.process_time()
+        model.task(req["task"], req["fast"], req["seed"])
+        return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
 def worker(side: str, threads: int, seed: int, fast_float32: bool) -> None:
     import torch
 
@@ -135,24 +199,18 @@ def worker(side: str, threads: int, seed: int, fast_float32: bool) -> None:
     model = Ours(seed, fast_float32) if side == "ours" else Original(seed)
     print(MARK + json.dumps({"ready": side, "threads": torch.get_num_threads()}), flush=True)
     for line in sys.stdin:
-        req = json.loads(line)
-        with torch.inference_mode():
-            wall, cpu = time.perf_counter(), time.process_time()
-            model.task(req["task"], req["fast"], req["seed"])
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(MARK + json.dumps({"wall": wall, "cpu": cpu}), flush=True)
+        print(MARK + json.dumps(answer(model, json.loads(line))), flush=True)
 
 
 # ---- driver side ---------------------------------------------------------------------------------
 class Side:
-    """A worker subprocess for one side."""
+    """A worker subprocess for one side, importing its code from `path` (PYTHONPATH, set through `env=`)."""
 
-    def __init__(self, side: str, threads: int, seed: int, original: Path | None = None, fast_float32: bool = False):
-        # ours: this checkout's packages, whatever another checkout may have installed
-        env = {**os.environ, "PYTHONPATH": str(original if original is not None else ROOT)}
+    def __init__(self, side: str, path: Path, threads: int, seed: int, fast_float32: bool = False):
+        env = {**os.environ, "PYTHONPATH": str(path)}
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", side, "--threads", str(threads)]
         cmd += ["--seed", str(seed)] + (["--fast-float32"] if fast_float32 else [])
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=path, env=env)
         self.info = self.read()
 
     def read(self) -> dict[str, Any]:
@@ -162,12 +220,15 @@ class Side:
                 return json.loads(line[len(MARK) :])
         raise RuntimeError(f"worker exited with code {self.proc.wait()}")
 
-    def time(self, task: str, fast: bool, seed: int) -> dict[str, float]:
-        """Seconds of one run: wall clock and the worker's CPU time (all its threads)."""
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"task": task, "fast": fast, "seed": seed}) + "\n")
+        self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         return self.read()
+
+    def time(self, task: str, fast: bool, seed: int) -> dict[str, float]:
+        """Seconds of one run: wall clock and the worker's CPU time (all its threads)."""
+        return self.ask({"task": task, "fast": fast, "seed": seed})
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -184,9 +245,21 @@ def original_checkout(path: str) -> Path:
     raise SystemExit(f"No FoundationVision/VAR checkout at {path} (expected {path}/models/var.py).")
 
 
-def main(argv: list[str] | None = None) -> int:
+def old_checkout(path: str) -> Path:
+    """An earlier commit of this project (its var_core and editing packages and this bench's `Ours`)."""
+    root = Path(path).resolve()
+    if not (root / "var_core" / "sampling.py").exists():
+        raise SystemExit(f"No checkout of this project at {path} (expected {path}/var_core/sampling.py).")
+    return root
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--original", default=None, help="the FoundationVision/VAR checkout (or a folder holding it as VAR)")
+    p.add_argument("--old", default=None, help="a checkout of an earlier commit of this project, timed beside ours")
+    p.add_argument(
+        "--rows", default=DEFAULT_ROWS, help=f"comma-separated rows, or 'all' ({', '.join(k for k, _ in ROWS)})"
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--seed", type=int, default=0, help="weight-init seed; repeat r samples with seed r")
@@ -209,62 +282,122 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="time the fast mode as on hardware without fast bfloat16 (float32, the last two scales' pruning alone)",
     )
+    p.add_argument("--no-flops", action="store_true", help="skip counting each row's FLOPs")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", choices=("ours", "original"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def start_sides(args: argparse.Namespace) -> dict[str, Side]:
+    """The workers: 'ours' (this checkout), 'old' (--old) and 'original' (--original), each in its own process."""
+    sides = {"ours": Side("ours", ROOT, args.threads, args.seed, args.fast_float32)}
+    if args.old:
+        sides["old"] = Side("ours", old_checkout(args.old), args.threads, args.seed, args.fast_float32)
+    if args.original:
+        sides["original"] = Side("original", original_checkout(args.original), args.threads, args.seed)
+    return sides
+
+
+def task_list(args: argparse.Namespace, sides: dict[str, Side]) -> list[tuple[str, str, str, bool]]:
+    """(key, side, task, fast) in the order of one repeat: each row's sides back to back."""
+    names = [k for k, _ in ROWS] if args.rows == "all" else args.rows.split(",")
+    tasks = [("original", "original", "generate", False)] if "original" in sides else []
+    for name in names:
+        for fast in (False, True):
+            for side in ("old", "ours"):
+                if side in sides:
+                    key = f"{'old ' if side == 'old' else ''}{name}{'_fast' if fast else ''}"
+                    tasks.append((key, side, name, fast))
+    return tasks
+
+
+def measure(args: argparse.Namespace, sides: dict[str, Side], tasks: list) -> tuple[dict[str, list[float]], list]:
+    """Every task once per repeat, the order reversed in every other repeat (the load falls on all sides alike)."""
+    seconds: dict[str, list[float]] = {key: [] for key, *_ in tasks}
+    loads = []
+    for r in range(args.repeats):
+        for key, side, name, fast in tasks if r % 2 == 0 else tasks[::-1]:
+            run = sides[side].time(name, fast, seed=r)
+            seconds[key].append(run[args.clock])
+            log = f"  repeat {r + 1}/{args.repeats} {key}: {run['wall']:.2f} s wall, {run['cpu']:.2f} s CPU"
+            print(log, file=sys.stderr, flush=True)
+        loads.append(load_avg())
+    return seconds, loads
+
+
+def summarise(args: argparse.Namespace, tasks: list, seconds: dict[str, list[float]], base: str, flops: dict) -> list:
+    """One row per task: typical seconds, the ratio to `base`, the spread of the per-repeat ratios, the aim."""
+    rows = []
+    for key, side, name, fast in tasks:
+        per_repeat = [a / b for a, b in zip(seconds[key], seconds[base], strict=True)]
+        if args.stat == "min":
+            ratio, typical = min(seconds[key]) / min(seconds[base]), min(seconds[key])
+        else:
+            ratio, typical = paired_ratio(seconds[key], seconds[base]), median(seconds[key])
+        aims = FAST_AIMS if fast else AIMS
+        aim = aims.get(name) if base == "original" and side == "ours" else None
+        row = {"key": key, "side": side, "seconds": typical, "all": seconds[key], "ratio": ratio, "aim": aim}
+        row.update(spread=[min(per_repeat), max(per_repeat)], gflop=flops.get(key))
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.worker:
         worker(args.worker, args.threads, args.seed, args.fast_float32)
         return 0
-    ours = Side("ours", args.threads, args.seed, fast_float32=args.fast_float32)
-    orig = Side("original", args.threads, args.seed, original_checkout(args.original)) if args.original else None
-    tasks = [(f"{name}{'_fast' if fast else ''}", name, fast) for name, _ in ROWS for fast in (False, True)]
-    if orig is not None:
-        tasks.insert(0, ("original", "generate", False))
-    seconds: dict[str, list[float]] = {key: [] for key, *_ in tasks}
-    loads = []
+    sides = start_sides(args)
+    tasks = task_list(args, sides)
     try:
-        for r in range(args.repeats):
-            for key, name, fast in tasks if r % 2 == 0 else tasks[::-1]:
-                side = orig if key == "original" else ours
-                assert side is not None
-                run = side.time(name, fast, seed=r)
-                seconds[key].append(run[args.clock])
-                log = f"  repeat {r + 1}/{args.repeats} {key}: {run['wall']:.2f} s wall, {run['cpu']:.2f} s CPU"
-                print(log, file=sys.stderr, flush=True)
-            loads.append(load_avg())
+        rates = [sides["ours"].ask({"task": "rates"})]
+        seconds, loads = measure(args, sides, tasks)
+        rates.append(sides["ours"].ask({"task": "rates"}))
+        flops = {}
+        if not args.no_flops:
+            for key, side, name, fast in tasks:
+                if side == "ours":
+                    flops[key] = sides[side].ask({"task": "flops", "name": name, "fast": fast})["gflop"]
     finally:
-        ours.close()
-        if orig is not None:
-            orig.close()
-    base = "original" if orig is not None else "generate"
-    rows = []
-    for key, name, fast in tasks:
-        if args.stat == "min":
-            ratio = min(seconds[key]) / min(seconds[base])
-        else:
-            ratio = paired_ratio(seconds[key], seconds[base])
-        aim = AIMS.get(name) if orig is not None and key != "original" and not fast else None
-        typical = min(seconds[key]) if args.stat == "min" else median(seconds[key])
-        rows.append({"key": key, "seconds": typical, "all": seconds[key], "ratio": ratio, "aim": aim})
+        for side in sides.values():
+            side.close()
+    base = "original" if "original" in sides else "generate"
+    rows = summarise(args, tasks, seconds, base, flops)
     info = machine_info("cpu", args.threads)
-    print(table(rows, base, info, args, loads))
-    write_json(args.json, {"machine": info, "args": vars(args), "baseline": base, "load_avg": loads, "rows": rows})
+    print(table(rows, base, info, args, loads, rates))
+    payload = {"machine": info, "args": vars(args), "baseline": base, "load_avg": loads, "rates": rates, "rows": rows}
+    write_json(args.json, payload)
     return 0
 
 
-def table(rows: list[dict[str, Any]], base: str, info: dict[str, Any], args: argparse.Namespace, loads) -> str:
-    names = {"original": "original: generate", **{k: f"ours: {v}" for k, v in ROWS}}
-    fast = "fast (float32, pruning alone)" if args.fast_float32 else "fast"
-    names.update({f"{k}_fast": f"ours: {v}, {fast}" for k, v in ROWS})
+def label(key: str, fast_name: str) -> str:
+    """A row's name in the table, from its key ('old inpaint10_fast' -> 'old: in-paint 10 %, fast')."""
+    names = dict(ROWS)
+    side, _, task = key.rpartition(" ")
+    name, fast = task.removesuffix("_fast"), task.endswith("_fast")
+    if key == "original":
+        return "original: generate"
+    return f"{side or 'ours'}: {names[name]}" + (f", {fast_name}" if fast else "")
+
+
+def table(rows: list[dict[str, Any]], base: str, info: dict[str, Any], args: argparse.Namespace, loads, rates) -> str:
+    fast_name = "fast (float32, pruning alone)" if args.fast_float32 else "fast"
+    f32 = min(r["float32"] for r in rates)
+    rate_text = ", ".join(f"{d} {min(r[d] for r in rates):.0f}-{max(r[d] for r in rates):.0f}" for d in rates[0])
     head = (
         f"{info['date']} | {info['cpu']} | {args.threads} threads | torch {info['torch']} | d16, 256 px, batch 1, "
         f"cfg 1.5, top-k 900, top-p 0.96, incl. decode | {args.clock} seconds, {args.repeats} repeats, {args.stat} | "
-        f"load avg {', '.join(f'{x:.1f}' for x in loads)} | ratio = x {names[base]}\n\n"
+        f"load avg {', '.join(f'{x:.1f}' for x in loads)} | matmul 2048^2 GFLOP/s {rate_text} | "
+        f"ratio = x {label(base, fast_name)}\n\n"
     )
-    lines = ["| task | seconds | ratio | aim |", "|---|---|---|---|"]
+    lines = ["| task | seconds | ratio | spread | aim | GFLOP | share of fp32 rate |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         aim = "-" if r["aim"] is None else f"<= {r['aim']}x " + ("met" if r["ratio"] <= r["aim"] else "missed")
-        lines.append(f"| {names[r['key']]} | {fmt(r['seconds'])} | {fmt(r['ratio'])}x | {aim} |")
+        lo, hi = r["spread"]
+        flop = "-" if r["gflop"] is None else f"{r['gflop']:.0f}"
+        share = "-" if r["gflop"] is None else f"{100 * r['gflop'] / r['seconds'] / f32:.0f} %"
+        cells = [label(r["key"], fast_name), fmt(r["seconds"]), f"{fmt(r['ratio'])}x", f"{fmt(lo)}-{fmt(hi)}", aim]
+        lines.append("| " + " | ".join([*cells, flop, share]) + " |")
     return head + "\n".join(lines)
 
 

@@ -99,20 +99,20 @@ def measure(picture: Path, mask: Path, candidates: int) -> dict[str, float]:
         request = EditRequest("inpaint", str(picture), str(mask), options=EditOptions(seed=0, num_samples=candidates))
         times = {}
         started = time.perf_counter()
-        options, label = resolve(request, editor.geometry)
+        options, conditioning = resolve(request, editor.geometry), editor.conditioning(request)
         try:
             inputs = load_inputs(request, editor.limits)
         except EditError as e:  # a refused request: what it cost to say so
             return {"side": side, "refused": str(e), "refused_above_idle_mb": round((peak_rss_bytes() - idle) / 1e6, 1)}
         times["read_s"] = time.perf_counter() - started
         peaks = {"read": peak_rss_bytes()}
-        planned = plan(request, editor.geometry, inputs, options, label)
+        planned = plan(request, editor.geometry, inputs, options, conditioning)
         times["plan_s"] = time.perf_counter() - started - sum(times.values())
         peaks["plan"] = peak_rss_bytes()
         generated = editor._sample([planned], None, [0])[0]
         times["sample_s"] = time.perf_counter() - started - sum(times.values())
         peaks["sample"] = peak_rss_bytes()
-        result = compose(planned, generated, editor.name, editor.class_names)
+        result = compose(planned, generated, editor.naming)
         times["compose_s"] = time.perf_counter() - started - sum(times.values())
         peaks["compose"] = peak_rss_bytes()
         del inputs, planned

@@ -9,7 +9,8 @@ candidates, malformed options (unknown key, text for a number, NaN, a 5 MB text 
 key). `--large N` of the clients loop over large valid edits instead, in turn: a 64x64 picture
 out-painted to 16384 px wide (a panorama) and a 7000x7000 in-paint (49 MP). It reports requests
 served, p50/p95 latency of the small valid edits, large edits finished per minute (those still running
-at the end are not counted), errors by kind, the server's peak RSS (itself and its children), the size
+at the end are not counted), errors by kind, the server's peak RSS (itself and its children), its idle RSS
+at the start and once every edit has ended (the large ones still running are waited for), the size
 of its temp dir (peak, sampled every 5 s, and at the end; its console log apart) and of its console log
 at the end.
 `--json PATH` writes the figures.
@@ -29,7 +30,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,15 @@ def rss_peak_mb(pid: int) -> float:
     return total
 
 
+def rss_now_mb(pid: int) -> float:
+    """Resident memory of a process now (VmRSS), MiB; 0 when it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0.0
+    return next((float(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), 0.0)
+
+
 def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20 if folder.exists() else 0.0
 
@@ -180,15 +189,11 @@ def start_app(tmp: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *extra], env=env,
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:  # its "Ready" line comes after Gradio's own check
+        if "Ready: the studio answers on" in (tmp / "app.log").read_text(errors="replace"):
             return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
+        time.sleep(0.5)
     raise SystemExit(f"the studio did not start:\n{(tmp / 'app.log').read_text()[-2000:]}")
 
 
@@ -206,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     files = make_files(Path(tempfile.mkdtemp(prefix="var-edit-soak-files-")))
     proc = None
     try:
+        idle_start = 0.0
         if args.start:
             proc, url = start_app(tmp, args.app_args.split())
+            idle_start = rss_now_mb(proc.pid)
         elif args.url:
             url = args.url
         else:
@@ -231,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                 if time.monotonic() - measured > 5:
                     disk_peak, measured = max(disk_peak, folder_mb(tmp) - log_mb(tmp)), time.monotonic()
             time.sleep(0.5)
+        for t in threads:  # the large edits still running end before the idle memory is read again
+            t.join(timeout=900)
+        idle_end = rss_now_mb(proc.pid) if proc is not None else 0.0
         latency = sorted(out["latency"])
         figures = {
             "clients": args.clients,
@@ -244,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             "large_per_minute": round(len(out["large"]) * 60 / args.seconds, 2),
             "large_mean_s": round(statistics.mean(out["large"]), 1) if out["large"] else None,
             "peak_server_rss_mb": round(peak, 1) if proc is not None else None,
+            "idle_rss_mb_start": round(idle_start, 1) if proc is not None else None,
+            "idle_rss_mb_end": round(idle_end, 1) if proc is not None else None,
             "temp_dir_mb_peak": round(disk_peak, 2) if proc is not None else None,
             "temp_dir_mb_at_end": round(folder_mb(tmp) - log_mb(tmp), 2) if proc is not None else None,
             "log_mb_at_end": round(log_mb(tmp), 3) if proc is not None else None,

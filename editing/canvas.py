@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from .errors import EditError
+from .errors import EditError, quoted
 from .limits import Limits
 
 BAND_PIXELS = 1 << 18  # pixels of a full-size picture blended at once (paste-back): a few MB of floats
@@ -37,7 +37,7 @@ def open_guarded(
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     if isinstance(source, str | Path) and not Path(source).exists():
-        raise EditError(f"The {what} file {shown_path(source)} does not exist; check the path.")
+        raise EditError(f"The {what} file {quoted(str(source))} does not exist; check the path.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -80,12 +80,6 @@ def upright(image: Image.Image) -> Image.Image:
     if image.getexif().get(ExifTags.Base.Orientation, 1) in (2, 3, 4, 5, 6, 7, 8):
         return ImageOps.exif_transpose(image)
     return image
-
-
-def shown_path(path: str | Path, most: int = 120) -> str:
-    """A path as a message quotes it: whole when short, else its last `most` characters."""
-    text = str(path)
-    return text if len(text) <= most else "…" + text[-most:]
 
 
 def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:

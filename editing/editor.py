@@ -39,6 +39,7 @@ from .families import (
 )
 from .interface import ModelInfo
 from .limits import Limits
+from .memory import give_back_memory
 from .modes import get_mode, registered
 from .options import EditOptions
 from .panorama import panorama_passes, run_panorama
@@ -244,6 +245,7 @@ class Editor:
                 job.finish(self.run(requests, job))
             except BaseException as e:  # handed to whoever calls job.result()
                 job.finish(error=e)
+            give_back_memory()  # what the run freed, so that a studio's idle memory does not grow edit by edit
 
         threading.Thread(target=work, name="var-edit", daemon=True).start()
         return job

@@ -5,7 +5,8 @@ picture -> `BSQVAE.encode_bits` -> per-scale bits (the keep hook's source). Exac
 """
 
 from .loading import InfinityBundle, area_for_resolution, load_folder, load_text_encoder, load_transformer, load_vae
-from .sampling import KeepHook, SamplingOptions, ScaleStep, decode, generators, scales, to_uint8
+from .pictures import fit, from_uint8, to_uint8
+from .sampling import KeepHook, SamplingOptions, ScaleStep, decode, generators, scales
 from .schedules import AREA_CLASSES, TEMPLATES, Schedule, nearest_template, schedule_for, schedule_for_pixels
 from .text import TextBatch, TextEncoder
 from .transformer import Infinity
@@ -25,6 +26,8 @@ __all__ = [
     "TextEncoder",
     "area_for_resolution",
     "decode",
+    "fit",
+    "from_uint8",
     "generators",
     "load_folder",
     "load_text_encoder",

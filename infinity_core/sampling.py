@@ -189,8 +189,3 @@ def generators(seeds: list[int], device: torch.device | str = "cpu") -> list[tor
 def decode(vae: BSQVAE, summed_codes: torch.Tensor) -> torch.Tensor:
     """(B, d, h, w) summed codes -> (B, 3, 16h, 16w) float pictures in [-1, 1]."""
     return vae.decode(summed_codes)
-
-
-def to_uint8(pictures: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8 RGB, (x + 1) / 2 * 255 truncated as upstream."""
-    return ((pictures + 1) / 2).permute(0, 2, 3, 1).mul(255).to(torch.uint8)

@@ -25,13 +25,15 @@ class TextContext:
 
     cond: (R, C) pooled text (start token and AdaLN condition); gss: (R, 1, 6, C) shared AdaLN output;
     tokens: (R, L, C) per-token text for cross-attention; key_mask: (R, L) bool, True on real tokens
-    (None when every row has L tokens).
+    (None when every row has L tokens); kv: each block's cross-attention keys and values of the text,
+    (R, L, 2, H, c), computed once per run (upstream recomputes the same values at every scale).
     """
 
     cond: torch.Tensor
     gss: torch.Tensor
     tokens: torch.Tensor
     key_mask: torch.Tensor | None
+    kv: list[torch.Tensor]
 
 
 def _attend_text(q: torch.Tensor, kv: torch.Tensor, key_mask: torch.Tensor | None, scale: float) -> torch.Tensor:
@@ -66,23 +68,24 @@ class CrossAttention(nn.Module):
         self.register_buffer("zero_k_bias", torch.zeros(width))
         self.proj = nn.Linear(width, width)
 
-    def _kv(self, text: torch.Tensor) -> torch.Tensor:
+    def text_kv(self, text: torch.Tensor) -> torch.Tensor:
+        """(R, L, Ct) text -> (R, L, 2, H, c) keys and values."""
         R, L, _ = text.shape
         kv = F.linear(text, self.mat_kv.weight, torch.cat((self.zero_k_bias, self.v_bias)))
         return kv.view(R, L, 2, self.heads, self.head_dim)
 
-    def forward(self, x: torch.Tensor, text: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        """x (R, Lq, C), text (R, L, Ct) -> (R, Lq, C)."""
+    def forward(self, x: torch.Tensor, kv: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        """x (R, Lq, C), kv (R, L, 2, H, c) from `text_kv` -> (R, Lq, C)."""
         R, Lq, _ = x.shape
         q = self.mat_q(x).view(R, Lq, self.heads, self.head_dim).transpose(1, 2)
-        out = _attend_text(q, self._kv(text), key_mask, 1 / math.sqrt(self.head_dim))
+        out = _attend_text(q, kv, key_mask, 1 / math.sqrt(self.head_dim))
         return self.proj(out)
 
     def pool(self, text: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         """text (R, L, Ct) -> (R, C): one learned query per head attends to the text."""
         R = text.shape[0]
         q = self.mat_q.expand(R, -1, -1).unsqueeze(2)
-        out = _attend_text(q, self._kv(text), key_mask, 1 / math.sqrt(self.head_dim))
+        out = _attend_text(q, self.text_kv(text), key_mask, 1 / math.sqrt(self.head_dim))
         return self.proj(out).squeeze(1)
 
 
@@ -180,7 +183,9 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, text: TextContext, rope, cache: KVCache, i: int) -> torch.Tensor:
         gamma1, gamma2, scale1, scale2, shift1, shift2 = (self.ada_gss + text.gss).unbind(2)
         x = x + self.sa(_ada_norm(x, scale1, shift1, self.eps), rope, cache, i).mul_(gamma1)
-        x = x + self.ca(self.ca_norm(x), text.tokens, text.key_mask).float()
+        norm = self.ca_norm  # in float32 whatever its weights' precision, as autocast does on CUDA
+        normed = F.layer_norm(x.float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
+        x = x + self.ca(normed, text.kv[i], text.key_mask).float()
         return x + self.ffn(_ada_norm(x, scale2, shift2, self.eps)).mul(gamma2)
 
 
@@ -252,7 +257,8 @@ class Infinity(nn.Module):
         cond = self.text_proj_for_sos.ca.pool(text, key_mask)
         tokens = self.text_proj_for_ca(text)
         gss = self.shared_ada_lin(cond.float()).float().view(-1, 1, 6, cond.shape[-1])
-        return TextContext(cond, gss, tokens, key_mask)
+        kv = [block.ca.text_kv(tokens) for block in self.blocks]
+        return TextContext(cond, gss, tokens, key_mask, kv)
 
     def start_tokens(self, text: TextContext) -> torch.Tensor:
         """(R, 1, C): the input of scale 0, the pooled text plus the learned start position."""

@@ -15,6 +15,7 @@ from editing.turns import EDITS_AT_ONCE
 from . import canvas_io, gradio_files, history, page
 from .again import PRESS_JS, again
 from .api import StudioBlocks, add_endpoints
+from .compare import compare_selected
 from .mask_panel import MaskPanel
 from .model_panel import ModelPanelView, ModelSwitch
 from .pictures import BRUSH_COLOURS, BRUSH_SIZE
@@ -35,6 +36,11 @@ CSS = """
 #candidates .gallery-item:only-child {width: 50%;}
 #candidates .caption-label {position: static; transform: none; max-width: 100%; background: none; color: inherit;}
 #candidates .thumbnail-item:has(img.wide) {grid-column: 1 / -1;}
+#live-preview [data-testid='block-label'], #candidates [data-testid='block-label'],
+#compare [data-testid='block-label'],
+#mask-cells [data-testid='block-label'], #cells [data-testid='block-label'] {position: static;}
+#canvas [data-testid='block-label'] {max-width: calc(100% - 210px); overflow-wrap: anywhere; white-space: normal;}
+#page-title h1 {font-size: 1.6rem; margin-bottom: 0.2rem;}
 @media (min-width: 1024px) {
   #result-column {position: sticky; top: 8px; align-self: flex-start;}
   #result-column #live-preview img {max-height: 40vh;}
@@ -43,7 +49,8 @@ CSS = """
   #candidates .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}
 }
 """  # candidates at their own shape (photos are rarely square), the box as tall as they are, one at half width,
-# panoramas (marked wide by the page's script) across the whole row, captions under the picture; on wide
+# panoramas (marked wide by the page's script) across the whole row, captions under the picture; the labels of
+# pictures above them, never over them, the canvas's wrapped beside its toolbar; on wide
 # screens the result column stays in view while the left column scrolls to the run buttons; on phones two a row
 # launch with css=CSS, head=HEAD: the page's script that reads the canvas, and the one for upload messages
 UPLOADS_JS = (resources.files("studio") / "static" / "uploads.js").read_text(encoding="utf-8")
@@ -81,7 +88,8 @@ def build_app(
     with StudioBlocks(title="VAR editing studio", delete_cache=(600, int(keep_files))) as demo:
         gr.Markdown(
             "# VAR editing studio\nPaint over what should change, pick a mode, press run. "
-            "Each result streams coarse-to-fine, one scale at a time."
+            "Each result streams coarse-to-fine, one scale at a time.",
+            elem_id="page-title",
         )
         model_view.build_notice()
         original = gr.State(None)  # the full-resolution input picture (PIL RGB), kept on the server
@@ -89,6 +97,7 @@ def build_app(
         earlier = gr.State([])  # earlier inputs, for "Back"
         paths = gr.State([])  # PNG files of the last run's candidates
         selected = gr.State(0)
+        before = gr.State(None)  # the input as the compare slider shows it
         last_seed = gr.State(None)
         # This page's Page (made on page load): its running edit, for Stop, and its result files,
         # removed when the page closes (Gradio deletes a closed page's state with this callback).
@@ -97,7 +106,7 @@ def build_app(
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 canvas = gr.ImageEditor(
-                    label="Picture: paint over the area to change",
+                    label="Paint what to change",
                     type="pil",
                     image_mode="RGBA",
                     sources=("upload", "clipboard", "webcam"),
@@ -114,7 +123,6 @@ def build_app(
                     open_btn = gr.UploadButton("Open image file…", file_types=["image"], size="sm", elem_id="open-file")
                     clear_btn = gr.Button("Clear mask", size="sm", elem_id="clear-mask")
                     back_btn = gr.Button("Back", size="sm", elem_id="back")
-                history_md = gr.Markdown("No earlier versions.", elem_id="history")
                 # Hidden: what the page's script reads off the canvas (canvas_io), and which picture it should show.
                 mask_box = canvas_io.hidden_box("canvas-mask")
                 picture_box = canvas_io.hidden_box("canvas-picture")
@@ -122,12 +130,15 @@ def build_app(
                 changed_btn = canvas_io.changed_button()
                 # Hidden: the page's script (uploads.js) presses it for a file on the canvas that is not a picture.
                 not_image_btn = gr.Button("Not an image", visible="hidden", elem_id="canvas-not-image")
-                mask_panel = MaskPanel(session)
-                mask_accordion = mask_panel.build()
+                # The mode tabs and their run buttons right under the picture (in view while painting at
+                # 1280x720), the mask tools below them.
                 with gr.Tabs():
                     tabs = build_tabs(session.class_choices(), session.taken_fields())
                 runs = [run for tab in tabs for run in tab.runs]
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+                history_md = gr.Markdown("No earlier versions.", elem_id="history")
+                mask_panel = MaskPanel(session)
+                mask_accordion = mask_panel.build()
                 with gr.Row():
                     reuse_btn = gr.Button("Reuse last seed", size="sm", elem_id="reuse-seed")
                 hidden = foreign_options(editor.info.family)
@@ -154,6 +165,14 @@ def build_app(
                     elem_id="candidates",
                 )
                 seed_md = gr.Markdown(elem_id="seed-used")
+                compare = gr.ImageSlider(
+                    label="Before / after: drag the line over the picture",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    visible=False,
+                    elem_id="compare",
+                )
                 with gr.Row():
                     continue_btn = gr.Button("Continue from this", elem_id="continue")
                     again_btn = gr.Button("Make this one again", elem_id="again")
@@ -176,8 +195,9 @@ def build_app(
             mask_box, original, shown, settings, clear_btn, [(t.tab, t.uses_mask) for t in tabs], mask_accordion
         )
         out = Outputs(
-            live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown, continue_btn
-        )
+            live, status, gallery, seed_md, last_seed, download, cells, paths, selected, original, shown,
+            continue_btn, compare, before,
+        )  # fmt: skip
         # Progress, queue position and error marks go on the status line only, not on every output.
         run_kw: dict[str, Any] = {"concurrency_id": "edit", "show_progress_on": [status], "api_visibility": "private"}
         quick: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
@@ -205,7 +225,8 @@ def build_app(
         not_image_btn.click(history.not_an_image, None, None, **quick)
         back_btn.click(history.back, [earlier], new_picture, **to_canvas)
         continue_btn.click(history.continue_from, [paths, selected, original, earlier], new_picture, **to_canvas)
-        gallery.select(select, [paths], [selected, download], **quick)
+        picked = gallery.select(select, [paths], [selected, download], **quick)
+        picked.success(compare_selected, [paths, selected, before], [compare], **quick)
         show_cells.change(lambda on: gr.update(visible=on), [show_cells], [cells], **quick)
         seed_widget = settings.widgets.get("seed")
         if seed_widget is not None:

@@ -12,11 +12,13 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from editing import EditCancelled, EditError, EditorProtocol, EditRequest, EditResult, Progress, save_png
 
 from . import canvas_io
 from .cells import cells_view, redrawn
+from .compare import before_view, compare_update
 from .page import Page
 from .pictures import PREVIEW_MAX, display_copy, grid_columns, tile
 from .progress import Clock, status_text, stopped_text
@@ -45,6 +47,8 @@ class Outputs:
     original: gr.State
     shown: gr.State
     continue_: gr.Button
+    compare: gr.ImageSlider
+    before: gr.State
 
     def all(self) -> list[gr.components.Component]:
         return list(vars(self).values())
@@ -56,6 +60,7 @@ class Outputs:
             self.gallery: gr.update(label=EARLIER if running else CANDIDATES),
             self.download: gr.update(interactive=not running and results),
             self.continue_: gr.update(interactive=not running),
+            self.compare: gr.update(visible=not running and results),
         }
 
 
@@ -145,15 +150,19 @@ def stream(
         results = session.workdir.run_folder()
         if isinstance(page, Page):
             page.keep_only(results)
-        done = finish(result, job.ended_at - started, results, out)
+        done = finish(result, job.ended_at - started, results, out, extra.get(out.original))
     for path in done[out.paths]:
         session.results.keep(path, visitor)
     yield done
 
 
-def finish(result: EditResult, seconds: float, folder: Path, out: Outputs) -> dict[Any, Any]:
+def finish(
+    result: EditResult, seconds: float, folder: Path, out: Outputs, picture: Image.Image | None = None
+) -> dict[Any, Any]:
     """Save the candidates as PNGs (with parameters) into `folder` and fill the result widgets.
-    seconds: the edit's own time, however far behind the page's streaming was."""
+    seconds: the edit's own time, however far behind the page's streaming was; picture: the input (None:
+    generated), for the before/after slider."""
+    before = before_view(picture, result)
     paths = [
         str(save_png(im, folder / f"var-edit-seed{seed}.png", result.png_params(i)))
         for i, (im, seed) in enumerate(zip(result.images, result.seeds, strict=True))
@@ -175,6 +184,8 @@ def finish(result: EditResult, seconds: float, folder: Path, out: Outputs) -> di
         out.cells: cells_view(result.images[0], result_cells(result), result.region),
         out.paths: paths,
         out.selected: 0,
+        out.before: before,
+        out.compare: compare_update(before, result.images[0]),
     }
 
 

@@ -22,7 +22,7 @@ class Studio:
     log_path: the file for its console output, or a folder to make a new one in."""
 
     def __init__(
-        self, args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, wait: float = 180
+        self, args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, wait: float = 600
     ) -> None:
         self.log_path = log_path / f"app-{time.monotonic_ns()}.log" if log_path.is_dir() else log_path
         with open(self.log_path, "wb") as out:
@@ -55,7 +55,7 @@ class Studio:
 
 @contextmanager
 def running(
-    args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, wait: float = 180
+    args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, wait: float = 600
 ) -> Iterator[Studio]:
     """A studio for the length of the `with` block."""
     studio = Studio(args, log_path, env, cwd, wait)

@@ -25,7 +25,7 @@ RECORD = (  # every status the page shows, sampled every 20 ms
 @pytest.fixture(scope="module")
 def workers_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("workers-log") / "app.log"
-    with running(["--workers", "2"], log, wait=240) as studio:
+    with running(["--workers", "2"], log) as studio:
         yield studio.url
 
 

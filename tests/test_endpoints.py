@@ -53,6 +53,9 @@ def test_four_endpoints_with_gradio_client(studio, photo_and_mask):
 
     with pytest.raises(Exception, match="Class 99 does not exist"):
         client.predict(99, {}, api_name="/generate")
+    # The range quoted is the loaded model's (the demo's classes), not a bound of the field.
+    with pytest.raises(Exception, match=r"Class -1 does not exist: this model has classes 0 to \d \(\d+ for none\)\."):
+        client.predict(image, mask, -1, {}, api_name="/edit_class")
     with pytest.raises(Exception, match="'class_id' must be a whole number"):
         client.predict(image, mask, 2.5, {}, api_name="/edit_class")
 

@@ -166,3 +166,14 @@ def test_loading_peaks_near_one_copy_of_the_weights(tmp_path):
     assert out.returncode == 0, out.stderr
     peak = int(out.stdout.split()[-1])
     assert size > 100e6 and peak < 1.3 * size, f"peak {peak / 1e6:.0f} MB for a {size / 1e6:.0f} MB file"
+
+
+def test_low_precision_blocks_run_under_autocast(tmp_path):
+    """dtype=bfloat16 keeps the blocks in bfloat16 and the rest in float32, as upstream loads it (CPU autocast here)."""
+    folder = testing.build_random_folder(tmp_path / "m", "safetensors")
+    bundle = ic.load_folder(folder, dtype=torch.bfloat16)
+    model = bundle.transformer
+    assert model.blocks[0].sa.mat_qkv.weight.dtype == torch.bfloat16 and model.head.weight.dtype == torch.float32
+    text = bundle.text(["a red fox"])
+    steps = list(ic.scales(model, bundle.vae, text, bundle.schedule(), ic.generators([0])))
+    assert steps[-1].bits.shape == (1, 16, 16, 16) and steps[-1].summed_codes.dtype == torch.float32

@@ -134,3 +134,19 @@ def test_seeded_rows_same_alone_and_in_a_batch(ref):
     for a, b in zip(alone, both, strict=True):
         assert torch.equal(a.bits[0], b.bits[0])
     assert not torch.equal(both[-1].bits[0], both[-1].bits[1])
+
+
+def test_a_negative_prompt_takes_the_unconditional_rows_place(ref):
+    """Upstream's negative prompt replaces the learned unconditional rows: given those rows, nothing changes."""
+    model, vae, schedule, text = ref["model"], ref["vae"], ref["schedule"], ref["text"]
+    plain = _run(ref)
+    negative = ic.sampling.unconditional(model, text)
+    steps = list(ic.scales(model, vae, text, schedule, ic.generators([ref["seed"]]), ref["options"], negative=negative))
+    assert all(torch.equal(a.bits, b.bits) for a, b in zip(plain, steps, strict=True))
+    other = ic.TextBatch(torch.randn(1, 3, text.features.shape[-1]), torch.tensor([3]))
+    steps = list(ic.scales(model, vae, text, schedule, ic.generators([ref["seed"]]), ref["options"], negative=other))
+    assert not torch.equal(steps[-1].bits, plain[-1].bits)
+    no_cfg = ic.SamplingOptions(cfg=1.0, tau=1.0, top_k=1)
+    steps = list(ic.scales(model, vae, text, schedule, ic.generators([0]), no_cfg))
+    assert steps[0].raw_logits.shape[0] == 1  # no unconditional rows are run without guidance
+    torch.testing.assert_close(steps[0].raw_logits[0], plain[0].raw_logits[0])

@@ -228,9 +228,10 @@ def test_draws_shrug_off_last_bit_changes_of_the_logits(demo):
     assert flips <= 1, flips
 
 
-def test_random_rows_are_independent_of_their_batch(demo):
-    """Sampled (not greedy) rows with their own generators give the same tokens alone and in a mixed batch."""
-    vqvae, var = demo
+def test_random_rows_are_independent_of_their_batch():
+    """Sampled (not greedy) rows with their own generators give the same tokens alone and in a mixed batch (on the
+    tiny model: the greedy test above keeps the demo-size case)."""
+    vqvae, var = var_core.load_pair(FIXTURES / "tiny" / "vae.safetensors", FIXTURES / "tiny" / "var.safetensors")
     rows, labels, hook = _batch(vqvae, var)
     options = [var_core.SamplingOptions(cfg=3.0, top_k=20 + 10 * i, top_p=0.9) for i in range(len(rows))]
     gens = [torch.Generator().manual_seed(100 + i) for i in range(len(rows))]

@@ -254,7 +254,7 @@ def test_the_studio_shows_a_prompt_box_and_the_model_panel_swaps_it_for_the_clas
         page.click("#tab-inpaint-button, button:has-text('In-paint')")
         prompt = page.locator("#tab-inpaint #prompt textarea, #tab-inpaint #prompt input").first
         prompt.wait_for(state="visible", timeout=60_000)
-        page.click("button:has-text('Class edit')")
+        page.click("#tab-class-button")
         page.locator("#tab-class #class-dd").wait_for(state="hidden", timeout=60_000)
         page.click("#model button.label-wrap")
         page.locator("#model-choice input").click()

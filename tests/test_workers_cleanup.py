@@ -21,7 +21,7 @@ def test_sigterm_leaves_nothing_of_ray_or_torch_in_tmpdir(tmp_path):
     try:
         env = {**os.environ, "TMPDIR": str(tmp)}
         env.pop("RAY_ADDRESS", None)
-        with running(["--workers", "2"], tmp_path, env, wait=300) as studio:
+        with running(["--workers", "2"], tmp_path, env) as studio:
             assert any(tmp.glob("var-edit-ray-*/session_*")), sorted(p.name for p in tmp.iterdir())
             studio.stop(signal_wait=120)
             assert studio.proc.returncode == 0, studio.log[-3000:]

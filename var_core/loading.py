@@ -510,6 +510,17 @@ def _in_blocks(key: str) -> bool:
     return key.startswith("blocks.") and not key.endswith("zero_k_bias")
 
 
+def block_weight_dtype(
+    device: str | torch.device, dtype: torch.dtype, weight_dtype: torch.dtype | None
+) -> torch.dtype | None:
+    """The transformer blocks' weight precision: `weight_dtype` when given; on CUDA with a low compute precision that
+    precision (cast once at load: autocast would re-cast every weight on every call, and the memory halves); else
+    None (float32, as the checkpoint)."""
+    if weight_dtype is not None:
+        return weight_dtype
+    return dtype if torch.device(device).type == "cuda" and dtype != torch.float32 else None
+
+
 def load_var(
     source: Source,
     vqvae: VQVAE,
@@ -521,9 +532,9 @@ def load_var(
 ) -> VAR:
     """Build a VAR transformer that samples with `vqvae`; both then hold the same `Schedule` object.
 
-    dtype: the compute precision (bfloat16/float16 autocast on CUDA); weights stay float32 as in the
-    original unless weight_dtype (e.g. torch.bfloat16, which halves the memory of the transformer
-    blocks) is given, and then dtype must be that precision too.
+    dtype: the compute precision (bfloat16/float16 autocast on CUDA); the blocks' weights are held in it on
+    CUDA, elsewhere float32 as in the original, unless weight_dtype (e.g. torch.bfloat16, which halves the memory
+    of the transformer blocks) is given, and then dtype must be that precision too (`block_weight_dtype`).
     A VAR whose schedule differs from the VQVAE's is refused (load both with `load_pair`).
     cpu_prepack: on the CPU in float32, hold the linear layers in oneDNN's layout (`cpu_linear.prepack`).
     """
@@ -540,6 +551,7 @@ def _build_var(
     cpu_prepack: bool,
 ) -> VAR:
     name = ckpt.name
+    weight_dtype = block_weight_dtype(device, dtype, weight_dtype)
     if weight_dtype not in (None, torch.float32) and dtype != weight_dtype:
         raise ValueError(f"weight_dtype={weight_dtype} needs the same compute dtype, not {dtype}.")
     if (cfg["vocab_size"], cfg["z_channels"]) != (vqvae.vocab_size, vqvae.Cvae):

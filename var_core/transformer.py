@@ -87,7 +87,7 @@ class SelfAttention(nn.Module):
             k = F.normalize(k, dim=-1).to(v.dtype)
         else:  # the normalised keys go straight into the cache
             k_slot, v_slot = cache.next(L)
-            F.normalize(k, dim=-1, out=k_slot)
+            k_slot.copy_(F.normalize(k, dim=-1))
             v_slot.copy_(v)
             k, v = cache.seen()
         mask = None if attn_bias is None else attn_bias.to(q.dtype)
@@ -325,7 +325,13 @@ class VAR(nn.Module):
         select: the positions whose logits are wanted -> logits (n, 1, V); every position still runs
         through all blocks but the attention output and MLP of the last one (their keys and values
         feed the caches and the attention of this very scale)."""
-        last = len(self.blocks) - 1
-        for i, (block, mod, cache) in enumerate(zip(self.blocks, cond.blocks, caches, strict=True)):
-            x = block(x, mod, None, cache, select if i == last else None)
+        x = self.body(x, cond.blocks[:-1], caches[:-1])
+        x = self.blocks[-1](x, cond.blocks[-1], None, caches[-1], select)
         return self.logits(x, cond.head if select is None else cond.head[select.rows])
+
+    def body(self, x: torch.Tensor, mods: list[torch.Tensor], caches: list[KVCache]) -> torch.Tensor:
+        """Every block but the last for one scale: inputs (B, l, C) -> (B, l, C), the caches written. Its shapes are
+        fixed by the scale and the batch, so it is the part `var_core.compiled.compile_steps` compiles."""
+        for block, mod, cache in zip(self.blocks[:-1], mods, caches, strict=True):
+            x = block(x, mod, None, cache)
+        return x

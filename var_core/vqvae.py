@@ -7,6 +7,7 @@ Data flow: image (B, 3, H, W) in [-1, 1] -> encoder -> quant_conv -> f (B, Cvae,
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import ctypes.util
 import functools
@@ -291,9 +292,22 @@ class VQVAE(nn.Module):
         if f_hat.device.type == "cpu":
             keep_large_blocks_on_the_heap()
         dtype = fast_dtype(f_hat.device) if fast else None
+        if dtype is not None and f_hat.device.type == "cpu":  # a decoder held in bfloat16: no casts per layer
+            h = self.post_quant_conv(f_hat.float().contiguous(memory_format=torch.channels_last))
+            return self._low_decoder(dtype)(h.to(dtype)).float().clamp(-1, 1).contiguous()
         with self.autocast(f_hat.device.type, dtype):
             h = self.post_quant_conv(f_hat.float().contiguous(memory_format=torch.channels_last))
             return self.decoder(h).float().clamp(-1, 1).contiguous()
+
+    def _low_decoder(self, dtype: torch.dtype) -> Decoder:
+        """A copy of the decoder in `dtype` (half its float32 memory for bfloat16), made on first use and again
+        whenever a weight of the decoder changed in place (training). CPU autocast would instead cast every weight
+        on every call and run each GroupNorm in float32 between casts of its 42 MiB maps."""
+        version = sum(p._version for p in self.decoder.parameters())
+        cached = self.__dict__.get("_low")  # not a submodule: outside the state dict and `.to()`
+        if cached is None or cached[0] != (dtype, version):
+            self.__dict__["_low"] = cached = ((dtype, version), copy.deepcopy(self.decoder).to(dtype))
+        return cached[1]
 
     @torch.no_grad()
     def decode(self, tokens: list[torch.Tensor]) -> torch.Tensor:

@@ -271,6 +271,54 @@
     e.target.dispatchEvent(new PointerEvent("pointerdown", { ...at, button: 0, buttons: 1 }));
   }, true);
 
+  // Keyboard shortcuts (docs/studio.md), where no text field has the focus: [ and ] make the brush (or the
+  // eraser) smaller and larger, B the brush, E the eraser, Ctrl+Z undo, Ctrl+Shift+Z or Ctrl+Y redo. Each
+  // presses the canvas's own button, or moves its own size slider.
+  const SIZE_STEP = 1.25;
+  function press(title) {
+    const button = document.querySelector(`#canvas button[aria-label='${title}'], #canvas button[title='${title}']`);
+    if (!button || button.disabled) return false;
+    button.click();
+    return true;
+  }
+  async function resize(factor) {
+    const button = document.querySelector("#canvas button[title$=' Size']");  // the brush's or the eraser's
+    if (!button) return;
+    let slider = document.querySelector("#canvas input[type=range]");
+    const opened = !slider;
+    if (opened) {
+      button.click();
+      for (let i = 0; i < 20 && !slider; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        slider = document.querySelector("#canvas input[type=range]");
+      }
+      if (!slider) return;
+    }
+    const low = Number(slider.min) || 1, high = Number(slider.max) || 100, now = Number(slider.value);
+    const scaled = factor > 1 ? Math.max(now + 1, now * factor) : Math.min(now - 1, now * factor);
+    const next = Math.min(high, Math.max(low, Math.round(scaled)));
+    Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(slider, String(next));
+    slider.dispatchEvent(new Event("input", { bubbles: true }));
+    slider.dispatchEvent(new Event("change", { bubbles: true }));
+    if (opened) document.body.click();  // a click elsewhere closes the size slider
+  }
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    const typing = t && (t.isContentEditable || /^(TEXTAREA|SELECT)$/.test(t.tagName)
+      || (t.tagName === "INPUT" && !/^(range|checkbox|radio|button|file)$/.test(t.type)));
+    if (e.altKey || typing) return;
+    if (!document.querySelector("#canvas button[title$=' Size']")) return;  // no picture yet
+    const key = e.key.toLowerCase(), ctrl = e.ctrlKey || e.metaKey;
+    let done = false;
+    if (ctrl && key === "z") done = press(e.shiftKey ? "Redo" : "Undo");
+    else if (ctrl && key === "y") done = press("Redo");
+    else if (ctrl) return;
+    else if (e.key === "[" || e.key === "]") { resize(e.key === "]" ? SIZE_STEP : 1 / SIZE_STEP); done = true; }
+    else if (key === "b") done = press("Brush");
+    else if (key === "e") done = press("Erase");
+    if (done) e.preventDefault();
+  });
+
   // A new picture on the canvas (a new texture): tell the server, through the hidden button, until
   // it has read it (a click right after the page shows, before Gradio listens, is lost: ask again).
   let shown = null, asked = 0;
