@@ -124,7 +124,7 @@ def test_constructor_refuses_what_from_dict_refuses():
 
 
 def test_classes_are_refused_quoting_the_loaded_models_range(demo):
-    last = demo.var.num_classes - 1
+    last = demo.model.var.num_classes - 1
     for class_id, named in ((-1, "Class -1"), (last + 2, f"Class {last + 2}"), (10**40, "That class")):
         with pytest.raises(EditError) as refused:
             demo.run([EditRequest("edit_class", _picture(), _box(), class_id=class_id)])
