@@ -39,7 +39,7 @@ CSS = """
 #live-preview [data-testid='block-label'], #candidates [data-testid='block-label'],
 #compare [data-testid='block-label'],
 #mask-cells [data-testid='block-label'], #cells [data-testid='block-label'] {position: static;}
-#canvas [data-testid='block-label'] {max-width: calc(100% - 210px); overflow-wrap: anywhere; white-space: normal;}
+#canvas [data-testid='block-label'] {max-width: calc(100% - 180px); overflow-wrap: anywhere; white-space: normal;}
 #page-title h1 {font-size: 1.6rem; margin-bottom: 0.2rem;}
 @media (min-width: 1024px) {
   #result-column {position: sticky; top: 8px; align-self: flex-start;}

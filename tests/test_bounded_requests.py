@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
 
 from editing.errors import QUOTE_CHARS
+from studio.bounds import LOG_LINE_CHARS
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BIG = 5 * 1024 * 1024  # a hostile value of 5 MB
 
@@ -85,9 +91,15 @@ def test_a_body_over_its_limit_is_refused_before_it_is_read(studio):
             b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 1000000000\r\n\r\n{"
         )
-        answer = conn.recv(65536).decode(errors="replace")
-    assert answer.startswith("HTTP/1.1 413"), answer[:300]
-    assert "The request is larger than the" in answer and "--max-upload-mb" not in answer.split("\r\n\r\n")[0]
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"."):  # the headers, then the sentence
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    text = answer.decode(errors="replace")
+    assert text.startswith("HTTP/1.1 413"), text[:300]
+    assert text.split("\r\n\r\n", 1)[1].startswith("The request is larger than the 134.3 MB"), text
 
 
 def test_every_fn_index_answers_a_sentence_or_runs(studio):
@@ -125,3 +137,17 @@ def test_a_choice_the_model_list_lacks_is_one_line_in_the_log(studio):
     assert _sentence(error) and "is not one of the choices" in error and "(390 characters)" in error, error
     new = studio.log[start:]
     assert "Traceback" not in new and sum("is not one of the choices" in line for line in new.splitlines()) == 1
+
+
+def test_a_log_line_is_cut_whoever_logs_it():
+    """The studio's cap covers every logger, those made after it too (Gradio's, uvicorn's): a 1 MB line
+    comes out as LOG_LINE_CHARS characters and its length."""
+    script = (
+        "import logging; from studio.bounds import cap_log_lines\n"
+        "logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s'); cap_log_lines()\n"
+        "logging.getLogger('uvicorn.error').info('value %s', 'v' * 1_000_000)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.startswith("uvicorn.error: value vvv") and done.stderr.rstrip().endswith("(1000006 characters)")
+    assert len(done.stderr) < LOG_LINE_CHARS + 100

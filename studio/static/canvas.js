@@ -300,7 +300,11 @@
     Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(slider, String(next));
     slider.dispatchEvent(new Event("input", { bubbles: true }));
     slider.dispatchEvent(new Event("change", { bubbles: true }));
-    if (opened) document.body.click();  // a click elsewhere closes the size slider
+    if (opened) {  // a press elsewhere closes the size slider
+      for (const type of ["pointerdown", "mousedown", "pointerup", "mouseup", "click"]) {
+        document.body.dispatchEvent(new (type.startsWith("pointer") ? PointerEvent : MouseEvent)(type, { bubbles: true }));
+      }
+    }
   }
   document.addEventListener("keydown", (e) => {
     const t = e.target;
