@@ -37,3 +37,12 @@ def test_the_bfloat16_decoder_follows_the_weights_and_stays_out_of_the_state_dic
         assert vqvae.decoder.conv_out.weight._version > version
         flipped = vqvae.decode_fhat(f_hat, fast=True)
     assert _psnr(vqvae.decode_fhat(f_hat), flipped) > 30 and _psnr(fast, flipped) < 30
+
+
+def test_a_vqvae_made_in_inference_mode_decodes_fast():
+    """Inference tensors keep no version counter; such weights cannot change outside inference mode anyway."""
+    with torch.inference_mode():
+        vqvae = var_core.load_vqvae(TINY / "vae.safetensors")
+        P = vqvae.patch_nums[-1]
+        f_hat = torch.randn(1, vqvae.Cvae, P, P, generator=torch.Generator().manual_seed(1))
+        assert _psnr(vqvae.decode_fhat(f_hat), vqvae.decode_fhat(f_hat, fast=True)) > 30
