@@ -62,8 +62,10 @@ def _endpoint(url: str, name: str) -> dict:
 
 
 def _with_options(url: str, name: str, options: object) -> list:
-    """The values of a call to the endpoint `name`: every field left empty, then `options` (checked first)."""
-    return [None] * (len(_endpoint(url, name)["inputs"]) - 1) + [options]
+    """The values of a call to the endpoint `name`: every field left empty but `options` (checked first)."""
+    config = requests.get(f"{url}config", timeout=60).json()
+    labels = {c["id"]: c.get("props", {}).get("label") for c in config["components"]}
+    return [options if labels[i] == "options" else None for i in _endpoint(url, name)["inputs"]]
 
 
 def test_hostile_large_values_are_quoted_and_the_log_stays_small(studio):
