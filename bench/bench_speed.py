@@ -395,7 +395,8 @@ def table(rows: list[dict[str, Any]], base: str, info: dict[str, Any], args: arg
         aim = "-" if r["aim"] is None else f"<= {r['aim']}x " + ("met" if r["ratio"] <= r["aim"] else "missed")
         lo, hi = r["spread"]
         flop = "-" if r["gflop"] is None else f"{r['gflop']:.0f}"
-        share = "-" if r["gflop"] is None else f"{100 * r['gflop'] / r['seconds'] / f32:.0f} %"
+        wall = r["seconds"] / (args.threads if args.clock == "cpu" else 1)  # CPU seconds count every thread
+        share = "-" if r["gflop"] is None else f"{100 * r['gflop'] / wall / f32:.0f} %"
         cells = [label(r["key"], fast_name), fmt(r["seconds"]), f"{fmt(r['ratio'])}x", f"{fmt(lo)}-{fmt(hi)}", aim]
         lines.append("| " + " | ".join([*cells, flop, share]) + " |")
     return head + "\n".join(lines)

@@ -4,6 +4,9 @@
 #     bash bench/gpu_check.sh [--original PATH_TO_FoundationVision_VAR] [--models DIR] [--json out.json]
 #     bash bench/gpu_check.sh --device cpu --small      # a smoke run on the CPU (tests/test_gpu_check.py)
 #
+# Its models are built in memory on the device (no weight file is written); where torch, numpy, pillow, safetensors,
+# huggingface_hub, tqdm and opencv are already importable it needs no network and no pip.
+#
 # Uses $PYTHON (default python3) as it is when it already imports what the check needs; otherwise makes
 # the venv .cache/gpu-check-venv (reusing an installed torch through --system-site-packages, since CUDA wheels are
 # large) and pip-installs what is missing. The project itself runs from this folder (PYTHONPATH), so

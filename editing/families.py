@@ -114,11 +114,6 @@ class ModelGeometry:
     def num_scales(self) -> int:
         return len(self.scales)
 
-    @property
-    def tokens(self) -> tuple[int, ...]:
-        """Tokens per scale (h * w)."""
-        return tuple(h * w for h, w in self.scales)
-
     def to_dict(self) -> dict[str, Any]:
         return {"scales": [list(s) for s in self.scales], "stride": self.stride}
 
@@ -130,12 +125,6 @@ class ModelGeometry:
 def square_geometry(resolution: int, patch_nums: tuple[int, ...]) -> ModelGeometry:
     """The geometry of a square schedule (VAR's patch_nums) at `resolution` px."""
     return ModelGeometry(tuple((pn, pn) for pn in patch_nums), resolution // patch_nums[-1])
-
-
-def nearest_geometry(geometries: tuple[ModelGeometry, ...], height: int, width: int) -> ModelGeometry:
-    """The geometry whose aspect (h / w) is nearest a picture's (an out-painted canvas keeps its aspect)."""
-    aspect = height / width
-    return min(geometries, key=lambda g: abs(np.log(g.size[0] / g.size[1] / aspect)))
 
 
 # ---- what a family provides -----------------------------------------------------------------------

@@ -113,8 +113,8 @@ class InfinityModel:
     @torch.no_grad()
     def encode(self, x: np.ndarray, device: str) -> list[torch.Tensor]:
         """uint8 (H, W, 3) at the schedule's size -> per scale its bits (1, h, w, d) int64."""
-        tensor = torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
-        return self.bundle.vae.encode_bits(tensor, self.schedule)
+        pictures = ic.from_uint8(torch.from_numpy(np.array(x))[None]).to(device)
+        return self.bundle.vae.encode_bits(pictures, self.schedule)
 
     def pass_key(self, options: EditOptions) -> Hashable:
         """Rows sample together when they agree on the sampling options (one CFG/tau/top-k/top-p per pass)."""

@@ -156,7 +156,7 @@ def load_vae(source: str | Path | StateDict, device: torch.device | str = "cpu")
         model = BSQVAE(**cfg)
     state = vae_keys_to_own(ckpt.state, set(model.state_dict()))
     _materialize(model, _Checkpoint(state, ckpt.meta, ckpt.name, ckpt.path, ckpt.mapped), device)
-    return model.eval().requires_grad_(False)
+    return model.to(memory_format=torch.channels_last).eval().requires_grad_(False)
 
 
 def load_text_encoder(folder: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None):

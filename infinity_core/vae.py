@@ -162,7 +162,10 @@ def resize_area(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 class BSQVAE(nn.Module):
-    """The multi-scale BSQ tokenizer: `encode_bits` a picture, `codes` of bits, `decode` summed codes."""
+    """The multi-scale BSQ tokenizer: `encode_bits` a picture, `codes` of bits, `decode` summed codes.
+
+    Its maps run channels-last (as `load_vae` leaves the weights): oneDNN's convolutions are faster
+    so on the CPU (docs/speed.md measures the same for VAR's decoder); sums within float rounding."""
 
     def __init__(
         self, bits: int = 32, ch: int = 128, ch_mult: tuple[int, ...] = (1, 2, 4, 4, 4), num_res_blocks: int = 2
@@ -186,7 +189,7 @@ class BSQVAE(nn.Module):
         Residual quantisation: each scale quantises the area-downsampled residual (L2-normalised per
         token, bit = value > 0), and its code, upsampled trilinear, is taken off the residual.
         """
-        residual = self.encoder(pictures).float()
+        residual = self.encoder(pictures.contiguous(memory_format=torch.channels_last)).float().contiguous()
         size = tuple(residual.shape[-2:])
         q_scale = 1.0 / self.bits**0.5
         out = []
@@ -201,7 +204,7 @@ class BSQVAE(nn.Module):
     @torch.no_grad()
     def decode(self, summed_codes: torch.Tensor) -> torch.Tensor:
         """(B, d, h, w) sum of the upsampled codes -> (B, 3, 16h, 16w) picture clamped to [-1, 1]."""
-        return self.decoder(summed_codes).clamp(-1, 1)
+        return self.decoder(summed_codes.contiguous(memory_format=torch.channels_last)).clamp(-1, 1).contiguous()
 
     def summed_codes(self, bits: list[torch.Tensor]) -> torch.Tensor:
         """Per-scale bits (B, h, w, d) -> (B, d, H, W) sum of their codes upsampled to the last grid."""

@@ -52,7 +52,7 @@ class BodyLimit:
         limit_mb = self.limit_mb(scope["path"])
         limit = int(limit_mb * MB)
         sentence = (
-            f"The request is larger than the {limit_mb:g} MB this studio reads on this route; "
+            f"The request is larger than the {limit_mb:.4g} MB this studio reads on this route; "
             "send pictures as uploads (gradio_client: handle_file) and values as short JSON."
         )
         length = dict(scope["headers"]).get(b"content-length", b"")
@@ -95,18 +95,19 @@ async def answer(send: Send, status: int, sentence: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class LineCap(logging.Filter):
-    """Cuts a log record's message to LOG_LINE_CHARS characters, saying how long it was."""
+def cap_log_lines() -> None:
+    """Every log record, of any logger (Gradio's, uvicorn's, the studio's), cut to LOG_LINE_CHARS characters,
+    saying how long it was (a record factory: loggers configured later are covered too)."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "caps_lines", False):
+        return
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def capped(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
         text = record.getMessage()
         if len(text) > LOG_LINE_CHARS:
             record.msg, record.args = f"{text[:LOG_LINE_CHARS]}… ({len(text)} characters)", None
-        return True
+        return record
 
-
-def cap_log_lines() -> None:
-    """Every handler of the root logger cuts long lines (call after logging is configured)."""
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, LineCap) for f in handler.filters):
-            handler.addFilter(LineCap())
+    capped.caps_lines = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(capped)

@@ -185,7 +185,8 @@ class ModelPanelView:
                 out[widget] = gr.update(visible=name in taken)
             for classes in tab.class_lists:
                 shown = next((name in taken for name, w in tab.family_widgets.items() if w is classes), True)
-                out[classes] = gr.update(choices=self.session.class_choices(), value=0, visible=shown)
+                choices = self.session.class_choices()
+                out[classes] = gr.update(choices=choices, value=0 if choices else None, visible=shown)
         return out
 
     def wire(self, demo: gr.Blocks, settings: Settings, tabs: list[Tab], page: gr.State) -> None:

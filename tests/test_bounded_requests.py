@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
 
 from editing.errors import QUOTE_CHARS
+from studio.bounds import LOG_LINE_CHARS
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BIG = 5 * 1024 * 1024  # a hostile value of 5 MB
 
@@ -51,24 +57,29 @@ def _dependencies(url: str) -> list[dict]:
     return requests.get(f"{url}config", timeout=60).json()["dependencies"]
 
 
+def _endpoint(url: str, name: str) -> dict:
+    return next(d for d in _dependencies(url) if d.get("api_name") == name)
+
+
+def _with_options(url: str, name: str, options: object) -> list:
+    """The values of a call to the endpoint `name`: every field left empty, then `options` (checked first)."""
+    return [None] * (len(_endpoint(url, name)["inputs"]) - 1) + [options]
+
+
 def test_hostile_large_values_are_quoted_and_the_log_stays_small(studio):
     start = len(studio.log)
     hostile = "y" * (900 * 1024)  # under the 1 MB a /call body may have
-    for name, data in {
-        "generate": [1, {"seed": hostile}],
-        "outpaint": [None, 8, 0, 0, 0, None, {hostile: 1}],
-    }.items():
-        status, text = _call(studio.url, name, data)
+    for name, options in {"generate": {"seed": hostile}, "outpaint": {hostile: 1}}.items():
+        status, text = _call(studio.url, name, _with_options(studio.url, name, options))
         assert status == 200 and _sentence(text) and f"({len(hostile)} characters)" in text, (name, text[:300])
         assert "y" * (QUOTE_CHARS + 1) not in text
 
-    status, text = _call(studio.url, "generate", [1, {"seed": "y" * BIG}])
+    status, text = _call(studio.url, "generate", _with_options(studio.url, "generate", {"seed": "y" * BIG}))
     assert status == 413 and text.startswith("The request is larger than the 1 MB"), text[:300]
 
-    deps = _dependencies(studio.url)
-    generate = next(d["id"] for d in deps if d.get("api_name") == "generate")
+    generate = _endpoint(studio.url, "generate")["id"]
     for i in range(4):  # the queue takes a page's pictures, so 5 MB values reach the handler: quoted
-        answer = _join(studio.url, generate, [1, {"seed": "z" * BIG}], f"hostile{i}")
+        answer = _join(studio.url, generate, _with_options(studio.url, "generate", {"seed": "z" * BIG}), f"hostile{i}")
         error = answer["output"]["error"]
         assert _sentence(error) and f"({BIG} characters)" in error and "z" * (QUOTE_CHARS + 1) not in error
 
@@ -85,9 +96,15 @@ def test_a_body_over_its_limit_is_refused_before_it_is_read(studio):
             b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 1000000000\r\n\r\n{"
         )
-        answer = conn.recv(65536).decode(errors="replace")
-    assert answer.startswith("HTTP/1.1 413"), answer[:300]
-    assert "The request is larger than the" in answer and "--max-upload-mb" not in answer.split("\r\n\r\n")[0]
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"."):  # the headers, then the sentence
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    text = answer.decode(errors="replace")
+    assert text.startswith("HTTP/1.1 413"), text[:300]
+    assert text.split("\r\n\r\n", 1)[1].startswith("The request is larger than the 134.3 MB"), text
 
 
 def test_every_fn_index_answers_a_sentence_or_runs(studio):
@@ -113,15 +130,30 @@ def test_a_value_too_many_is_refused(studio, photo_and_mask):
         return {"path": sent.json()[0], "meta": {"_type": "gradio.FileData"}}
 
     image, mask = upload(photo_and_mask["image"]), upload(photo_and_mask["mask"])
-    status, text = _call(studio.url, "inpaint", [image, mask, {"seed": 1}, "a fourth value"])
-    assert status == 200 and text == "This takes 3 values, and 4 were sent.", text[:300]
+    takes = len(_endpoint(studio.url, "inpaint")["inputs"])  # the picture, the mask, any fields, the options
+    values = [image, mask, *[None] * (takes - 3), {"seed": 1}]
+    status, text = _call(studio.url, "inpaint", [*values, "a value too many"])
+    assert status == 200 and text == f"This takes {takes} values, and {takes + 1} were sent.", text[:300]
 
 
 def test_a_choice_the_model_list_lacks_is_one_line_in_the_log(studio):
     start = len(studio.log)
-    load = next(d for d in _dependencies(studio.url) if d.get("api_name") == "load_model")
-    answer = _join(studio.url, load["id"], ["no-such-model" * 30, None], "choice")
+    answer = _join(studio.url, _endpoint(studio.url, "load_model")["id"], ["no-such-model" * 30, None], "choice")
     error = answer["output"]["error"]
     assert _sentence(error) and "is not one of the choices" in error and "(390 characters)" in error, error
     new = studio.log[start:]
     assert "Traceback" not in new and sum("is not one of the choices" in line for line in new.splitlines()) == 1
+
+
+def test_a_log_line_is_cut_whoever_logs_it():
+    """The studio's cap covers every logger, those made after it too (Gradio's, uvicorn's): a 1 MB line
+    comes out as LOG_LINE_CHARS characters and its length."""
+    script = (
+        "import logging; from studio.bounds import cap_log_lines\n"
+        "logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s'); cap_log_lines()\n"
+        "logging.getLogger('uvicorn.error').info('value %s', 'v' * 1_000_000)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.startswith("uvicorn.error: value vvv") and done.stderr.rstrip().endswith("(1000006 characters)")
+    assert len(done.stderr) < LOG_LINE_CHARS + 100

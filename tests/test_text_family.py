@@ -251,7 +251,7 @@ def test_the_studio_shows_a_prompt_box_and_the_model_panel_swaps_it_for_the_clas
     page = browser.new_page()
     try:
         page.goto(demo.local_url)
-        page.click("#tab-inpaint-button, button:has-text('In-paint')")
+        page.click("#tab-inpaint-button")
         prompt = page.locator("#tab-inpaint #prompt textarea, #tab-inpaint #prompt input").first
         prompt.wait_for(state="visible", timeout=60_000)
         page.click("#tab-class-button")

@@ -303,7 +303,7 @@ class VQVAE(nn.Module):
         """A copy of the decoder in `dtype` (half its float32 memory for bfloat16), made on first use and again
         whenever a weight of the decoder changed in place (training). CPU autocast would instead cast every weight
         on every call and run each GroupNorm in float32 between casts of its 42 MiB maps."""
-        version = sum(p._version for p in self.decoder.parameters())
+        version = sum(0 if p.is_inference() else p._version for p in self.decoder.parameters())  # inference: none
         cached = self.__dict__.get("_low")  # not a submodule: outside the state dict and `.to()`
         if cached is None or cached[0] != (dtype, version):
             self.__dict__["_low"] = cached = ((dtype, version), copy.deepcopy(self.decoder).to(dtype))

@@ -59,8 +59,9 @@ def field_widget(f: Field, class_choices: list[tuple[str, int]], visible: bool =
     spec, info = f.spec, f.spec.help[:1].upper() + f.spec.help[1:]
     if f.widget == "classes":
         info = "Type to search; paint the area to change on the picture."
+        first = 0 if class_choices else None  # a text model has no classes: nothing picked
         return gr.Dropdown(
-            class_choices, value=0, label=spec.label, filterable=True, info=info, elem_id=f.elem_id, visible=visible
+            class_choices, value=first, label=spec.label, filterable=True, info=info, elem_id=f.elem_id, visible=visible
         )
     if spec.text:
         return gr.Textbox(
