@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         client = Client(url, verbose=False)
         kept = []
         for seed in range(args.edits):
-            client.predict(handle_file(str(picture)), handle_file(str(mask)), {"seed": seed}, api_name="/inpaint")
+            sent = {"image": handle_file(str(picture)), "mask": handle_file(str(mask)), "options": {"seed": seed}}
+            client.predict(**sent, api_name="/inpaint")
             kept.append(round(results_mb(tmp), 1))
             print(f"after edit {seed + 1}: {kept[-1]} MB of results kept", flush=True)
         figures = {

@@ -82,8 +82,8 @@ def large_loop(url: str, files: dict[str, Path], until: float, index: int, out: 
                 client.predict(handle_file(str(files["small"])), right=16384 - 64, options={"seed": turn},
                                api_name="/outpaint")  # fmt: skip
             else:
-                client.predict(handle_file(str(files["large"])), handle_file(str(files["large-mask"])),
-                               {"seed": turn}, api_name="/inpaint")  # fmt: skip
+                client.predict(image=handle_file(str(files["large"])), mask=handle_file(str(files["large-mask"])),
+                               options={"seed": turn}, api_name="/inpaint")  # fmt: skip
             outcome = "served"
         except Exception as e:
             outcome = f"FAILED {type(e).__name__}: {str(e)[:80]}"
@@ -121,9 +121,9 @@ def client_loop(url: str, files: dict[str, Path], until: float, index: int, out:
         started = time.monotonic()
         try:
             client.predict(
-                handle_file(str(files["small"])),
-                handle_file(str(files["small-mask"])),
-                {"seed": turn},
+                image=handle_file(str(files["small"])),
+                mask=handle_file(str(files["small-mask"])),
+                options={"seed": turn},
                 api_name="/inpaint",
             )
             with out["lock"]:
@@ -135,7 +135,8 @@ def client_loop(url: str, files: dict[str, Path], until: float, index: int, out:
         kind = HOSTILE[turn % len(HOSTILE)]
         image, mask, options = hostile_call(kind, files)
         try:
-            client.predict(handle_file(str(image)), handle_file(str(mask)), options, api_name="/inpaint")
+            sent = {"image": handle_file(str(image)), "mask": handle_file(str(mask)), "options": options}
+            client.predict(**sent, api_name="/inpaint")
             outcome = "served"
         except Exception as e:
             text = str(e)

@@ -97,8 +97,11 @@ class Mask:
         return Image.fromarray(np.multiply(self.regenerate, 255, dtype=np.uint8), "L")
 
 
-def finest_cells(regenerate: list[torch.Tensor], grid: Grid) -> np.ndarray:
-    """The finest scale's regenerated cells of per-scale maps [(h_k * w_k,)] on the finest grid -> bool (h, w)."""
+def finest_cells(regenerate: list[torch.Tensor], grid: Grid | None = None) -> np.ndarray:
+    """The finest scale's regenerated cells of per-scale maps [(h_k * w_k,)] on the finest grid (h, w) (None: a
+    square one) -> bool (h, w)."""
+    if grid is None:
+        grid = int(round(regenerate[-1].numel() ** 0.5))
     return regenerate[-1].view(*grid_hw(grid)).cpu().numpy().astype(bool)
 
 

@@ -99,7 +99,8 @@ def folder_files(folder: Path) -> list[Path]:
 
 def model_folders(models_dir: str | Path | None = None) -> list[Path]:
     """The folders of models_dir (default: the models folder) holding their family's files (VAR: a vae*/var*
-    checkpoint pair), by name; names taken by the demo or a published model are skipped."""
+    checkpoint pair), and those naming a family this version does not know (loading one says so), by name;
+    names taken by the demo or a published model are skipped."""
     root = Path(models_dir) if models_dir is not None else default_models_dir()
     if not root.is_dir():
         return []
@@ -108,7 +109,12 @@ def model_folders(models_dir: str | Path | None = None) -> list[Path]:
         if folder.name == DEMO or folder.name in ZOO:
             continue
         try:
-            folder_files(folder)
+            family = family_of(folder)
+        except CheckpointError:  # a family this version does not know: listed, and loading it says so
+            found.append(folder)
+            continue
+        try:
+            family.files(folder)
         except (OSError, ValueError):
             continue
         found.append(folder)

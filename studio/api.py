@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from editing import EditOptions, Mode, option_fields, registered
 from editing.errors import quoted
+from editing.families import DEFAULT_FAMILY, FAMILIES, runs
 from editing.modes import Field
 from editing.options import OptionSpec, range_text
 
@@ -113,28 +114,44 @@ def field_input(f: Field) -> gr.components.Component:
     return value_input(f.name, {**json_schema(f.spec), "description": f.spec.help}, f.default)
 
 
+def parameters(mode: Mode) -> tuple[list[Field], list[Field]]:
+    """A mode endpoint's fields before `options` (the mode's own and the default family's: the positional API
+    stays as it was when another family registers) and after it (other families' conditioning, e.g. `prompt`)."""
+    if not runs(FAMILIES[DEFAULT_FAMILY], mode.name):
+        return list(mode.request_fields), []
+    first = [f for f in mode.request_fields if f in mode.fields or f.name in mode.family_fields(DEFAULT_FAMILY)]
+    return first, [f for f in mode.request_fields if f not in first]
+
+
 def _docstring(mode: Mode) -> str:
-    args = [f"    {f.name}: {f.spec.help}{range_text(f.spec)}" for f in mode.request_fields]
+    first, rest = parameters(mode)
+    args = [f"    {f.name}: {f.spec.help}{range_text(f.spec)}" for f in first]
     args.append('    options: optional settings, e.g. {"seed": 1}; unknown keys are refused.')
+    args += [f"    {f.name}: {f.spec.help}{range_text(f.spec)}" for f in rest]
     return f"{mode.doc}\n\nArgs:\n" + "\n".join(args) + f"\nReturns:\n    {RETURNS}"
 
 
 def endpoint(session: Session, mode: Mode) -> Any:
-    """The function behind a mode's endpoint: its parameters are the mode's fields and `options`."""
-    fields_of = mode.request_fields
+    """The function behind a mode's endpoint: its parameters are the mode's fields and `options` (`parameters`)."""
+    first, rest = parameters(mode)
 
     def call(*values: Any) -> tuple[str, dict[str, Any]]:
-        *fields, options, request = values
+        *values, request = values
+        options = values[len(first)]
+        fields = values[: len(first)] + values[len(first) + 1 :]
         given = {f.name: Path(v) if isinstance(v, str) and f.picture else v
-                 for f, v in zip(fields_of, fields, strict=True)}  # fmt: skip
+                 for f, v in zip(first + rest, fields, strict=True)}  # fmt: skip
         return session.api_run(mode.name, given, options, _visitor(request))
 
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    params = [
-        inspect.Parameter(f.name, kind, default=inspect.Parameter.empty if f.required else f.default)
-        for f in mode.request_fields
-    ]
+
+    def parameter(f: Field) -> inspect.Parameter:
+        return inspect.Parameter(f.name, kind, default=inspect.Parameter.empty if f.required else f.default)
+
+    params = [parameter(f) for f in first]
     params.append(inspect.Parameter("options", kind, default=None))
+    # After `options` (which has a default), so a family's required field is checked by its mode, not here.
+    params += [parameter(f).replace(default=None) for f in rest]
     # Gradio hands the caller's request to a parameter annotated gr.Request (not an input of the endpoint)
     params.append(inspect.Parameter("request", kind, default=None, annotation=gr.Request))
     call.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -158,6 +175,8 @@ def add_endpoints(session: Session, mcp: bool = False) -> None:
     with gr.Row(visible=False):
         result, params = gr.Image(label="result", type="filepath", format="png"), gr.JSON(label="params")
         for mode in registered():
-            inputs = [field_input(f) for f in mode.request_fields] + [value_input("options", options_schema())]
+            first, rest = parameters(mode)
+            options = value_input("options", options_schema())
+            inputs = [*(field_input(f) for f in first), options, *(field_input(f) for f in rest)]
             trigger = gr.Button(visible=False)
             trigger.click(endpoint(session, mode), inputs, [result, params], api_name=mode.name, concurrency_id="edit")

@@ -57,24 +57,31 @@ def _dependencies(url: str) -> list[dict]:
     return requests.get(f"{url}config", timeout=60).json()["dependencies"]
 
 
+def _endpoint(url: str, name: str) -> dict:
+    return next(d for d in _dependencies(url) if d.get("api_name") == name)
+
+
+def _with_options(url: str, name: str, options: object) -> list:
+    """The values of a call to the endpoint `name`: every field left empty but `options` (checked first)."""
+    config = requests.get(f"{url}config", timeout=60).json()
+    labels = {c["id"]: c.get("props", {}).get("label") for c in config["components"]}
+    return [options if labels[i] == "options" else None for i in _endpoint(url, name)["inputs"]]
+
+
 def test_hostile_large_values_are_quoted_and_the_log_stays_small(studio):
     start = len(studio.log)
     hostile = "y" * (900 * 1024)  # under the 1 MB a /call body may have
-    for name, data in {
-        "generate": [1, {"seed": hostile}],
-        "outpaint": [None, 8, 0, 0, 0, None, {hostile: 1}],
-    }.items():
-        status, text = _call(studio.url, name, data)
+    for name, options in {"generate": {"seed": hostile}, "outpaint": {hostile: 1}}.items():
+        status, text = _call(studio.url, name, _with_options(studio.url, name, options))
         assert status == 200 and _sentence(text) and f"({len(hostile)} characters)" in text, (name, text[:300])
         assert "y" * (QUOTE_CHARS + 1) not in text
 
-    status, text = _call(studio.url, "generate", [1, {"seed": "y" * BIG}])
+    status, text = _call(studio.url, "generate", _with_options(studio.url, "generate", {"seed": "y" * BIG}))
     assert status == 413 and text.startswith("The request is larger than the 1 MB"), text[:300]
 
-    deps = _dependencies(studio.url)
-    generate = next(d["id"] for d in deps if d.get("api_name") == "generate")
+    generate = _endpoint(studio.url, "generate")["id"]
     for i in range(4):  # the queue takes a page's pictures, so 5 MB values reach the handler: quoted
-        answer = _join(studio.url, generate, [1, {"seed": "z" * BIG}], f"hostile{i}")
+        answer = _join(studio.url, generate, _with_options(studio.url, "generate", {"seed": "z" * BIG}), f"hostile{i}")
         error = answer["output"]["error"]
         assert _sentence(error) and f"({BIG} characters)" in error and "z" * (QUOTE_CHARS + 1) not in error
 
@@ -125,14 +132,15 @@ def test_a_value_too_many_is_refused(studio, photo_and_mask):
         return {"path": sent.json()[0], "meta": {"_type": "gradio.FileData"}}
 
     image, mask = upload(photo_and_mask["image"]), upload(photo_and_mask["mask"])
-    status, text = _call(studio.url, "inpaint", [image, mask, {"seed": 1}, "a fourth value"])
-    assert status == 200 and text == "This takes 3 values, and 4 were sent.", text[:300]
+    takes = len(_endpoint(studio.url, "inpaint")["inputs"])  # the picture, the mask, any fields, the options
+    values = [image, mask, *[None] * (takes - 3), {"seed": 1}]
+    status, text = _call(studio.url, "inpaint", [*values, "a value too many"])
+    assert status == 200 and text == f"This takes {takes} values, and {takes + 1} were sent.", text[:300]
 
 
 def test_a_choice_the_model_list_lacks_is_one_line_in_the_log(studio):
     start = len(studio.log)
-    load = next(d for d in _dependencies(studio.url) if d.get("api_name") == "load_model")
-    answer = _join(studio.url, load["id"], ["no-such-model" * 30, None], "choice")
+    answer = _join(studio.url, _endpoint(studio.url, "load_model")["id"], ["no-such-model" * 30, None], "choice")
     error = answer["output"]["error"]
     assert _sentence(error) and "is not one of the choices" in error and "(390 characters)" in error, error
     new = studio.log[start:]

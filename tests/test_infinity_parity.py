@@ -103,6 +103,8 @@ def test_teacher_forced_run_matches_upstream(ref):
     assert seen == [(i, (1, h, w, ref["vae"].bits)) for i, (h, w) in enumerate(ref["schedule"].grids)]
     for i in range(leak):
         assert torch.equal(steps[i].bits, source[i])
+    # the codes of the bits used, summed on their own, are what the run decoded (a source's reconstruction path)
+    torch.testing.assert_close(ref["vae"].summed_codes([s.bits for s in steps]), steps[-1].summed_codes)
     _check_against(ref, steps, "tf")
 
 

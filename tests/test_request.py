@@ -215,7 +215,7 @@ def test_request_without_seed_gets_one_recorded(demo):
     assert np.array_equal(np.asarray(result.images[0]), np.asarray(again.images[0]))
 
 
-def test_mixed_batch_of_six(tiny):
+def test_mixed_batch_of_six(demo):
     pictures = [_picture(seed=s) for s in range(5)]
     masks = [_box(x0=4, x1=30), _box(y0=30, y1=60), _box(x0=30, x1=60), _box(y0=2, y1=24)]
     requests = [
@@ -226,7 +226,7 @@ def test_mixed_batch_of_six(tiny):
         EditRequest("outpaint", pictures[4], right=24, bottom=8, options=EditOptions(seed=5)),
         EditRequest("generate", class_id=2, options=EditOptions(seed=6)),
     ]
-    results = tiny.run(requests)
+    results = demo.run(requests)
     assert [r.params["mode"] for r in results] == [r.mode for r in requests]
     assert [len(r.images) for r in results] == [1, 2, 1, 1, 1, 1]
     for request, result in zip(requests[:4], results[:4], strict=True):
@@ -239,7 +239,7 @@ def test_mixed_batch_of_six(tiny):
     grown = np.asarray(results[4].images[0])
     assert grown.shape == (72, 88, 3) and np.array_equal(grown[:64, :64], pictures[4])
     assert results[5].images[0].size == (64, 64) and results[5].params["class_id"] == 2
-    assert results[2].params["class_id"] == 1 and results[0].params["class_id"] == tiny.model.var.num_classes
+    assert results[2].params["class_id"] == 1 and results[0].params["class_id"] == demo.model.var.num_classes
 
 
 def test_one_bad_request_fails_alone(demo):

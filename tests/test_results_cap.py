@@ -46,11 +46,11 @@ def test_results_are_capped_in_all_and_per_visitor(tmp_path, pictures):
         assert f"results at most {TOTAL:g} MB ({VISITOR:g} MB a visitor)" in studio.log
         picture, mask = (handle_file(str(p)) for p in pictures)
         other = Client(studio.url, verbose=False)  # a visitor with one result
-        other.predict(picture, mask, {"seed": 0}, api_name="/inpaint")
+        other.predict(image=picture, mask=mask, options={"seed": 0}, api_name="/inpaint")
         busy = Client(studio.url, verbose=False)  # a visitor with many
         sizes = []
         for seed in range(1, 6):
-            path, params = busy.predict(picture, mask, {"seed": seed}, api_name="/inpaint")
+            path, params = busy.predict(image=picture, mask=mask, options={"seed": seed}, api_name="/inpaint")
             assert params["seed"] == seed and Image.open(path).size == (300, 300)  # the newest is served
             sizes.append(_kept(tmp_path / "tmp"))
         one = Path(path).stat().st_size

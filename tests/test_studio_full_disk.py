@@ -50,7 +50,8 @@ def test_a_full_disk_is_one_sentence_and_the_studio_serves_again(small_disk, tmp
             file.truncate(ballast.stat().st_size - 160 * 1024)
         client = Client(studio.url, verbose=False)
         with pytest.raises(Exception) as refused:
-            client.predict(handle_file(str(picture)), handle_file(str(mask)), {"seed": 1}, api_name="/inpaint")
+            client.predict(image=handle_file(str(picture)), mask=handle_file(str(mask)), options={"seed": 1},
+                           api_name="/inpaint")
         assert str(refused.value).startswith("The server's disk is full"), str(refused.value)[:500]
 
         _fill(ballast)  # no room at all: an upload is refused too
@@ -63,6 +64,6 @@ def test_a_full_disk_is_one_sentence_and_the_studio_serves_again(small_disk, tmp
         assert not [p for p in written if p.name.startswith("tmp")], "an upload's temporary file stayed"
 
         ballast.unlink()
-        sent_again = (handle_file(str(picture)), handle_file(str(mask)), {"seed": 1})
-        path, params = client.predict(*sent_again, api_name="/inpaint")
+        sent_again = {"image": handle_file(str(picture)), "mask": handle_file(str(mask)), "options": {"seed": 1}}
+        path, params = client.predict(**sent_again, api_name="/inpaint")
         assert params["seed"] == 1 and Image.open(path).size == (200, 200)

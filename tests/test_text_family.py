@@ -221,12 +221,12 @@ def test_the_endpoints_and_mcp_tools_take_a_prompt(models, photo):
         }
         assert named["prompt"]["type"]["anyOf"][0] == {"type": "string", "maxLength": PROMPT_CHARS}, named["prompt"]
         path, params = client.predict(
-            handle_file(str(photo)), handle_file(str(photo.parent / "mask.png")), "a red fox", None, {"seed": 1},
-            api_name="/inpaint",
+            image=handle_file(str(photo)), mask=handle_file(str(photo.parent / "mask.png")), prompt="a red fox",
+            options={"seed": 1}, api_name="/inpaint",
         )  # fmt: skip
         assert params["prompt"] == "a red fox" and read_params(path)["prompt"] == "a red fox"
         with pytest.raises(Exception, match=f"must be at most {PROMPT_CHARS} characters long"):
-            client.predict(None, "y" * (PROMPT_CHARS + 1), None, None, api_name="/generate")
+            client.predict(prompt="y" * (PROMPT_CHARS + 1), api_name="/generate")
 
         async def call() -> Any:
             async with streamable_http_client(f"{demo.local_url}gradio_api/mcp/") as (read, write, _):
@@ -251,7 +251,7 @@ def test_the_studio_shows_a_prompt_box_and_the_model_panel_swaps_it_for_the_clas
     page = browser.new_page()
     try:
         page.goto(demo.local_url)
-        page.click("#tab-inpaint-button, button:has-text('In-paint')")
+        page.click("#tab-inpaint-button")
         prompt = page.locator("#tab-inpaint #prompt textarea, #tab-inpaint #prompt input").first
         prompt.wait_for(state="visible", timeout=60_000)
         page.click("#tab-class-button")

@@ -55,7 +55,8 @@ def test_upload_caps_are_one_sentence_and_used_uploads_go(folders: tuple[Path, P
         mask = own / "mask.png"
         Image.fromarray(np.pad(np.full((16, 16), 255, np.uint8), 24)).save(mask)
         client = Client(studio.url, verbose=False)
-        path, _ = client.predict(handle_file(str(picture)), handle_file(str(mask)), {"seed": 1}, api_name="/inpaint")
+        sent = {"image": handle_file(str(picture)), "mask": handle_file(str(mask)), "options": {"seed": 1}}
+        path, _ = client.predict(**sent, api_name="/inpaint")
         assert Path(path).exists()
         cache = next(tmp.glob("var-edit-app-*")) / "gradio"
         assert not [p for p in cache.rglob("*.png") if p.name in ("picture.png", "mask.png")], "the uploads stayed"
