@@ -152,6 +152,7 @@ def build_app(
                     type="pil",
                     format="png",
                     interactive=False,
+                    buttons=[],  # its corner buttons covered the last preview on a phone; Download PNG is below
                     elem_id="live-preview",
                 )
                 status = gr.Textbox(label="Status", interactive=False, elem_id="status")
