@@ -14,7 +14,7 @@ from typing import Any
 HOOKS: dict[str, tuple[str, ...] | None] = {
     # StudioBlocks overrides it: its checks of a call's values, answered in one sentence
     "gradio.blocks.Blocks.preprocess_data": ("self", "block_fn", "inputs", "state", "explicit_call"),
-    # read by StudioBlocks.preprocess_data: a page-only handler has no fn; how many inputs it takes
+    # read by StudioBlocks.preprocess_data: a page-only handler has no fn; how many inputs it takes; its api_name
     "gradio.block_function.BlockFunction.__init__": ("self", "fn", "inputs"),
     # gradio_files replaces both module-wide: pictures cached whole, copies in the results ledger
     "gradio.processing_utils.save_pil_to_cache": ("img", "cache_dir", "name", "format"),

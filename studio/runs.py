@@ -198,7 +198,7 @@ def result_cells(result: EditResult) -> np.ndarray | None:
 def waiting_text(ahead: int) -> str:
     """The status line of an edit waiting for the device."""
     others = "1 other visitor's edit goes" if ahead == 1 else f"{ahead} other visitors' edits go"
-    return f"Waiting: {others} first, then they take turns with yours, one scale each."
+    return f"Waiting, number {ahead + 1} in line: {others} first, then they take turns with yours, one scale each."
 
 
 def select(paths: list[str] | None, evt: gr.EventData) -> tuple[int, Any]:
