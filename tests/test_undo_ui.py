@@ -22,6 +22,7 @@ from test_app import ROOT, wait_picture
 from test_mask_tools_ui import SIZE, UPLOAD_MASK, box_stroke, scene
 
 from studio.canvas_io import PREFIX
+from studio.mask_panel import SELECTING
 
 ARTIFACTS = ROOT / "test-artifacts" / "undo"
 TOOLS = ("upload", "invert", "grow", "shrink", "select", "clear")
@@ -120,7 +121,11 @@ def test_undo_and_redo_around_a_mask_tool(page: Page, files: dict[str, Path], to
     else:
         page.click(f"#mask-{tool}")
     after = wait_mask(page, unlike=stroke)
-    page.wait_for_function(f"(n) => {NOTE_JS} !== n && !/^[0-9.]+s$/.test({NOTE_JS})", arg=stroke_note, polling=100)
+    page.wait_for_function(  # the tool's own note: not the stroke's, a progress timer or Select object's "working"
+        f"([n, w]) => {NOTE_JS} !== n && !/^[0-9.]+s$/.test({NOTE_JS}) && !{NOTE_JS}.startsWith(w)",
+        arg=[stroke_note, SELECTING],
+        polling=100,
+    )
     after_note = note_now(page)
     page.screenshot(path=str(ARTIFACTS / f"{tool}-1-after.png"))
 
