@@ -242,10 +242,13 @@ class Editor:
 
         def work() -> None:
             try:
-                job.finish(self.run(requests, job))
+                results, error = self.run(requests, job), None
             except BaseException as e:  # handed to whoever calls job.result()
-                job.finish(error=e)
-            give_back_memory()  # what the run freed, so that a studio's idle memory does not grow edit by edit
+                results, error = None, e
+            # What the run freed goes back before the job ends (a studio's idle memory does not grow edit by edit),
+            # so nothing of the run is left working once its caller has the results.
+            give_back_memory()
+            job.finish(results, error)
 
         threading.Thread(target=work, name="var-edit", daemon=True).start()
         return job
