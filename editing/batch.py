@@ -131,6 +131,8 @@ def write_outputs(out_dir: Path, job: Job, result: EditResult, overwrite: bool) 
         params = {**result.png_params(i), "name": job.name}
         same = path.is_file() and read_params(path) == json.loads(json.dumps(params, sort_keys=True))
         written.append(save_png(image, path, params, overwrite=overwrite or same))
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # of a writer killed mid-write (a Ray worker)
+            stale.unlink(missing_ok=True)
     return written
 
 

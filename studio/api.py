@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from editing import EditOptions, Mode, option_fields, registered
 from editing.errors import quoted
 from editing.families import DEFAULT_FAMILY, FAMILIES, runs
-from editing.modes import Field, mode_names
+from editing.modes import Field, get_mode, mode_names
 from editing.options import OptionSpec, range_text
 
 from . import mcp_tools
@@ -41,7 +41,8 @@ class StudioBlocks(gr.Blocks):
             raise user_error("This handler runs in the page only; the server has nothing to run for it.")
         if len(inputs) > len(block_fn.inputs):
             raise user_error(f"This takes {len(block_fn.inputs)} values, and {len(inputs)} were sent.")
-        if block_fn.api_name in mode_names():  # a mode's endpoint: values left off at the end are not given
+        if block_fn.api_name in mode_names() and len(inputs) > len(parameters(get_mode(block_fn.api_name))[0]):
+            # a mode's endpoint sent up to its options: the other families' fields after them are not given
             inputs = [*inputs, *[None] * (len(block_fn.inputs) - len(inputs))]
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)

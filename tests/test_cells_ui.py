@@ -18,6 +18,7 @@ import pytest
 from chromium import BROWSER, studio_page
 from PIL import Image
 from playwright.sync_api import Browser, Page
+from studio_server import running
 from test_app import ROOT, download, fix_seed_and_candidates, open_accordion, run_and_wait, wait_picture
 from test_mask_tools_ui import UPLOAD_MASK, cells_state, fetch, wait_cells_change
 from test_undo_ui import NOTE_JS, mask_now, wait_mask
@@ -41,8 +42,15 @@ def photo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(browser: Browser, app_url: str, photo_file: Path) -> Iterator[Page]:
-    with studio_page(browser, app_url, ARTIFACTS, height=1300) as pg:
+def own_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A studio of this module's own: the cells it shows do not depend on what earlier tests did to the shared one."""
+    with running([], tmp_path_factory.mktemp("cells-studio")) as studio:
+        yield studio.url
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, own_url: str, photo_file: Path) -> Iterator[Page]:
+    with studio_page(browser, own_url, ARTIFACTS, height=1300) as pg:
         pg.set_input_files("#canvas input[type=file]", str(photo_file))
         pg.wait_for_selector("#canvas button[title='Brush Size']")
         wait_picture(pg, W, H)
