@@ -114,7 +114,17 @@ def test_the_cells_preview_is_what_the_run_changes(clean: Page, tmp_path: Path) 
     y = top + size["height"] * zoom / 2
     before = cells_state(pg)
     drag(pg, [(left + 0.15 * size["width"] * zoom, y), (left + 0.85 * size["width"] * zoom, y)])
-    painted_src, painted_note = wait_cells_change(pg, before)
+    wait_cells_change(pg, before)
+    # On a busy machine the first view can be of the stroke in the making: take the view once it has held still
+    # for 2 s (the picture and the note of the whole stroke).
+    pg.wait_for_function(
+        f"""() => {{ const now = [{NOTE_JS}, (document.querySelector('#mask-cells img') || {{}}).src].join('|');
+        if (window.__cellsSeen !== now) {{ window.__cellsSeen = now; window.__cellsSince = Date.now(); return false; }}
+        return Date.now() - window.__cellsSince > 2000; }}""",
+        polling=200,
+        timeout=120_000,
+    )
+    painted_src, painted_note = cells_state(pg)
     pg.screenshot(path=str(ARTIFACTS / "02-stroke-cells.png"), full_page=True)
 
     with pg.expect_download() as info:  # the same mask, uploaded
