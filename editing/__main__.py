@@ -34,6 +34,7 @@ from .batch import Job, Report, name_seed, run_batch, write_report
 from .canvas import load_mask, open_guarded
 from .editor import Editor
 from .errors import EditError
+from .families import defaults_text
 from .models import model_defaults, resolve
 from .modes import Field, mode_names, registered
 from .options import EditOptions, OptionSpec, option_fields, range_text
@@ -47,7 +48,7 @@ def _option_flag(parser: argparse.ArgumentParser, name: str, default: Any, spec:
     detail = f"{spec.label}: {spec.help}"
     if spec.kind in (int, float) and spec.low is not None:
         detail += f" A number{range_text(spec)}."
-    detail += f" Default: {default!r} (or the model's)."
+    detail += f" Default: {defaults_text(name, default)}, or the model's defaults.json."
     detail = detail.replace("%", "%%")  # argparse formats help with %
     if spec.kind is bool:
         parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=detail)

@@ -33,8 +33,10 @@ from .families import (
     ModelFamily,
     ModelGeometry,
     check_request,
+    family_defaults,
     family_fields,
     family_options,
+    not_run,
     runs,
 )
 from .interface import ModelInfo
@@ -68,7 +70,7 @@ class Editor:
         self.device = device or default_device()
         self.model = model.to(self.device)
         self.name = name
-        self.defaults = defaults or EditOptions()
+        self.defaults = defaults or family_defaults(model.family)
         self.limits = limits or Limits()
         self._cache = EncodingCache()
         self._turns = Turns()
@@ -183,7 +185,7 @@ class Editor:
                 if not isinstance(request, EditRequest):
                     raise EditError(f"Request {i} is a {type(request).__name__}, not an EditRequest.")
                 if not runs(self.family, request.mode):
-                    raise EditError(f"{self.name} cannot {request.mode}; its family runs {', '.join(self.modes)}.")
+                    raise not_run(self.name, request.mode, self.modes)
                 conditioning = self.conditioning(request)
                 options = resolve(request, self.geometry)
                 inputs = load_inputs(request, self.limits)

@@ -188,7 +188,9 @@ class FamilyModel(Protocol):
 class ModelFamily(Protocol):
     """A kind of model. modes: the edit modes it runs; options: the options of the table that are its
     family's to use (an option no family claims applies to every model); option_table: its own options,
-    added to the table when it is registered, as (name, default, OptionSpec)."""
+    added to the table when it is registered, as (name, default, OptionSpec). A family may also have
+    `defaults`, {option: value}: where its models start instead of the table's default (Infinity's
+    upstream cfg and top-p; `family_defaults`)."""
 
     name: str
     modes: frozenset[str]
@@ -261,6 +263,29 @@ def foreign_options(name: str) -> frozenset[str]:
     """The options other registered families claim that family `name` does not use (the studio hides them)."""
     own = family_options(FAMILIES[name]) if name in FAMILIES else frozenset()
     return frozenset().union(*(family_options(f) for f in FAMILIES.values())) - own
+
+
+def own_defaults(family: ModelFamily) -> dict[str, Any]:
+    """The option defaults `family` sets instead of the table's (its optional `defaults`)."""
+    return dict(getattr(family, "defaults", {}))
+
+
+def family_defaults(family: ModelFamily) -> EditOptions:
+    """The options a model of `family` starts from: the table's defaults with the family's own (`own_defaults`);
+    a model folder's defaults.json goes on top of these."""
+    return EditOptions().replace(**own_defaults(family))
+
+
+def defaults_text(name: str, default: Any) -> str:
+    """An option's default as help texts say it: `1.5`, or `1.5 (infinity models: 3.0)` where a family's models
+    start elsewhere."""
+    others = [f"{f.name} models: {own_defaults(f)[name]!r}" for f in FAMILIES.values() if name in own_defaults(f)]
+    return f"{default!r}" + (f" ({'; '.join(others)})" if others else "")
+
+
+def not_run(model_name: str, mode: str, modes: list[str]) -> EditError:
+    """The one sentence for a mode the loaded model's family does not run."""
+    return EditError(f"{model_name} cannot {mode}; its family runs {', '.join(modes)}.")
 
 
 def check_request(

@@ -55,6 +55,9 @@ class InfinityText:
     modes = frozenset({"inpaint", "outpaint", "prompt_edit", "generate"})
     options = frozenset({"cfg", "top_k", "top_p"})
     option_table = (TAU,)
+    # upstream's `gen_one_img` and infer script: cfg 3 on logits, tau 0.5 (TAU's default), top-k 900 (no effect
+    # on a bit's two values), top-p 0.97 (a bit's less likely value is dropped when at most 3 % likely)
+    defaults = {"cfg": 3.0, "top_k": 900, "top_p": 0.97}
 
     def fields(self, mode: str) -> tuple[Field, ...]:
         if mode == "prompt_edit":

@@ -32,7 +32,7 @@ from var_core.zoo import models_dir as default_models_dir
 from .device import default_device, dtype_of
 from .editor import Editor
 from .errors import EditError, quoted
-from .families import ModelFamily, family_of
+from .families import ModelFamily, family_defaults, family_of
 from .options import EditOptions
 from .resources import demo_dir
 
@@ -144,13 +144,15 @@ def resolve(name_or_folder: str | Path, models_dir: str | Path | None = None, li
 
 
 def model_defaults(name_or_folder: str | Path, models_dir: str | Path | None = None) -> EditOptions:
-    """A model's default options without loading it: its folder's defaults.json, else the table's."""
+    """A model's default options without loading it: its family's (`families.family_defaults`), with its
+    folder's defaults.json on top."""
     folder = resolve(name_or_folder, models_dir).folder
+    family = family_defaults(family_of(folder))
     defaults_file = folder / "defaults.json" if folder is not None else None
     if defaults_file is None or not defaults_file.is_file():
-        return EditOptions()
+        return family
     try:
-        return EditOptions.from_dict(json.loads(defaults_file.read_text()))
+        return EditOptions.from_dict(json.loads(defaults_file.read_text()), family)
     except (EditError, json.JSONDecodeError) as e:
         raise CheckpointError(f"defaults.json of {defaults_file.parent.name} is not valid: {e}") from e
 

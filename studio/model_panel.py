@@ -157,8 +157,8 @@ class ModelPanelView:
         return self.panel
 
     def page_state(self) -> dict[Any, Any]:
-        """Updates that show the shared model as it is now: panel, notice, settings, and the class lists and
-        prompt boxes its family takes (the others hidden)."""
+        """Updates that show the shared model as it is now: panel, notice, settings, the tabs and run buttons of
+        the modes its family runs, and the class lists and prompt boxes it takes (the others hidden)."""
         assert self.panel is not None and self._settings is not None
         editor = self.session.editor
         entries = self.switch.entries() if self.switch is not None else []
@@ -177,10 +177,13 @@ class ModelPanelView:
         return out
 
     def _family_widgets(self) -> dict[Any, Any]:
-        """The tabs' class lists (with the model's classes) and other family fields, shown where it takes them."""
-        taken = self.session.taken_fields()
+        """The tabs and run buttons of the modes the model runs, the tabs' class lists (with the model's classes)
+        and other family fields, shown where it takes them."""
+        taken, modes = self.session.taken_fields(), self.session.modes_run()
         out: dict[Any, Any] = {}
         for tab in self._tabs:
+            if self.session.editor is not None:  # while another model loads, the tabs stay as they are
+                out.update(tab.runs_shown(modes))
             for name, widget in tab.family_widgets.items():
                 out[widget] = gr.update(visible=name in taken)
             for classes in tab.class_lists:
@@ -194,7 +197,8 @@ class ModelPanelView:
         model), and, where switching is allowed, Load."""
         assert self.panel is not None
         self._settings, self._tabs = settings, tabs
-        family = [w for tab in tabs for w in (*tab.family_widgets.values(), *tab.class_lists)]
+        family = [w for tab in tabs for w in (tab.tab, *(r.button for r in tab.runs), *tab.family_widgets.values(),
+                                              *tab.class_lists)]  # fmt: skip
         self._refresh = [*self.panel.outputs(), *dict.fromkeys(family), *settings.components]
         demo.load(self.page_state, None, self._refresh, show_progress="hidden", api_visibility="private")
         switch = self.switch

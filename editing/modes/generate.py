@@ -10,8 +10,8 @@ from .base import Inputs, Mode
 
 class Generate(Mode):
     name = "generate"
-    title = "Class edit"  # the studio shows it beside the class edit, with the same class list
-    tab_id = "class"
+    title = "Generate"
+    tab_id = "generate"
     button = "Generate new picture"
     button_id = "run-generate"
     doc = "Draw a new picture at the model's resolution, of a class or a prompt (none given: anything)."

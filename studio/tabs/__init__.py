@@ -2,7 +2,9 @@
 field (shared by the modes of a tab), a run button per mode; `EXTRAS` adds a mode's own studio tools.
 
 The fields the model families add (a class list, a prompt box) are shown only while a model of a
-family that takes them is loaded (`Tab.family_widgets`; the model panel swaps them)."""
+family that takes them is loaded (`Tab.family_widgets`), and the tabs and run buttons only of the modes the
+loaded model's family runs (`Tab.runs_shown`: no Prompt edit tab beside a class model, no Class edit tab
+beside a text model); the model panel swaps them when another model is loaded."""
 
 from __future__ import annotations
 
@@ -48,6 +50,12 @@ class Tab:
     extras: list[Any]
     class_lists: list[gr.Dropdown] = field(default_factory=list)  # the widgets listing the model's classes
     family_widgets: dict[str, gr.components.Component] = field(default_factory=dict)  # by field name
+
+    def runs_shown(self, modes: list[str]) -> dict[gr.components.Component, Any]:
+        """Updates that show the tab and its run buttons where the loaded model runs their modes (`modes`)."""
+        out: dict[gr.components.Component, Any] = {run.button: gr.update(visible=run.mode in modes) for run in self.runs}
+        out[self.tab] = gr.update(visible=any(run.mode in modes for run in self.runs))
+        return out
 
 
 # A mode's own studio tools, by mode name: called inside its tab with the tab's widgets (tabs/outpaint.py).
@@ -104,15 +112,18 @@ def _widgets(
     return widgets
 
 
-def _tab(title: str, modes: list[Mode], class_choices: list[tuple[str, int]], taken: list[str]) -> Tab:
+def _tab(
+    title: str, modes: list[Mode], class_choices: list[tuple[str, int]], taken: list[str], run_here: list[str]
+) -> Tab:
     tab_id = modes[0].tab_id or modes[0].name
-    with gr.Tab(title, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
+    shown = any(mode.name in run_here for mode in modes)
+    with gr.Tab(title, id=tab_id, elem_id=f"tab-{tab_id}", visible=shown) as tab:
         gr.Markdown(" ".join(mode.doc for mode in modes))
         widgets = _widgets(modes, class_choices, taken)
         with gr.Row():
             buttons = [
                 gr.Button(mode.button or mode.name, variant="primary" if i == 0 else "secondary",
-                          elem_id=mode.button_id or f"run-{mode.name}")
+                          elem_id=mode.button_id or f"run-{mode.name}", visible=mode.name in run_here)
                 for i, mode in enumerate(modes)
             ]  # fmt: skip
         extras = [EXTRAS[mode.name](widgets) for mode in modes if mode.name in EXTRAS]
@@ -122,10 +133,11 @@ def _tab(title: str, modes: list[Mode], class_choices: list[tuple[str, int]], ta
     return Tab(tab, runs, widgets, any(mode.uses_mask for mode in modes), extras, classes[:1], added)
 
 
-def build_tabs(class_choices: list[tuple[str, int]], taken: list[str]) -> list[Tab]:
+def build_tabs(class_choices: list[tuple[str, int]], taken: list[str], run_here: list[str]) -> list[Tab]:
     """Every registered mode's tab (inside the current gr.Tabs); modes with the same title share one.
-    taken: the fields the loaded model's family adds (its conditioning), whose widgets are shown."""
+    taken: the fields the loaded model's family adds (its conditioning), whose widgets are shown; run_here:
+    the modes it runs, whose tabs and buttons are shown."""
     groups: dict[str, list[Mode]] = {}
     for mode in registered():
         groups.setdefault(mode.title or mode.name, []).append(mode)
-    return [_tab(title, modes, class_choices, taken) for title, modes in groups.items()]
+    return [_tab(title, modes, class_choices, taken, run_here) for title, modes in groups.items()]
