@@ -53,7 +53,7 @@ class Tab:
 
     def runs_shown(self, modes: list[str]) -> dict[gr.components.Component, Any]:
         """Updates that show the tab and its run buttons where the loaded model runs their modes (`modes`)."""
-        out: dict[gr.components.Component, Any] = {run.button: gr.update(visible=run.mode in modes) for run in self.runs}
+        out: dict[gr.components.Component, Any] = {r.button: gr.update(visible=r.mode in modes) for r in self.runs}
         out[self.tab] = gr.update(visible=any(run.mode in modes for run in self.runs))
         return out
 
