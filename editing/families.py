@@ -16,6 +16,7 @@ Every published model and every model folder belongs to one family; a folder nam
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,21 @@ def prompt_fields(required: str | None = None) -> tuple[Field, Field]:
     ), NEGATIVE_PROMPT
 
 
+def aspect_field(aspects: tuple[str, ...]) -> Field:
+    """A generation's aspect, 'W:H' (width to height) as one of `aspects` (empty: the model's default, square);
+    one meaning for every family whose models draw several (`pick_geometry`)."""
+    return field(
+        "aspect", str, "Aspect (width:height)", f"the new picture's width to height: {', '.join(aspects)} (empty: "
+        "square).", choices=aspects, elem_id="aspect", studio_default=aspects[0],
+    )  # fmt: skip
+
+
+def aspect_ratio(aspect: str) -> float:
+    """'W:H' -> height / width."""
+    w, h = aspect.split(":")
+    return int(h) / int(w)
+
+
 # ---- geometry -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelGeometry:
@@ -122,6 +138,17 @@ class ModelGeometry:
         return cls(tuple((int(h), int(w)) for h, w in data["scales"]), int(data["stride"]))
 
 
+def pick_geometry(geometries: tuple[ModelGeometry, ...], h_div_w: float) -> ModelGeometry:
+    """The geometry whose picture's aspect (height / width) is nearest to `h_div_w` (the first of equals)."""
+    return min(geometries, key=lambda g: abs(math.log(g.size[0] / g.size[1] / h_div_w)))
+
+
+def fits(geometries: tuple[ModelGeometry, ...], h_div_w: float) -> bool:
+    """Whether a canvas of aspect `h_div_w` lies within the aspects the geometries draw (none is far off)."""
+    aspects = [g.size[0] / g.size[1] for g in geometries]
+    return len(aspects) > 1 and min(aspects) <= h_div_w * 1.05 and h_div_w <= max(aspects) * 1.05
+
+
 def square_geometry(resolution: int, patch_nums: tuple[int, ...]) -> ModelGeometry:
     """The geometry of a square schedule (VAR's patch_nums) at `resolution` px."""
     return ModelGeometry(tuple((pn, pn) for pn in patch_nums), resolution // patch_nums[-1])
@@ -131,14 +158,16 @@ def square_geometry(resolution: int, patch_nums: tuple[int, ...]) -> ModelGeomet
 @dataclass
 class Row:
     """One candidate to sample: its conditioning, options and generator seed, the family's encoding of its
-    picture (None: nothing kept, a generation) and per-scale regenerate maps [(h_k * w_k,) bool] row-major,
-    True = sample (None: sample everything)."""
+    picture (None: nothing kept, a generation), per-scale regenerate maps [(h_k * w_k,) bool] row-major,
+    True = sample (None: sample everything), and the geometry it is drawn at (None: the model's default; the
+    rows of one pass share it)."""
 
     conditioning: Conditioning
     options: EditOptions
     seed: int
     source: Any | None
     regenerate: list[torch.Tensor] | None
+    geometry: ModelGeometry | None = None
 
 
 class Sampling(Protocol):

@@ -77,9 +77,12 @@ def field_widget(f: Field, class_choices: list[tuple[str, int]], visible: bool =
             elem_id=f.elem_id or f"field-{f.name.replace('_', '-')}", visible=visible,
         )  # fmt: skip
     if spec.choices:
-        return gr.Dropdown(list(spec.choices), value=f.default, label=spec.label, info=info, elem_id=f.elem_id)
+        value = spec.studio_default if spec.studio_default is not None else f.default
+        return gr.Dropdown(
+            list(spec.choices), value=value, label=spec.label, info=info, elem_id=f.elem_id, visible=visible
+        )
     if spec.kind is bool:
-        return gr.Checkbox(bool(f.default), label=spec.label, info=info, elem_id=f.elem_id)
+        return gr.Checkbox(bool(f.default), label=spec.label, info=info, elem_id=f.elem_id, visible=visible)
     if spec.kind is float and spec.low is not None and spec.high is not None:
         value = spec.studio_default if spec.studio_default is not None else f.default
         return gr.Slider(
