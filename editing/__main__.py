@@ -70,9 +70,17 @@ def mode_fields() -> dict[Field, list[str]]:
     return dict(found.values())
 
 
+def needed_by(name: str) -> list[str]:
+    """The modes whose request needs field `name` (a prompt edit its prompt; a generation takes it or not)."""
+    return [mode.name for mode in registered() for f in mode.request_fields if f.name == name and f.required]
+
+
 def _field_flag(parser: argparse._ArgumentGroup, f: Field, modes: list[str]) -> None:
     number = "A whole number" if f.spec.kind is int else "A number"
     detail = f"{' / '.join(modes)}: {f.spec.help}{range_text(f.spec) and f' {number}{range_text(f.spec)}.'}"
+    needed = needed_by(f.name)
+    if needed and needed != modes:
+        detail += f" Needed by {' / '.join(needed)}; the other modes may go without."
     if f.spec.text:
         detail += f" Text of at most {f.spec.max_length} characters."
     metavar = {int: "INT", float: "NUMBER"}.get(f.spec.kind, "TEXT" if f.spec.text else None)
