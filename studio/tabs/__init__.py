@@ -54,8 +54,14 @@ class Tab:
     def runs_shown(self, modes: list[str]) -> dict[gr.components.Component, Any]:
         """Updates that show the tab and its run buttons where the loaded model runs their modes (`modes`)."""
         out: dict[gr.components.Component, Any] = {r.button: gr.update(visible=r.mode in modes) for r in self.runs}
-        out[self.tab] = gr.update(visible=any(run.mode in modes for run in self.runs))
+        out[self.tab] = gr.update(visible=_tab_visible(any(run.mode in modes for run in self.runs)))
         return out
+
+
+def _tab_visible(shown: bool) -> bool | str:
+    """A tab's `visible`: "hidden" rather than False, so that it stays in the page and its button goes when it is
+    hidden after the page was drawn (Gradio 6 keeps the button of a tab made invisible with False)."""
+    return True if shown else "hidden"
 
 
 # A mode's own studio tools, by mode name: called inside its tab with the tab's widgets (tabs/outpaint.py).
@@ -120,7 +126,7 @@ def _tab(
 ) -> Tab:
     tab_id = modes[0].tab_id or modes[0].name
     shown = any(mode.name in run_here for mode in modes)
-    with gr.Tab(title, id=tab_id, elem_id=f"tab-{tab_id}", visible=shown) as tab:
+    with gr.Tab(title, id=tab_id, elem_id=f"tab-{tab_id}", visible=_tab_visible(shown)) as tab:
         gr.Markdown(" ".join(mode.doc for mode in modes))
         widgets = _widgets(modes, class_choices, taken)
         with gr.Row():
