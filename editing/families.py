@@ -87,7 +87,13 @@ def prompt_fields(required: str | None = None) -> tuple[Field, Field]:
     if required is None:
         return PROMPT, NEGATIVE_PROMPT
     return field(
-        "prompt", str, "Prompt", "what to draw, in words.", max_length=PROMPT_CHARS, elem_id="prompt", required=required
+        "prompt",
+        str,
+        "Prompt",
+        "what to draw there, in words (needed).",
+        max_length=PROMPT_CHARS,
+        elem_id="prompt",
+        required=required,
     ), NEGATIVE_PROMPT
 
 
