@@ -25,11 +25,12 @@ def _inspect(path: str) -> int:
 
 
 def _models(ask_hub: bool) -> int:
-    print(f"{'name':5s} {'image':>5s} {'params':>7s} {'download':>9s}  files")
+    width = max(len(name) for name in ZOO)
+    print(f"{'name':{width}s} {'image':>5s} {'params':>7s} {'download':>9s}  files")
     for card in catalog(ask_hub=ask_hub):
         files = ", ".join(f"{f.filename} ({'here' if f.present else format_size(f.size)})" for f in card.files)
         need = format_size(card.download_bytes) if card.download_bytes else "-"
-        print(f"{card.name:5s} {card.resolution:5d} {card.parameters / 1e9:6.2f}B {need:>9s}  {files}")
+        print(f"{card.name:{width}s} {card.resolution:5d} {card.parameters / 1e9:6.2f}B {need:>9s}  {files}")
     return 0
 
 
