@@ -96,7 +96,7 @@ def test_infinity_125m_is_fetched_checked_loaded_and_in_paints_offline(hub: Stan
     paths = [p for m, p, _ in hub.log if m == "GET"]
     assert all(f"/resolve/{COMMIT}/" in p for p in paths)  # fetched at the pinned revision
 
-    # The CLI in-paints with a prompt from the cache, the hub gone and downloads off.
+    # The CLI in-paints with a prompt from the cache, the hub gone, downloads off and the revisions no longer set.
     hub.stop()
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((256, 256, 3)) * 255).astype(np.uint8)).save(tmp_path / "photo.png")
@@ -105,7 +105,8 @@ def test_infinity_125m_is_fetched_checked_loaded_and_in_paints_offline(hub: Stan
     Image.fromarray(mask).save(tmp_path / "photo.mask.png")
     cli = [sys.executable, "-m", "editing", "photo.png", "--mask", "photo.mask.png", "--model", "infinity-125m"]
     cli += ["--prompt", "a red fox", "--device", "cpu", "--out-dir", "out", "--seed", "3", "--num-samples", "1"]
-    run = subprocess.run(cli, env={**env, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path, capture_output=True, text=True)
+    offline = {**{k: v for k, v in env.items() if k not in REVISIONS}, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(cli, env=offline, cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     [result] = (tmp_path / "out").glob("*.png")
     edited, source = np.asarray(Image.open(result).convert("RGB")), np.asarray(Image.open(tmp_path / "photo.png"))

@@ -2,7 +2,8 @@
 
 python -m var_core inspect FILE          what a checkpoint is, as JSON
 python -m var_core models [--hub]        the published models, their sizes, which are here
-python -m var_core fetch d16 [--offline] download what d16 lacks (progress bar), print the paths
+python -m var_core fetch d16 [--offline] download what d16 lacks (progress bar), print the paths (a published
+                                         Infinity: the model folder made of links to them)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import sys
 
 from .loading import CheckpointError, describe, read_checkpoint
-from .zoo import ZOO, catalog, fetch, format_size
+from .zoo import ZOO, catalog, fetch, format_size, model_folder
 
 
 def _inspect(path: str) -> int:
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             return _inspect(args.file)
         if args.command == "models":
             return _models(args.hub)
-        for path in fetch(args.name, offline=True if args.offline else None):
+        offline = True if args.offline else None
+        paths = [model_folder(args.name, True, offline)] if ZOO[args.name].in_folder else fetch(args.name, offline)
+        for path in paths:
             print(path)
         return 0
     except CheckpointError as e:

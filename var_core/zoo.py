@@ -351,7 +351,13 @@ def local_file(filename: str) -> Path | None:
     where = HUB_FILES[filename]
     revision = hub_revision(filename, required=False)
     cached = hub.try_to_load_from_cache(where.repo, where.filename, revision=revision)
-    return Path(cached) if isinstance(cached, str) and Path(cached).is_file() else None
+    if isinstance(cached, str) and Path(cached).is_file():
+        return Path(cached)
+    if filename in REVISION and revision is None:  # fetched at a commit no longer set: the newest such copy
+        folder = Path(hub.constants.HF_HUB_CACHE) / f"models--{where.repo.replace('/', '--')}" / "snapshots"
+        found = [p for p in folder.glob(f"*/{where.filename}") if p.is_file()]
+        return max(found, key=lambda p: p.parent.stat().st_mtime) if found else None
+    return None
 
 
 def remote_file(filename: str, timeout: float = HUB_TIMEOUT) -> tuple[int | None, str | None]:
