@@ -138,7 +138,11 @@ try:
 except CheckpointError as e:
     print("REFUSED", e)
 """
-    folder = Path(run_python(code.format(download=True), env, tmp_path).stdout.split()[-1])
+    fetch = [sys.executable, "-m", "var_core", "fetch", "infinity-125m"]
+    fetched = subprocess.run(fetch, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert fetched.returncode == 0, fetched.stderr
+    assert "Downloading infinity-125m: infinity_125M_256x256.pth (" in fetched.stderr
+    folder = Path(fetched.stdout.strip())  # the model folder, made of links to the fetched files
     shard = files[T5_REPO]["model-00001-of-00002.safetensors"]
     assert (folder / "text_encoder" / "model.safetensors").read_bytes() == shard
     assert json.loads((folder / "model.json").read_text()) == {"family": "infinity", "resolution": 256}
