@@ -171,7 +171,8 @@ def test_the_var_core_command_lists_and_fetches(hub, tmp_path):
     listed = run("models")
     assert listed.returncode == 0 and hub.log == []
     assert re.search(r"^d16 +256   0.31B   1.68 GB", listed.stdout, re.M)
-    assert re.search(r"^infinity-125m +256   0.13B  10.39 GB  infinity_125M_256x256.pth \(501 MB\)", listed.stdout, re.M)
+    infinity = r"^infinity-125m +256   0.13B  10.39 GB  infinity_125M_256x256.pth \(501 MB\)"
+    assert re.search(infinity, listed.stdout, re.M)
     fetched = run("fetch", "d16")
     assert fetched.returncode == 0 and len(fetched.stdout.split()) == 2, fetched.stderr
     assert "var_d16.pth: 100%" in fetched.stderr
