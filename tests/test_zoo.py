@@ -319,6 +319,9 @@ def test_no_network_is_said_at_once(hub, tmp_path):
 
 
 def test_every_published_file_is_pinned_by_hash_or_by_revision():
+    files = [f for entry in ZOO.values() for f in entry.files]
+    assert all(zoo.HUB_FILES[f.local] == f for f in files)  # one key names one file of one repository
+    assert set(KNOWN_SIZES) == set(zoo.HUB_FILES)
     for filename in KNOWN_SIZES:
         pinned = re.fullmatch(r"[0-9a-f]{64}", zoo.SHA256.get(filename) or "")
         assert bool(pinned) != (filename in zoo.REVISION), filename  # one of the two, never both
