@@ -7,7 +7,7 @@ into that cache only when asked, through `huggingface_hub` (its cache, its retri
 download, `HF_ENDPOINT`, `HF_HUB_CACHE`, `HF_HUB_OFFLINE`). Offline (`HF_HUB_OFFLINE=1` or offline=True)
 nothing touches the network and a missing file ends in a sentence that says which file to put where.
 A model whose files name their place in a model folder (Infinity's) is loaded from a folder of links to
-them (`model_folder`), assembled next to the Hugging Face cache: the files stay where they are.
+them (`model_folder`, in `var-edit-folders/` of the Hugging Face cache): the files stay where they are.
 
 Every published file is checked against its sha256 before it is loaded: the hash pinned in `SHA256`
 below, else the one the hub announced for it at the commit pinned in `REVISION` (X-Linked-Etag, the LFS
@@ -637,7 +637,7 @@ def model_folder(
             tmp.replace(folder / "model.json")
     except OSError as e:
         raise CheckpointError(
-            f"The model folder of {name} cannot be made next to the Hugging Face cache ({e.strerror or e}); "
+            f"The model folder of {name} cannot be made in the Hugging Face cache ({e.strerror or e}); "
             "make HF_HUB_CACHE writable."
         ) from e
     return folder
