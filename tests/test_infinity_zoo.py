@@ -164,3 +164,10 @@ except CheckpointError as e:
     (encoder / "model.safetensors").symlink_to(wrong)
     with pytest.raises(CheckpointError, match=r"^text_encoder/ lacks \d+ of the T5 encoder's weights \(e.g. encoder"):
         load_text_encoder(encoder)
+
+
+def test_fine_tuning_a_published_infinity_is_refused_before_loading_it():
+    from training.finetune import TrainingError, load_start
+
+    with pytest.raises(TrainingError, match=r"^Cannot start from infinity-2b: fine-tuning trains VAR models, not inf"):
+        load_start("infinity-2b")  # the files are not here: loading would have said so, or downloaded them
