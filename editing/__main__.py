@@ -108,7 +108,9 @@ def build_parser(options_cls: type = EditOptions) -> argparse.ArgumentParser:
     fields = p.add_argument_group("mode fields (editing/modes), for the modes named")
     for f, modes in mode_fields().items():
         _field_flag(fields, f, modes)
-    p.add_argument("--model", default="demo", help="demo, d16..d36, or a folder with a checkpoint pair")
+    p.add_argument(
+        "--model", default="demo", help="demo, d16..d36, infinity-2b, infinity-125m, or a model folder (its path)"
+    )
     p.add_argument(
         "--offline",
         action="store_true",

@@ -120,8 +120,9 @@ class Editor:
         offline: bool | None = None,
         progress: Progress | None = None,
     ) -> Editor:
-        """'demo' (bundled), a published name ('d16' ... 'd36'), a folder of the models folder by name, or
-        the path of a folder with vae*/var* checkpoints (and optionally classes.json, defaults.json, model.json).
+        """'demo' (bundled), a published name ('d16' ... 'd36', 'infinity-2b', 'infinity-125m'), a folder of the models
+        folder by name, or the path of a model folder (VAR: vae*/var* checkpoints and optionally classes.json,
+        defaults.json, model.json; Infinity: docs/text-editing.md).
 
         download: fetch a published model's missing files through huggingface_hub (its cache, resume,
         HF_ENDPOINT), saying the size first and checking each file's sha256; offline (or HF_HUB_OFFLINE=1)

@@ -35,22 +35,26 @@ DEMO_NOTICE = (
     "not for editing real pictures."
 )
 REAL_MODELS = (
-    " For the published ImageNet models (256 and 512 px), open **Model** below, pick one and press **Load** "
-    "(it downloads once), or start the studio with one: `python app.py --model d16`."
+    " For the published ImageNet models (256 and 512 px) or the text-guided Infinity ones, open **Model** below, "
+    "pick one and press **Load** (it downloads once), or start the studio with one: `python app.py --model d16`."
 )
-REAL_MODELS_FIXED = " The published ImageNet models (256 and 512 px) are started with `python app.py --model d16`."
+REAL_MODELS_FIXED = (
+    " The published ImageNet models (256 and 512 px) and the text-guided Infinity ones are started with "
+    "`python app.py --model d16`."
+)
 
 BAR_EVERY = 0.15  # seconds between two updates of the download bar (the download reports far more often)
 
 
 def models_table(entries: list[ModelEntry], loaded: str | None) -> str:
-    """The listed models as a Markdown table: resolution, size on disk or to download, whether here."""
-    rows = ["| Model | Resolution | Size | Here |", "|---|---|---|---|"]
+    """The listed models as a Markdown table: resolution, size on disk or to download, whether here, and what a
+    published one needs in memory (an estimate from its parameter counts)."""
+    rows = ["| Model | Resolution | Size | Here | Memory (estimate) |", "|---|---|---|---|---|"]
     for e in entries:
         name = f"**{e.name}** (loaded)" if e.name == loaded else e.name
         size = format_size(e.size) if e.present else f"{format_size(e.size)} to download"
-        rows.append(f"| {name} | {_resolution(e)} | {size} | {'yes' if e.present else 'no'} |")
-    return "\n".join(rows)
+        rows.append(f"| {name} | {_resolution(e)} | {size} | {'yes' if e.present else 'no'} | {_memory(e)} |")
+    return "\n".join(rows + [MEMORY_NOTE])
 
 
 def download_text(name: str | None, filename: str, done: int, total: int | None) -> tuple[str, int, int | None]:
@@ -67,6 +71,19 @@ def progress_html(text: str, done: int = 0, total: int | None = None) -> str:
     value = f' value="{done}" max="{total}"' if total else ""
     bar = f'<progress style="width: 24em"{value}></progress>'
     return f'<div class="model-progress">{bar} <span>{html.escape(text)}</span></div>'
+
+
+MEMORY_NOTE = (
+    "\nMemory: weights and the KV cache of one picture, from parameter counts (16-bit on a GPU, float32 on a CPU); "
+    "not measured, and activations come on top. A CPU runs every model, a 2B one at 1024 px in minutes per "
+    "picture; see docs/models.md."
+)
+
+
+def _memory(e: ModelEntry) -> str:
+    if e.memory is None:
+        return "-"
+    return f"GPU {format_size(e.memory.gpu)}, CPU {format_size(e.memory.cpu)}"
 
 
 def _resolution(e: ModelEntry) -> str:
