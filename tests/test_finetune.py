@@ -245,9 +245,9 @@ def test_ray_train_follows_one_process_and_survives_a_killed_worker(
 
     killer = threading.Thread(target=kill_a_worker_once, daemon=True)
     killer.start()
-    flags = ["--from", str(TINY), "--steps", "8", "--batch", "4", "--no-bf16", "--save-every", "2", "--samples-every", "0"]
+    flags = ["--steps", "8", "--batch", "4", "--no-bf16", "--save-every", "2", "--samples-every", "0", "--threads", "1"]
     try:
-        code = main([str(shapes), "--out", str(out), *flags, "--threads", "1", "--ray", "local", "--workers", "2"])
+        code = main([str(shapes), "--from", str(TINY), "--out", str(out), *flags, "--ray", "local", "--workers", "2"])
     finally:
         done.set()
         ray.shutdown()
