@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from chromium import CHROMIUM, CHROMIUM_ARGS
+from chromium import CHROMIUM, CHROMIUM_ARGS, studio_page
 from hub_standin import StandInHub, published_files
 from PIL import Image
 from studio_server import Studio, running
 
 if TYPE_CHECKING:  # Playwright is imported by the browser fixture only: other tests collect without it
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,15 @@ def browser() -> Iterator[Browser]:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def sized(browser: Browser, app_url: str, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page on the shared studio at the viewport size `request.param` (width, height): parametrize
+    it with `indirect=True`."""
+    width, height = request.param
+    with studio_page(browser, app_url, width=width, height=height) as pg:
+        yield pg
 
 
 @pytest.fixture(autouse=True)
