@@ -15,7 +15,7 @@ import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS, studio_page
 from hub_standin import StandInHub, published_files
 from PIL import Image
-from studio_server import Studio, running
+from studio_server import Studio, WorkersStudio, running
 
 if TYPE_CHECKING:  # Playwright is imported by the browser fixture only: other tests collect without it
     from playwright.sync_api import Browser, Page
@@ -42,6 +42,15 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     log = tmp_path_factory.mktemp("app-log") / "app.log"
     with running(shlex.split(os.environ.get("VAR_APP_ARGS", "")), log) as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def workers_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkersStudio]:
+    """`app.py --workers 2`, started on first use and shared by the tests that need one running."""
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install .[ray]")
+    started = WorkersStudio(tmp_path_factory.mktemp("workers-log"))
+    yield started
+    started.close()
 
 
 @pytest.fixture(scope="session")
