@@ -67,6 +67,7 @@ def _grabcut_box(picture: np.ndarray, box: tuple[int, int, int, int], iterations
     labels = np.zeros(picture.shape[:2], np.uint8)
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     x0, y0, x1, y1 = box
+    cv2.setRNGSeed(0)  # GrabCut seeds its colour models from OpenCV's thread RNG: the same box, the same object
     cv2.grabCut(picture, labels, (x0, y0, x1 - x0, y1 - y0), background, foreground, iterations, cv2.GC_INIT_WITH_RECT)
     return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
 
@@ -93,6 +94,7 @@ def _refine_edge(picture: np.ndarray, found: np.ndarray, box: tuple[int, int, in
     if not sure_bg.any() or not sure_fg.any():  # GrabCut needs both to learn its colour models
         return found & inside
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
     cv2.grabCut(np.ascontiguousarray(picture[crop]), part, None, background, foreground, 2, cv2.GC_INIT_WITH_MASK)
     out = np.zeros(found.shape, bool)
     out[crop] = (part == cv2.GC_FGD) | (part == cv2.GC_PR_FGD)

@@ -160,8 +160,10 @@ def resolve(name_or_folder: str | Path, models_dir: str | Path | None = None, li
 def model_defaults(name_or_folder: str | Path, models_dir: str | Path | None = None) -> EditOptions:
     """A model's default options without loading it: its family's (`families.family_defaults`), with its
     folder's defaults.json on top."""
-    folder = resolve(name_or_folder, models_dir).folder
-    family = family_defaults(family_of(folder))
+    ref = resolve(name_or_folder, models_dir)
+    folder = ref.folder
+    published = FAMILIES.get(ZOO[ref.name].family) if ref.kind == "published" else None
+    family = family_defaults(published or family_of(folder))
     defaults_file = folder / "defaults.json" if folder is not None else None
     if defaults_file is None or not defaults_file.is_file():
         return family

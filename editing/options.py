@@ -131,7 +131,8 @@ class EditOptions:
         bool,
         "Fast mode",
         "Quicker, a little less faithful: the finest detail is worked out only where you painted. On a CPU with "
-        "AMX or AVX512-BF16 it also uses a lighter number format: 2-3x faster there (a GPU does the same, its "
+        "AMX or AVX512-BF16 it also uses a lighter number format: an edit 2-3x faster there, a generation about 1.7-2x "
+        "(a GPU does the same, its "
         "gain not yet measured). On other CPUs "
         "an in-paint gets 5-35 % faster (more with smaller masks) and a generation not at all. The layout stays "
         "the same; small details may come out differently (docs/speed.md).",

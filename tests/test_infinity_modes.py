@@ -18,7 +18,7 @@ from PIL import Image
 from editing import EditError, EditOptions, Editor, EditRequest, read_params
 from editing.__main__ import build_parser, main
 from editing.families import FAMILIES
-from editing.models import load_model
+from editing.models import load_model, model_defaults
 from infinity_core.schedules import ASPECTS, TEMPLATES, aspect_template
 from infinity_core.testing import build_random_folder
 
@@ -93,6 +93,7 @@ def test_the_cli_says_and_uses_each_familys_defaults_and_draws_an_aspect(models:
     help_text = " ".join(build_parser().format_help().split())
     assert "Default: 1.5 (infinity models: 3.0)" in help_text and "Default: 0.96 (infinity models: 0.97)" in help_text
     assert "Needed by prompt_edit" in help_text
+    assert model_defaults("infinity-125m").cfg == UPSTREAM["cfg"]  # what a Ray run of a published Infinity starts from
     args = ["--mode", "generate", "--model", str(models / NAME), "--seed", "3", "--device", "cpu"]
     assert main([*args, "--out-dir", str(tmp_path / "plain")]) == 0  # no prompt: an unconditional generation
     params = read_params(tmp_path / "plain" / "generated.generate.png")

@@ -335,9 +335,7 @@ def _start(
     pruned_from = K - FAST_SCALES if fast else K  # the fast mode runs only sampled positions there
     sampled = _sampled_maps(keep, var.patch_nums, B)
     plan = _plan(var, sampled, guided, per_row, generator, device, pruned_from)
-    cond = var.class_emb(torch.cat((labels, labels.new_full((len(guided),), uncond))))
-    with var.autocast():
-        conditioning = var.condition(cond)
+    cond, conditioning = var.condition_labels(torch.cat((labels, labels.new_full((len(guided),), uncond))))
     quant = vqvae.quantize
     run = _Run(
         var,

@@ -38,9 +38,16 @@ class ResnetBlock(nn.Module):
         self.nin_shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
-        return self.nin_shortcut(x) + h
+        h = self.conv1(_norm_silu(self.norm1, x))
+        h = self.conv2(self.dropout(_norm_silu(self.norm2, h)))
+        if torch.is_grad_enabled():
+            return self.nin_shortcut(x) + h
+        return h.add_(self.nin_shortcut(x))  # inference: no second map of this size (the same sums)
+
+
+def _norm_silu(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    """SiLU(GroupNorm(x)), in place on the norm's output where no gradient is kept (one map fewer written)."""
+    return F.silu(norm(x), inplace=not torch.is_grad_enabled())
 
 
 class AttnBlock(nn.Module):
@@ -155,7 +162,7 @@ class Encoder(nn.Module):
         h = self.conv_in(x)
         for level in self.down:
             h = level(h)
-        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
+        return self.conv_out(_norm_silu(self.norm_out, self.mid(h)))
 
 
 class Decoder(nn.Module):
@@ -182,7 +189,7 @@ class Decoder(nn.Module):
         h = self.mid(self.conv_in(z))
         for level in reversed(self.up):
             h = level(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(_norm_silu(self.norm_out, h))
 
 
 def fast_dtype(device: torch.device) -> torch.dtype | None:
