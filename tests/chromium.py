@@ -30,14 +30,19 @@ BROWSER = [pytest.mark.browser, needs_chromium]  # pytestmark of a module of bro
 
 @contextmanager
 def studio_page(
-    browser: Browser, url: str, artifacts: Path | None = None, height: int = 1100, offsite: list[str] | None = None
+    browser: Browser,
+    url: str,
+    artifacts: Path | None = None,
+    height: int = 1100,
+    offsite: list[str] | None = None,
+    width: int = 1400,
 ) -> Iterator[Page]:
-    """A fresh page (its own browser context) on the studio at `url`; `artifacts`: a screenshot folder
-    to make (emptied first); requests off this machine are added to `offsite`."""
+    """A fresh page (its own browser context, a `width` x `height` viewport) on the studio at `url`; `artifacts`:
+    a screenshot folder to make (emptied first); requests off this machine are added to `offsite`."""
     if artifacts is not None:
         shutil.rmtree(artifacts, ignore_errors=True)
         artifacts.mkdir(parents=True)
-    context = browser.new_context(viewport={"width": 1400, "height": height}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     if offsite is not None:

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from chromium import CHROMIUM, CHROMIUM_ARGS
+from chromium import CHROMIUM, CHROMIUM_ARGS, studio_page
 from hub_standin import StandInHub, published_files
 from PIL import Image
-from studio_server import Studio, running
+from studio_server import Studio, WorkersStudio, running
 
 if TYPE_CHECKING:  # Playwright is imported by the browser fixture only: other tests collect without it
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,15 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
 
 
 @pytest.fixture(scope="session")
+def workers_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkersStudio]:
+    """`app.py --workers 2`, started on first use and shared by the tests that need one running."""
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install .[ray]")
+    started = WorkersStudio(tmp_path_factory.mktemp("workers-log"))
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="session")
 def app_url(studio: Studio) -> str:
     return studio.url
 
@@ -66,6 +75,15 @@ def browser() -> Iterator[Browser]:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def sized(browser: Browser, app_url: str, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page on the shared studio at the viewport size `request.param` (width, height): parametrize
+    it with `indirect=True`."""
+    width, height = request.param
+    with studio_page(browser, app_url, width=width, height=height) as pg:
+        yield pg
 
 
 @pytest.fixture(autouse=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,3 +66,37 @@ def running(
         yield studio
     finally:
         studio.stop()
+
+
+class WorkersStudio:
+    """`app.py --workers 2` (a Ray it starts itself) with a short TMPDIR of its own (Ray's socket paths must stay
+    under 108 characters), shared by the tests that only need one running: `get` starts it again where a test
+    stopped it."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir, self.tmp, self.studio = log_dir, Path(), None
+
+    def get(self) -> Studio:
+        """The running studio, started where there is none (tried twice: on a heavily loaded machine Ray Serve's
+        controller may fail its first start)."""
+        if self.studio is None or self.studio.proc.poll() is not None:
+            self.close()
+            try:
+                self.studio = self._start()
+            except pytest.fail.Exception:
+                self.studio = self._start()
+        return self.studio
+
+    def _start(self) -> Studio:
+        if self.tmp.name:  # a start that failed
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix="vw-", dir="/tmp"))
+        env = {**os.environ, "TMPDIR": str(self.tmp)}
+        env.pop("RAY_ADDRESS", None)
+        return Studio(["--workers", "2"], self.log_dir, env)
+
+    def close(self) -> None:
+        """Stop the studio (SIGTERM) and remove its TMPDIR."""
+        if self.studio is not None:
+            self.studio.stop(signal_wait=120)
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -4,13 +4,12 @@ same time, each with live previews, and Stop reaches the worker; the cells view 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from chromium import BROWSER
 from playwright.sync_api import Browser, Page
-from studio_server import running
+from studio_server import WorkersStudio
 from test_app import SIZE, paint_line, picture, wait_picture
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install .[ray]")
@@ -22,11 +21,9 @@ RECORD = (  # every status the page shows, sampled every 20 ms
 )
 
 
-@pytest.fixture(scope="module")
-def workers_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("workers-log") / "app.log"
-    with running(["--workers", "2"], log) as studio:
-        yield studio.url
+@pytest.fixture
+def workers_url(workers_studio: WorkersStudio) -> str:
+    return workers_studio.get().url
 
 
 def _page(browser: Browser, url: str, image: Path) -> Page:

@@ -5,10 +5,7 @@ does the rest."""
 
 from __future__ import annotations
 
-import errno
 import json
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from small_disk import fill, small_tmpfs
 
 from editing import read_params
 from editing.__main__ import main
@@ -26,18 +24,9 @@ BATCH = 2  # small passes: the run stops after the pass that met the full disk
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs mounted for this test and unmounted after it (mounting needs root)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no `mount` command here to make a small tmpfs")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(disk)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {done.stderr.strip()}")
-    try:
+    """A 1 MiB tmpfs mounted for this test and unmounted after it."""
+    with small_tmpfs(tmp_path / "disk", "1M") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 @pytest.fixture
@@ -51,17 +40,6 @@ def jobs(tmp_path: Path) -> Path:
         Image.fromarray(rng.integers(0, 256, (64, 64, 3), np.uint8)).save(folder / f"p{i:02d}.png")
         Image.fromarray(mask).save(folder / f"p{i:02d}.mask.png")
     return folder
-
-
-def _fill(path: Path) -> None:
-    """Append to `path` until the disk holding it is full."""
-    with open(path, "ab", buffering=0) as file:
-        for chunk in (65536, 4096, 512, 1):
-            try:
-                while True:
-                    file.write(b"\0" * chunk)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC
 
 
 def _run(jobs: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, dict]:
@@ -78,7 +56,7 @@ def test_full_disk_stops_reports_and_resumes(small_disk, jobs, tmp_path, capsys,
     out = small_disk / "out"
     out.mkdir()
     ballast = small_disk / "ballast"
-    _fill(ballast)
+    fill(ballast)
     with open(ballast, "r+b") as file:
         file.truncate(ballast.stat().st_size - 24 * 1024)  # room for one output (about 12.5 kB) and the report
 
@@ -96,7 +74,7 @@ def test_full_disk_stops_reports_and_resumes(small_disk, jobs, tmp_path, capsys,
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == [f"{n}.inpaint.png" for n in sorted(first)]
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")], "no temporary file left"
 
-    _fill(ballast)  # not even the report fits now
+    fill(ballast)  # not even the report fits now
     code, err, report = _run(jobs, out, capsys)
     assert code == 3 and f"The report could not be written in {out}; it is {tmp_path}" in err
     assert (

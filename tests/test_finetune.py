@@ -1,7 +1,9 @@
-"""var-edit-train: fine-tuning the demo model on a tiny generated class folder, on the CPU.
+"""var-edit-train: fine-tuning on a tiny generated class folder, on the CPU.
 
-A few steps each (float32, so runs compare within float tolerance); the folder is three classes of
-coloured shapes drawn here.
+The runs start from the tiny reference model (tests/fixtures/tiny: a VAR of depth 2 on 4 scales), the
+smallest model that trains, resumes and runs on Ray like any other; the demo model is loaded only where
+it is the subject. A few steps each (float32, so runs compare within float tolerance); the folder is
+three classes of coloured shapes drawn here.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from training.run_folder import RunFolder, read_state
 
 SHAPES = {"red disc": (220, 40, 40), "green square": (40, 170, 60), "blue bar": (40, 70, 220)}
 FAST = ["--batch", "6", "--no-bf16", "--samples-every", "0", "--threads", "2"]
+TINY = Path(__file__).parent / "fixtures" / "tiny"
 
 
 def draw_folder(root: Path, per_class: int = 6, seed: int = 0) -> Path:
@@ -53,8 +56,9 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return draw_folder(tmp_path_factory.mktemp("data") / "shapes")
 
 
-def demo_on(data: Path, parts: tuple[str, ...] = ("var",)) -> tuple[StartPoint, object]:
-    start = load_start("demo")
+def tiny_on(data: Path, parts: tuple[str, ...] = ("var",)) -> tuple[StartPoint, object]:
+    """The tiny model as a start point and `data` loaded for it (a new class table when the VAR trains)."""
+    start = load_start(TINY)
     folder = load_class_folder(data, start.vqvae.image_size)
     if "var" in parts:
         new_class_table(start, len(folder.class_names))
@@ -63,20 +67,20 @@ def demo_on(data: Path, parts: tuple[str, ...] = ("var",)) -> tuple[StartPoint, 
 
 @pytest.fixture(scope="module")
 def trained(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model folder from 6 steps of `var-edit-train` on the shapes."""
+    """A model folder from 6 steps of `var-edit-train` from the tiny model on the shapes."""
     out = tmp_path_factory.mktemp("models") / "shapes-model"
-    assert main([str(shapes), "--from", "demo", "--out", str(out), "--steps", "6", "--warmup", "2", *FAST]) == 0
+    assert main([str(shapes), "--from", str(TINY), "--out", str(out), "--steps", "6", "--warmup", "2", *FAST]) == 0
     return out
 
 
 def test_finetuning_lowers_the_training_loss(shapes: Path, trained: Path) -> None:
-    before, data = demo_on(shapes)
+    before, data = tiny_on(shapes)
     after = load_start(trained)
     assert evaluate_loss(after, data) < evaluate_loss(before, data) - 0.05
     run = json.loads((trained / "run.json").read_text())
     assert run["steps"] == 6 and run["counts"] == {"blue bar": 6, "green square": 6, "red disc": 6}
     card = (trained / "MODEL_CARD.md").read_text()
-    assert "from **demo**" in card and "| red disc | 6 |" in card
+    assert f"from **{TINY}**" in card and "| red disc | 6 |" in card
     for picture in ("samples.png", "loss.png"):
         assert Image.open(trained / picture).size[0] > 100
 
@@ -90,7 +94,7 @@ def test_the_heldout_cross_entropy_compares_models_on_their_own_classes(shapes: 
     assert same == pytest.approx(heldout_cross_entropy(after, held, list(range(3))))
     one = heldout_cross_entropy(after, held, [None, None, own["red disc"]])
     assert one is not None and one != pytest.approx(same)
-    assert heldout_cross_entropy(load_start("demo"), held, [None] * 3) is None  # the demo has no shape classes
+    assert heldout_cross_entropy(load_start(TINY), held, [None] * 3) is None  # the tiny model has no shape classes
 
 
 def test_the_model_folder_edits_with_its_classes(trained: Path) -> None:
@@ -114,12 +118,12 @@ def test_the_studio_lists_the_model_folder(trained: Path) -> None:
 
 
 def test_resume_continues_exactly(shapes: Path, tmp_path: Path) -> None:
-    recipe = Recipe(steps=4, batch=4, bf16=False, save_every=2, samples_every=0)
-    start, data = demo_on(shapes)
+    recipe = Recipe(start=str(TINY), steps=4, batch=4, bf16=False, save_every=2, samples_every=0)
+    start, data = tiny_on(shapes)
     finetune(recipe, data, start)  # uninterrupted, in memory
     out = tmp_path / "run"
     out.mkdir()
-    stopped, data = demo_on(shapes)
+    stopped, data = tiny_on(shapes)
 
     def stop_at_3(progress) -> None:
         if progress.step == 3:
@@ -136,7 +140,7 @@ def test_resume_continues_exactly(shapes: Path, tmp_path: Path) -> None:
 
 
 def test_decoder_training_keeps_the_tokens(shapes: Path) -> None:
-    start, data = demo_on(shapes, parts=("decoder",))
+    start, data = tiny_on(shapes, parts=("decoder",))
     frozen = {k: v.clone() for k, v in start.vqvae.state_dict().items() if not k.startswith(("decoder.", "post_quant"))}
     decoder = start.vqvae.decoder.conv_out.weight.detach().clone()
     x = data.images[:4].float().div(127.5).sub(1)
@@ -223,8 +227,8 @@ def test_ray_train_follows_one_process_and_survives_a_killed_worker(
     # torch and the project), and a start that runs late counts as one more failure. The local Ray instance
     # starts from this process, so its workers read this.
     monkeypatch.setenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "600")
-    recipe = Recipe(steps=8, batch=4, bf16=False, save_every=2, samples_every=0)
-    start, data = demo_on(shapes)
+    recipe = Recipe(start=str(TINY), steps=8, batch=4, bf16=False, save_every=2, samples_every=0)
+    start, data = tiny_on(shapes)
     one = finetune(recipe, data, start)
     out = tmp_path / "ray-model"
     done, killed = threading.Event(), []
@@ -241,9 +245,9 @@ def test_ray_train_follows_one_process_and_survives_a_killed_worker(
 
     killer = threading.Thread(target=kill_a_worker_once, daemon=True)
     killer.start()
-    flags = ["--steps", "8", "--batch", "4", "--no-bf16", "--save-every", "2", "--samples-every", "0"]
+    flags = ["--steps", "8", "--batch", "4", "--no-bf16", "--save-every", "2", "--samples-every", "0", "--threads", "1"]
     try:
-        code = main([str(shapes), "--out", str(out), *flags, "--threads", "1", "--ray", "local", "--workers", "2"])
+        code = main([str(shapes), "--from", str(TINY), "--out", str(out), *flags, "--ray", "local", "--workers", "2"])
     finally:
         done.set()
         ray.shutdown()

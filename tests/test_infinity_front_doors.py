@@ -3,23 +3,20 @@ gradio_client, an MCP client's tool call, and the CLI in-process and on local Ra
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from front_doors import mcp_calls, studio_on
 from PIL import Image
 
 from editing import read_params
-from editing.models import ModelSwitch, load_model
 from infinity_core.testing import build_random_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,24 +43,10 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return jobs / "photo.png"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def studio(models: Path) -> Iterator[Any]:
-    from studio.layout import CSS, HEAD, build_app
-
-    name = "tiny-infinity"
-    switch = ModelSwitch(lambda n, _: load_model(n, models, device="cpu", listed_only=True), models, name)
-    demo = build_app(load_model(name, models, device="cpu"), switch, mcp=True)
-    demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), css=CSS, head=HEAD, mcp_server=True
-    )
-    yield demo
-    demo.close()
+    with studio_on(models, "tiny-infinity", mcp=True) as demo:
+        yield demo
 
 
 def test_the_studio_has_a_prompt_box_that_generates(studio, browser) -> None:
@@ -86,8 +69,6 @@ def test_the_studio_has_a_prompt_box_that_generates(studio, browser) -> None:
 
 def test_gradio_client_and_an_mcp_tool_edit_with_a_prompt(studio, photo) -> None:
     from gradio_client import Client, handle_file
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
 
     client = Client(studio.local_url, verbose=False)
     mask = photo.with_name("photo.mask.png")
@@ -99,17 +80,11 @@ def test_gradio_client_and_an_mcp_tool_edit_with_a_prompt(studio, photo) -> None
     outside = np.asarray(Image.open(mask)) == 0
     assert np.array_equal(np.asarray(Image.open(path).convert("RGB"))[outside], np.asarray(Image.open(photo))[outside])
 
-    async def call() -> Any:
-        async with streamable_http_client(f"{studio.local_url}gradio_api/mcp/") as (read, write, _):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                tools = {t.name: t for t in (await session.list_tools()).tools}
-                name = next(n for n in tools if n.endswith("generate"))
-                assert tools[name].inputSchema["properties"]["prompt"]["anyOf"][0]["type"] == "string"
-                return await session.call_tool(name, {"prompt": "a cat", "options": {"seed": 2, "tau": 1.0}})
-
-    with ThreadPoolExecutor(1) as pool:
-        result = pool.submit(asyncio.run, call()).result()
+    tools, [result] = mcp_calls(
+        studio.local_url, [("generate", {"prompt": "a cat", "options": {"seed": 2, "tau": 1.0}})]
+    )
+    generate = next(tool for name, tool in tools.items() if name.endswith("generate"))
+    assert generate.inputSchema["properties"]["prompt"]["anyOf"][0]["type"] == "string"
     assert not result.isError, result.content
     picture = next(c for c in result.content if c.type == "image")
     assert Image.open(io.BytesIO(base64.b64decode(picture.data))).size == (SIDE, SIDE)

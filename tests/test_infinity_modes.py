@@ -6,19 +6,19 @@ takes an optional prompt and any aspect template, and out-paint keeps a grown ca
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from front_doors import studio_on
 from PIL import Image
 
 from editing import EditError, EditOptions, Editor, EditRequest, read_params
 from editing.__main__ import build_parser, main
 from editing.families import FAMILIES
-from editing.models import ModelSwitch, load_model, model_defaults
+from editing.models import load_model, model_defaults
 from infinity_core.schedules import ASPECTS, TEMPLATES, aspect_template
 from infinity_core.testing import build_random_folder
 
@@ -103,22 +103,11 @@ def test_the_cli_says_and_uses_each_familys_defaults_and_draws_an_aspect(models:
     assert Image.open(wide).size == (400, 160) and read_params(wide)["aspect"] == "5:2"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def studio(models: Path) -> Iterator[Any]:
     """A studio on the tiny Infinity that may switch to the demo and back."""
-    from studio.layout import CSS, HEAD, build_app
-
-    switch = ModelSwitch(lambda n, _: load_model(n, models, device="cpu", listed_only=True), models, NAME)
-    demo = build_app(load_model(NAME, models, device="cpu"), switch)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), css=CSS, head=HEAD)
-    yield demo
-    demo.close()
+    with studio_on(models, NAME) as demo:
+        yield demo
 
 
 def test_gradio_client_gets_the_familys_defaults_aspects_and_one_sentence_for_a_mode_it_does_not_run(

@@ -3,12 +3,12 @@ studio tab, a named endpoint and a CLI mode, and its recorded fields drive the C
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from front_doors import launch
 from PIL import Image
 
 from editing import Editor, EditRequest, Mask, read_params, register, unregister
@@ -50,33 +50,12 @@ def photo(tmp_path: Path) -> Path:
     return tmp_path / "photo.png"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _outside_kept(path: str, photo: Path, size: int) -> bool:
     before, after = np.asarray(Image.open(photo).convert("RGB")), np.asarray(Image.open(path).convert("RGB"))
     H, W = before.shape[:2]
     outside = np.ones((H, W), bool)
     outside[(H - size) // 2 : (H + size) // 2, (W - size) // 2 : (W + size) // 2] = False
     return after.shape == before.shape and np.array_equal(after[outside], before[outside])
-
-
-def _launch(demo) -> None:
-    """`demo.launch` in this process, tried again where a busy machine fails Gradio's own check that the page
-    answers within 3 s ("When localhost is not accessible, a shareable link must be created")."""
-    from studio.layout import CSS, HEAD
-
-    for attempt in range(3):
-        try:
-            demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), css=CSS, head=HEAD)
-            return
-        except ValueError as e:
-            if "localhost is not accessible" not in str(e) or attempt == 2:
-                raise
-            demo.close()
 
 
 def test_a_registered_mode_is_a_tab_and_an_endpoint(centre, photo):
@@ -88,7 +67,7 @@ def test_a_registered_mode_is_a_tab_and_an_endpoint(centre, photo):
     tabs = [c["props"].get("label") for c in demo.config["components"] if c["type"] in ("tab", "tabitem")]
     buttons = [c["props"].get("value") for c in demo.config["components"] if c["type"] == "button"]
     assert "Centre" in tabs and "Redraw the centre" in buttons, (tabs, buttons)
-    _launch(demo)
+    launch(demo)
     try:
         client = Client(demo.local_url, verbose=False)
         path, params = client.predict(handle_file(str(photo)), 12, {"seed": 1}, api_name="/centre")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,26 +18,12 @@ import pytest
 from chromium import BROWSER
 from guide import guide_shot
 from PIL import Image
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from test_app import ARTIFACTS, SIZE, brush_size, download, files, paint_line, painted, run_and_wait, wait_picture
 
 __all__ = ["files"]  # the fixture, shared with test_app.py
 
 pytestmark = BROWSER
-
-
-@pytest.fixture
-def sized(browser: Browser, app_url: str, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh page at the viewport size `request.param` (width, height)."""
-    width, height = request.param
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    pg.goto(app_url)
-    pg.wait_for_selector("#canvas button[title='Upload']")
-    yield pg
-    context.close()
 
 
 def box(pg: Page, selector: str) -> dict[str, float]:

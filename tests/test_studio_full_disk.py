@@ -6,8 +6,6 @@ there is room again the same edit is served. gradio_client and raw HTTP against 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,24 +13,15 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from small_disk import fill, small_tmpfs
 from studio_server import running
-from test_cli_full_disk import _fill
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs mounted for this test and unmounted after it (mounting needs root)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no `mount` command here to make a small tmpfs")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(disk)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {done.stderr.strip()}")
-    try:
+    """A 4 MiB tmpfs mounted for this test and unmounted after it."""
+    with small_tmpfs(tmp_path / "disk", "4M") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 def test_a_full_disk_is_one_sentence_and_the_studio_serves_again(small_disk, tmp_path):
@@ -45,16 +34,17 @@ def test_a_full_disk_is_one_sentence_and_the_studio_serves_again(small_disk, tmp
     env = {**os.environ, "TMPDIR": str(small_disk)}
     with running([], tmp_path, env) as studio:
         ballast = small_disk / "ballast"
-        _fill(ballast)
+        fill(ballast)
         with open(ballast, "r+b") as file:  # room for the uploads, not for the result and its served copy
             file.truncate(ballast.stat().st_size - 160 * 1024)
         client = Client(studio.url, verbose=False)
         with pytest.raises(Exception) as refused:
-            client.predict(image=handle_file(str(picture)), mask=handle_file(str(mask)), options={"seed": 1},
-                           api_name="/inpaint")
+            client.predict(
+                image=handle_file(str(picture)), mask=handle_file(str(mask)), options={"seed": 1}, api_name="/inpaint"
+            )
         assert str(refused.value).startswith("The server's disk is full"), str(refused.value)[:500]
 
-        _fill(ballast)  # no room at all: an upload is refused too
+        fill(ballast)  # no room at all: an upload is refused too
         sent = httpx.post(studio.url + "gradio_api/upload", files=[("files", ("p.png", picture.read_bytes()))])
         assert sent.status_code == 507 and sent.text.startswith("The server's disk is full"), sent.text[:300]
 

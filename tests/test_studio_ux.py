@@ -7,7 +7,6 @@ Run with ``pytest -m browser tests/test_studio_ux.py`` (the first tests need no 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,18 +86,6 @@ def open_and_paint(pg: Page, image: Path) -> None:
     wait_picture(pg, 256, 256)
     pg.wait_for_timeout(300)  # the canvas's pointer handlers follow the new picture
     paint_line(pg)
-
-
-@pytest.fixture()
-def sized(browser: Browser, app_url: str, request: pytest.FixtureRequest) -> Iterator[Page]:
-    width, height = request.param
-    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    pg.goto(app_url)
-    pg.wait_for_selector("#canvas button[title='Upload']")
-    yield pg
-    context.close()
 
 
 @pytest.mark.parametrize("sized", [(1280, 720), (1440, 900)], indirect=True, ids=["1280x720", "1440x900"])

@@ -5,25 +5,24 @@ prompt recorded in the PNG, and one sentence for a field or an option its family
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
+import io
 import json
-import socket
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from front_doors import mcp_calls, studio_on
 from PIL import Image
 
 from editing import EditError, EditOptions, Editor, EditRequest, Prompt, read_params, register_family, unregister_family
 from editing.__main__ import build_parser, main
 from editing.families import PROMPT_CHARS, ModelGeometry, Row, prompt_fields
-from editing.models import ModelSwitch, load_model
+from editing.models import load_model
 from editing.options import OptionSpec
 from var_core import CheckpointError
 
@@ -147,12 +146,6 @@ def photo(tmp_path: Path) -> Path:
     return tmp_path / "photo.png"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_text_family_runs_with_its_prompt_recorded_and_other_families_fields_refused(models, photo):
     toy = load_model("toy", models, device="cpu")
     assert toy.info.family == "toy-text" and toy.info.class_names == [] and toy.modes == ["generate", "inpaint"]
@@ -196,24 +189,10 @@ def test_the_cli_has_prompt_flags_records_the_prompt_and_skips_a_rerun(models, t
     assert "without control characters" in capsys.readouterr().err
 
 
-def _studio(models: Path, mcp: bool = False) -> Any:
-    from studio.layout import CSS, HEAD, build_app
-
-    switch = ModelSwitch(lambda name, _: load_model(name, models, device="cpu", listed_only=True), models, "toy")
-    demo = build_app(load_model("toy", models, device="cpu"), switch, mcp=mcp)
-    demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), css=CSS, head=HEAD, mcp_server=mcp
-    )
-    return demo
-
-
 def test_the_endpoints_and_mcp_tools_take_a_prompt(models, photo):
     from gradio_client import Client, handle_file
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
 
-    demo = _studio(models, mcp=True)
-    try:
+    with studio_on(models, "toy", mcp=True) as demo:
         client = Client(demo.local_url, verbose=False)
         named = {
             p["parameter_name"]: p
@@ -227,41 +206,29 @@ def test_the_endpoints_and_mcp_tools_take_a_prompt(models, photo):
         assert params["prompt"] == "a red fox" and read_params(path)["prompt"] == "a red fox"
         with pytest.raises(Exception, match=f"must be at most {PROMPT_CHARS} characters long"):
             client.predict(prompt="y" * (PROMPT_CHARS + 1), api_name="/generate")
-
-        async def call() -> Any:
-            async with streamable_http_client(f"{demo.local_url}gradio_api/mcp/") as (read, write, _):
-                async with ClientSession(read, write) as session:
-                    await session.initialize()
-                    tools = {t.name: t for t in (await session.list_tools()).tools}
-                    name = next(n for n in tools if n.endswith("generate"))
-                    assert tools[name].inputSchema["properties"]["prompt"]["anyOf"][0]["type"] == "string"
-                    return await session.call_tool(name, {"prompt": "an owl", "options": {"seed": 2}})
-
-        with ThreadPoolExecutor(1) as pool:
-            result = pool.submit(asyncio.run, call()).result()
-        assert not result.isError, result.content
-        picture = next(c for c in result.content if c.type == "image")
-        assert Image.open(__import__("io").BytesIO(base64.b64decode(picture.data))).size == (SIDE, SIDE)
-    finally:
-        demo.close()
+        tools, [result] = mcp_calls(demo.local_url, [("generate", {"prompt": "an owl", "options": {"seed": 2}})])
+    generate = next(tool for name, tool in tools.items() if name.endswith("generate"))
+    assert generate.inputSchema["properties"]["prompt"]["anyOf"][0]["type"] == "string"
+    assert not result.isError, result.content
+    picture = next(c for c in result.content if c.type == "image")
+    assert Image.open(io.BytesIO(base64.b64decode(picture.data))).size == (SIDE, SIDE)
 
 
 def test_the_studio_shows_a_prompt_box_and_the_model_panel_swaps_it_for_the_class_list(models, browser):
-    demo = _studio(models)
-    page = browser.new_page()
-    try:
-        page.goto(demo.local_url)
-        page.click("#tab-inpaint-button")
-        prompt = page.locator("#tab-inpaint #prompt textarea, #tab-inpaint #prompt input").first
-        prompt.wait_for(state="visible", timeout=60_000)
-        page.click("#tab-generate-button")
-        page.locator("#tab-generate #class-dd").wait_for(state="hidden", timeout=60_000)
-        page.click("#model button.label-wrap")
-        page.locator("#model-choice input").click()
-        page.locator("ul[role='listbox'] li", has_text="demo").first.click()
-        page.click("#load-model")
-        page.locator("#tab-generate #class-dd").wait_for(state="visible", timeout=120_000)
-        page.locator("#tab-generate #prompt").wait_for(state="hidden", timeout=60_000)
-    finally:
-        page.close()
-        demo.close()
+    with studio_on(models, "toy") as demo:
+        page = browser.new_page()
+        try:
+            page.goto(demo.local_url)
+            page.click("#tab-inpaint-button")
+            prompt = page.locator("#tab-inpaint #prompt textarea, #tab-inpaint #prompt input").first
+            prompt.wait_for(state="visible", timeout=60_000)
+            page.click("#tab-generate-button")
+            page.locator("#tab-generate #class-dd").wait_for(state="hidden", timeout=60_000)
+            page.click("#model button.label-wrap")
+            page.locator("#model-choice input").click()
+            page.locator("ul[role='listbox'] li", has_text="demo").first.click()
+            page.click("#load-model")
+            page.locator("#tab-generate #class-dd").wait_for(state="visible", timeout=120_000)
+            page.locator("#tab-generate #prompt").wait_for(state="hidden", timeout=60_000)
+        finally:
+            page.close()
