@@ -114,6 +114,13 @@ def rope_tables(schedule: Schedule, head_dim: int, device: torch.device | str) -
     return angles.cos().to(device), angles.sin().to(device)
 
 
+def linear_with_bias(layer: nn.Module, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The layer's product with another bias (..., in) -> (..., out): an nn.Linear, or a prepacked one (`prepack`)."""
+    if isinstance(layer, nn.Linear):
+        return F.linear(x, layer.weight, bias)
+    return layer(x, bias)
+
+
 class KVCache:
     """Keys and values of the scales run so far, one pair per block."""
 
@@ -145,7 +152,7 @@ class SelfAttention(nn.Module):
         """x (R, L, C) of one scale; rope (L, c/2) cos and sin; attends to this and all earlier scales."""
         R, L, C = x.shape
         bias = torch.cat((self.q_bias, self.zero_k_bias, self.v_bias))
-        q, k, v = F.linear(x, self.mat_qkv.weight, bias).view(R, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = linear_with_bias(self.mat_qkv, x, bias).view(R, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         scale_mul = self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp()
         q = F.normalize(q, dim=-1).mul(scale_mul)
         k = F.normalize(k, dim=-1)
@@ -159,9 +166,10 @@ class FFN(nn.Module):
     def __init__(self, width: int, hidden: int):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(width, hidden), nn.Linear(hidden, width)
+        self.act = nn.GELU(approximate="tanh")  # a module, so that a prepacked fc1 can take it over (`prepack`)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return self.fc2(self.act(self.fc1(x)))
 
 
 def _ada_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:
