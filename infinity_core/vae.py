@@ -73,7 +73,7 @@ class Upsample(nn.Module):
         self.conv = Conv(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """conv(nearest 2x of x), computed on the small map (var_core's `upsample_conv`: 16 products a pixel, not 36)."""
+        """conv(nearest 2x of x) on the small map (var_core's `upsample_conv`: 16 products a pixel, not 36)."""
         return upsample_conv(x, self.conv.conv)
 
 
