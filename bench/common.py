@@ -224,3 +224,16 @@ def write_json(path: str | None, payload: dict[str, Any]) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(payload, indent=2))
+
+
+def figures_from_child(command: list[str], json_path: str | None, extra: dict[str, Any] | None = None) -> int:
+    """Runs a measuring child (a fresh process, so its memory starts clean), prints the figures it printed last
+    as JSON (with `extra` in front) and writes them to `json_path`; returns the exit status for `sys.exit`."""
+    child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if child.returncode != 0:
+        sys.stderr.write(child.stderr)
+        return child.returncode
+    figures = {**(extra or {}), **json.loads(child.stdout.strip().splitlines()[-1])}
+    print(json.dumps(figures, indent=2))
+    write_json(json_path, figures)
+    return 0

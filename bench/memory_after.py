@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from common import figures_from_child
 
 
 def rss_mb() -> float:
@@ -65,15 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.side, args.edits)))
         return 0
     command = [sys.executable, __file__, "--here", "--side", str(args.side), "--edits", str(args.edits)]
-    child = subprocess.run(command, capture_output=True, text=True)
-    if child.returncode != 0:
-        sys.stderr.write(child.stderr)
-        return child.returncode
-    figures = json.loads(child.stdout.strip().splitlines()[-1])
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2))
-    return 0
+    return figures_from_child(command, args.json)
 
 
 if __name__ == "__main__":

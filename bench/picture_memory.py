@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import figures_from_child
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def peak_rss_bytes() -> int:
@@ -151,15 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:  # made here: the measuring process starts clean
         picture, mask = make_files(Path(tmp), args.side, args.mask, args.kind, args.mask_kind, args.mask_side)
         command = [sys.executable, __file__, "--here", str(picture), str(mask), "--candidates", str(args.candidates)]
-        child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if child.returncode != 0:
-        sys.stderr.write(child.stderr)
-        return child.returncode
-    figures = {"kind": args.kind, "mask_kind": args.mask_kind, **json.loads(child.stdout.strip().splitlines()[-1])}
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2))
-    return 0
+        return figures_from_child(command, args.json, {"kind": args.kind, "mask_kind": args.mask_kind})
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from .batch import Job, Report, name_seed, run_batch, write_report
 from .canvas import load_mask, open_guarded
 from .editor import Editor
 from .errors import EditError
+from .families import defaults_text
 from .models import model_defaults, resolve
 from .modes import Field, mode_names, registered
 from .options import EditOptions, OptionSpec, option_fields, range_text
@@ -47,7 +48,7 @@ def _option_flag(parser: argparse.ArgumentParser, name: str, default: Any, spec:
     detail = f"{spec.label}: {spec.help}"
     if spec.kind in (int, float) and spec.low is not None:
         detail += f" A number{range_text(spec)}."
-    detail += f" Default: {default!r} (or the model's)."
+    detail += f" Default: {defaults_text(name, default)}, or the model's defaults.json."
     detail = detail.replace("%", "%%")  # argparse formats help with %
     if spec.kind is bool:
         parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=detail)
@@ -69,9 +70,17 @@ def mode_fields() -> dict[Field, list[str]]:
     return dict(found.values())
 
 
+def needed_by(name: str) -> list[str]:
+    """The modes whose request needs field `name` (a prompt edit its prompt; a generation takes it or not)."""
+    return [mode.name for mode in registered() for f in mode.request_fields if f.name == name and f.required]
+
+
 def _field_flag(parser: argparse._ArgumentGroup, f: Field, modes: list[str]) -> None:
     number = "A whole number" if f.spec.kind is int else "A number"
     detail = f"{' / '.join(modes)}: {f.spec.help}{range_text(f.spec) and f' {number}{range_text(f.spec)}.'}"
+    needed = needed_by(f.name)
+    if needed and needed != modes:
+        detail += f" Needed by {' / '.join(needed)}; the other modes may go without."
     if f.spec.text:
         detail += f" Text of at most {f.spec.max_length} characters."
     metavar = {int: "INT", float: "NUMBER"}.get(f.spec.kind, "TEXT" if f.spec.text else None)
@@ -99,7 +108,9 @@ def build_parser(options_cls: type = EditOptions) -> argparse.ArgumentParser:
     fields = p.add_argument_group("mode fields (editing/modes), for the modes named")
     for f, modes in mode_fields().items():
         _field_flag(fields, f, modes)
-    p.add_argument("--model", default="demo", help="demo, d16..d36, or a folder with a checkpoint pair")
+    p.add_argument(
+        "--model", default="demo", help="demo, d16..d36, infinity-2b, infinity-125m, or a model folder (its path)"
+    )
     p.add_argument(
         "--offline",
         action="store_true",

@@ -226,32 +226,50 @@ def _int_range(array: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Region:
-    """A square window (x0, y0, side) in image pixels; it may reach past the image's border."""
+    """A window in image pixels: top-left (x0, y0), `side` pixels wide and `height` tall (None: a square of
+    `side`); it may reach past the image's border."""
 
     x0: int
     y0: int
     side: int
+    height: int | None = None
+
+    @property
+    def rows(self) -> int:
+        """Its height in pixels."""
+        return self.side if self.height is None else self.height
 
     def box(self) -> tuple[int, int, int, int]:
-        return self.x0, self.y0, self.x0 + self.side, self.y0 + self.side
+        return self.x0, self.y0, self.x0 + self.side, self.y0 + self.rows
 
     def overlap(self, width: int, height: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
         """(rows, cols) of the part inside a width x height image: in image and in region coordinates."""
         x0, y0 = max(self.x0, 0), max(self.y0, 0)
-        x1, y1 = min(self.x0 + self.side, width), min(self.y0 + self.side, height)
+        x1, y1 = min(self.x0 + self.side, width), min(self.y0 + self.rows, height)
         inside = (slice(y0, y1), slice(x0, x1))
         local = (slice(y0 - self.y0, y1 - self.y0), slice(x0 - self.x0, x1 - self.x0))
         return inside, local
 
     def within(self, width: int, height: int) -> bool:
         """Whether the region lies wholly inside a width x height image."""
-        return self.x0 >= 0 and self.y0 >= 0 and self.x0 + self.side <= width and self.y0 + self.side <= height
+        return self.x0 >= 0 and self.y0 >= 0 and self.x0 + self.side <= width and self.y0 + self.rows <= height
 
     def outside(self, width: int, height: int) -> np.ndarray:
-        """float32 (side, side): 1 where the region reaches past the image, else 0."""
-        out = np.ones((self.side, self.side), np.float32)
+        """float32 (rows, side): 1 where the region reaches past the image, else 0."""
+        out = np.ones((self.rows, self.side), np.float32)
         out[self.overlap(width, height)[1]] = 0
         return out
+
+
+def fitted_region(width: int, height: int, size: tuple[int, int]) -> Region:
+    """The smallest window of the aspect of `size` ((H, W) px) that holds a whole width x height canvas,
+    centred on it (it reaches past the canvas on two sides unless the aspects agree)."""
+    H, W = size
+    if height * W >= width * H:  # the canvas is taller than the window's aspect: as tall as the canvas
+        side = max(width, round(height * W / H))
+        return Region((width - side) // 2, 0, side, height)
+    rows = max(height, round(width * H / W))
+    return Region(0, (height - rows) // 2, width, rows)
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -92,13 +92,17 @@ def keep_info(images: list[Image.Image], info: dict[str, bytes]) -> None:
 def _paste(
     picture: np.ndarray, mask: Mask, region: Region, generated_R: np.ndarray, feather: int, paste_back: bool
 ) -> Image.Image:
+    """The region's drawing (uint8 (h, w, 3) at the model's size) at the region's size, pasted into the picture."""
     W, H = mask.size
-    side, R = region.side, generated_R.shape[0]
+    size, drawn = (region.rows, region.side), generated_R.shape[:2]
     generated = (
         generated_R
-        if side == R
-        else cv2.resize(generated_R, (side, side), interpolation=cv2.INTER_CUBIC if side > R else cv2.INTER_AREA)
-    )
+        if drawn == size
+        else cv2.resize(
+            generated_R, (region.side, region.rows),
+            interpolation=cv2.INTER_CUBIC if region.side > drawn[1] else cv2.INTER_AREA,
+        )
+    )  # fmt: skip
     if paste_back:
         return canvas.paste_into(picture, generated, (region.x0, region.y0), mask.regenerate, feather)
     full = Image.fromarray(picture)

@@ -32,15 +32,20 @@ from .families import (
     FamilyModel,
     ModelFamily,
     ModelGeometry,
+    aspect_ratio,
     check_request,
+    family_defaults,
     family_fields,
     family_options,
+    fits,
+    not_run,
+    pick_geometry,
     runs,
 )
 from .interface import ModelInfo
 from .limits import Limits
 from .memory import give_back_memory
-from .modes import get_mode, registered
+from .modes import Inputs, get_mode, registered
 from .options import EditOptions
 from .panorama import panorama_passes, run_panorama
 from .plan import EncodingCache, Plan, load_inputs, plan, resolve
@@ -68,7 +73,7 @@ class Editor:
         self.device = device or default_device()
         self.model = model.to(self.device)
         self.name = name
-        self.defaults = defaults or EditOptions()
+        self.defaults = defaults or family_defaults(model.family)
         self.limits = limits or Limits()
         self._cache = EncodingCache()
         self._turns = Turns()
@@ -115,8 +120,9 @@ class Editor:
         offline: bool | None = None,
         progress: Progress | None = None,
     ) -> Editor:
-        """'demo' (bundled), a published name ('d16' ... 'd36'), a folder of the models folder by name, or
-        the path of a folder with vae*/var* checkpoints (and optionally classes.json, defaults.json, model.json).
+        """'demo' (bundled), a published name ('d16' ... 'd36', 'infinity-2b', 'infinity-125m'), a folder of the models
+        folder by name, or the path of a model folder (VAR: vae*/var* checkpoints and optionally classes.json,
+        defaults.json, model.json; Infinity: docs/text-editing.md).
 
         download: fetch a published model's missing files through huggingface_hub (its cache, resume,
         HF_ENDPOINT), saying the size first and checking each file's sha256; offline (or HF_HUB_OFFLINE=1)
@@ -183,14 +189,15 @@ class Editor:
                 if not isinstance(request, EditRequest):
                     raise EditError(f"Request {i} is a {type(request).__name__}, not an EditRequest.")
                 if not runs(self.family, request.mode):
-                    raise EditError(f"{self.name} cannot {request.mode}; its family runs {', '.join(self.modes)}.")
+                    raise not_run(self.name, request.mode, self.modes)
                 conditioning = self.conditioning(request)
                 options = resolve(request, self.geometry)
                 inputs = load_inputs(request, self.limits)
-                if get_mode(request.mode).windowed(inputs):
+                geometry, whole = choose_geometry(self.model.geometries, request, inputs)
+                if not whole and get_mode(request.mode).windowed(inputs):
                     panoramas.append((i, request, inputs, options, conditioning))
                 else:
-                    plans.append((i, plan(request, self.geometry, inputs, options, conditioning)))
+                    plans.append((i, plan(request, geometry, inputs, options, conditioning, whole_canvas=whole)))
             except EditError as e:
                 if not return_errors:
                     raise
@@ -226,7 +233,7 @@ class Editor:
     def preview_cells(self, request: EditRequest) -> EditResult:
         """What an edit would redraw, without running it: the result's mask, `regenerated` (the finest
         scale's cells) and `region`, and no images."""
-        return preview_cells(request, self.geometry, self.limits, self.naming, self.family)
+        return preview_cells(request, self.model.geometries, self.limits, self.naming, self.family)
 
     def submit(
         self,
@@ -324,15 +331,37 @@ class Editor:
 
 
 def preview_cells(
-    request: EditRequest, geometry: ModelGeometry, limits: Limits, naming: Naming, family: ModelFamily
+    request: EditRequest,
+    geometries: tuple[ModelGeometry, ...],
+    limits: Limits,
+    naming: Naming,
+    family: ModelFamily,
 ) -> EditResult:
-    """`Editor.preview_cells` from the model's geometry and family alone (no weights): what a worker-less
+    """`Editor.preview_cells` from the model's geometries and family alone (no weights): what a worker-less
     studio computes."""
-    options = resolve(request, geometry)
+    options = resolve(request, geometries[0])
     conditioning = family.conditioning(request.fields)
-    planned = plan(request, geometry, load_inputs(request, limits), options, conditioning)
+    inputs = load_inputs(request, limits)
+    geometry, whole = choose_geometry(geometries, request, inputs)
+    planned = plan(request, geometry, inputs, options, conditioning, whole_canvas=whole)
     empty = np.zeros((0, *geometry.size, 3), np.uint8)
     return compose(planned, empty, naming)
+
+
+def choose_geometry(
+    geometries: tuple[ModelGeometry, ...], request: EditRequest, inputs: Inputs
+) -> tuple[ModelGeometry, bool]:
+    """The geometry a request is drawn at, and whether its whole canvas is (`plan`'s `whole_canvas`): a generation at
+    its `aspect` (the default geometry without one); a mode that draws the whole canvas (out-paint) at the
+    aspect nearest the canvas's, where the model has aspect templates and the canvas is not longer than they
+    are (a longer one is a panorama); anything else at the default geometry."""
+    if inputs.picture is None:
+        aspect = request.fields.get("aspect")
+        return (geometries[0] if aspect is None else pick_geometry(geometries, aspect_ratio(aspect))), False
+    H, W = inputs.picture.shape[:2]
+    if get_mode(request.mode).whole_canvas and fits(geometries, H / W):
+        return pick_geometry(geometries, H / W), True
+    return geometries[0], False
 
 
 def _chunks(plans: list[tuple[int, Plan]], max_rows: int) -> Iterator[list[tuple[int, Plan]]]:

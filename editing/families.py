@@ -16,6 +16,7 @@ Every published model and every model folder belongs to one family; a folder nam
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +87,29 @@ def prompt_fields(required: str | None = None) -> tuple[Field, Field]:
     if required is None:
         return PROMPT, NEGATIVE_PROMPT
     return field(
-        "prompt", str, "Prompt", "what to draw, in words.", max_length=PROMPT_CHARS, elem_id="prompt", required=required
+        "prompt",
+        str,
+        "Prompt",
+        "what to draw there, in words (needed).",
+        max_length=PROMPT_CHARS,
+        elem_id="prompt",
+        required=required,
     ), NEGATIVE_PROMPT
+
+
+def aspect_field(aspects: tuple[str, ...]) -> Field:
+    """A generation's aspect, 'W:H' (width to height) as one of `aspects` (empty: the model's default, square);
+    one meaning for every family whose models draw several (`pick_geometry`)."""
+    return field(
+        "aspect", str, "Aspect (width:height)", f"the new picture's width to height: {', '.join(aspects)} (empty: "
+        "square).", choices=aspects, elem_id="aspect", studio_default=aspects[0],
+    )  # fmt: skip
+
+
+def aspect_ratio(aspect: str) -> float:
+    """'W:H' -> height / width."""
+    w, h = aspect.split(":")
+    return int(h) / int(w)
 
 
 # ---- geometry -----------------------------------------------------------------------------------
@@ -122,6 +144,17 @@ class ModelGeometry:
         return cls(tuple((int(h), int(w)) for h, w in data["scales"]), int(data["stride"]))
 
 
+def pick_geometry(geometries: tuple[ModelGeometry, ...], h_div_w: float) -> ModelGeometry:
+    """The geometry whose picture's aspect (height / width) is nearest to `h_div_w` (the first of equals)."""
+    return min(geometries, key=lambda g: abs(math.log(g.size[0] / g.size[1] / h_div_w)))
+
+
+def fits(geometries: tuple[ModelGeometry, ...], h_div_w: float) -> bool:
+    """Whether a canvas of aspect `h_div_w` lies within the aspects the geometries draw (none is far off)."""
+    aspects = [g.size[0] / g.size[1] for g in geometries]
+    return len(aspects) > 1 and min(aspects) <= h_div_w * 1.05 and h_div_w <= max(aspects) * 1.05
+
+
 def square_geometry(resolution: int, patch_nums: tuple[int, ...]) -> ModelGeometry:
     """The geometry of a square schedule (VAR's patch_nums) at `resolution` px."""
     return ModelGeometry(tuple((pn, pn) for pn in patch_nums), resolution // patch_nums[-1])
@@ -131,14 +164,16 @@ def square_geometry(resolution: int, patch_nums: tuple[int, ...]) -> ModelGeomet
 @dataclass
 class Row:
     """One candidate to sample: its conditioning, options and generator seed, the family's encoding of its
-    picture (None: nothing kept, a generation) and per-scale regenerate maps [(h_k * w_k,) bool] row-major,
-    True = sample (None: sample everything)."""
+    picture (None: nothing kept, a generation), per-scale regenerate maps [(h_k * w_k,) bool] row-major,
+    True = sample (None: sample everything), and the geometry it is drawn at (None: the model's default; the
+    rows of one pass share it)."""
 
     conditioning: Conditioning
     options: EditOptions
     seed: int
     source: Any | None
     regenerate: list[torch.Tensor] | None
+    geometry: ModelGeometry | None = None
 
 
 class Sampling(Protocol):
@@ -188,7 +223,9 @@ class FamilyModel(Protocol):
 class ModelFamily(Protocol):
     """A kind of model. modes: the edit modes it runs; options: the options of the table that are its
     family's to use (an option no family claims applies to every model); option_table: its own options,
-    added to the table when it is registered, as (name, default, OptionSpec)."""
+    added to the table when it is registered, as (name, default, OptionSpec). A family may also have
+    `defaults`, {option: value}: where its models start instead of the table's default (Infinity's
+    upstream cfg and top-p; `family_defaults`)."""
 
     name: str
     modes: frozenset[str]
@@ -261,6 +298,29 @@ def foreign_options(name: str) -> frozenset[str]:
     """The options other registered families claim that family `name` does not use (the studio hides them)."""
     own = family_options(FAMILIES[name]) if name in FAMILIES else frozenset()
     return frozenset().union(*(family_options(f) for f in FAMILIES.values())) - own
+
+
+def own_defaults(family: ModelFamily) -> dict[str, Any]:
+    """The option defaults `family` sets instead of the table's (its optional `defaults`)."""
+    return dict(getattr(family, "defaults", {}))
+
+
+def family_defaults(family: ModelFamily) -> EditOptions:
+    """The options a model of `family` starts from: the table's defaults with the family's own (`own_defaults`);
+    a model folder's defaults.json goes on top of these."""
+    return EditOptions().replace(**own_defaults(family))
+
+
+def defaults_text(name: str, default: Any) -> str:
+    """An option's default as help texts say it: `1.5`, or `1.5 (infinity models: 3.0)` where a family's models
+    start elsewhere."""
+    others = [f"{f.name} models: {own_defaults(f)[name]!r}" for f in FAMILIES.values() if name in own_defaults(f)]
+    return f"{default!r}" + (f" ({'; '.join(others)})" if others else "")
+
+
+def not_run(model_name: str, mode: str, modes: list[str]) -> EditError:
+    """The one sentence for a mode the loaded model's family does not run."""
+    return EditError(f"{model_name} cannot {mode}; its family runs {', '.join(modes)}.")
 
 
 def check_request(

@@ -22,7 +22,7 @@ from infinity_core.loading import read_model_json
 from infinity_core.vae import resize_area
 from var_core import CheckpointError
 
-from .families import ModelGeometry, Prompt, Row, prompt_fields, register_family
+from .families import ModelGeometry, Prompt, Row, aspect_field, prompt_fields, register_family
 from .modes import Field
 from .options import EditOptions, OptionSpec
 
@@ -55,10 +55,15 @@ class InfinityText:
     modes = frozenset({"inpaint", "outpaint", "prompt_edit", "generate"})
     options = frozenset({"cfg", "top_k", "top_p"})
     option_table = (TAU,)
+    # upstream's `gen_one_img` and infer script: cfg 3 on logits, tau 0.5 (TAU's default), top-k 900 (no effect
+    # on a bit's two values), top-p 0.97 (a bit's less likely value is dropped when at most 3 % likely)
+    defaults = {"cfg": 3.0, "top_k": 900, "top_p": 0.97}
 
     def fields(self, mode: str) -> tuple[Field, ...]:
         if mode == "prompt_edit":
             return prompt_fields(required="needs a prompt describing what to draw there")
+        if mode == "generate":
+            return (*prompt_fields(), aspect_field(ic.schedules.ASPECTS))
         return prompt_fields()
 
     def conditioning(self, fields: dict[str, Any]) -> Prompt:
@@ -87,13 +92,22 @@ def geometry_of(schedule: ic.Schedule) -> ModelGeometry:
 
 
 class InfinityModel:
-    """A loaded Infinity: its default geometry is the square schedule of its folder's resolution."""
+    """A loaded Infinity: its geometries are the schedules of every aspect template at its folder's area class,
+    the square first (its default), in the order of `ASPECTS`."""
 
     def __init__(self, bundle: ic.InfinityBundle, family: InfinityText) -> None:
         self.bundle, self.family = bundle, family
         self.labels: list[str] = []
         self.schedule = bundle.schedule(1.0)
-        self.geometries = (geometry_of(self.schedule),)
+        self.schedules = {}
+        for aspect in ic.schedules.ASPECTS:
+            schedule = bundle.schedule(ic.schedules.aspect_template(aspect))
+            self.schedules[geometry_of(schedule)] = schedule
+        self.geometries = tuple(self.schedules)
+
+    def schedule_of(self, geometry: ModelGeometry | None) -> ic.Schedule:
+        """The schedule a geometry of this model stands for (None: the square one)."""
+        return self.schedule if geometry is None else self.schedules[geometry]
 
     def to(self, device: str) -> InfinityModel:
         b = self.bundle
@@ -112,9 +126,10 @@ class InfinityModel:
 
     @torch.no_grad()
     def encode(self, x: np.ndarray, device: str) -> list[torch.Tensor]:
-        """uint8 (H, W, 3) at the schedule's size -> per scale its bits (1, h, w, d) int64."""
+        """uint8 (H, W, 3) at the size of one of its geometries -> per scale its bits (1, h, w, d) int64."""
+        geometry = next(g for g in self.geometries if g.size == x.shape[:2])
         pictures = ic.from_uint8(torch.from_numpy(np.array(x))[None]).to(device)
-        return self.bundle.vae.encode_bits(pictures, self.schedule)
+        return self.bundle.vae.encode_bits(pictures, self.schedules[geometry])
 
     def pass_key(self, options: EditOptions) -> Hashable:
         """Rows sample together when they agree on the sampling options (one CFG/tau/top-k/top-p per pass)."""
@@ -155,8 +170,9 @@ class InfinitySampling:
         cond, negative = _text(model, rows)
         gens = ic.generators([row.seed for row in rows], device)
         keep = _keep_hook(rows, device)
+        self.schedule = model.schedule_of(rows[0].geometry)
         self._steps = ic.scales(
-            model.bundle.transformer, model.bundle.vae, cond, model.schedule, gens, options, negative, keep
+            model.bundle.transformer, model.bundle.vae, cond, self.schedule, gens, options, negative, keep
         )
         self.bits: list[torch.Tensor] = []
         self.summed: torch.Tensor | None = None
@@ -175,9 +191,9 @@ class InfinitySampling:
         """The picture so far decoded at scale k's grid (at least 2 x 2: the VAE's norms need more than one
         value; cheap), shown at model size."""
         assert self.summed is not None
-        h, w = (max(n, 2) for n in self.model.schedule.grids[k])
+        h, w = (max(n, 2) for n in self.schedule.grids[k])
         small = ic.to_uint8(ic.decode(self.model.bundle.vae, resize_area(self.summed, (h, w)))).cpu().numpy()
-        H, W = self.model.geometries[0].size
+        H, W = self.schedule.pixels
         resample = Image.NEAREST if max(h, w) <= 4 else Image.BICUBIC
         return [np.asarray(Image.fromarray(a).resize((W, H), resample)) for a in small]
 

@@ -1,6 +1,7 @@
 """Every model by name, in one place: the bundled demo, the published ones and model folders.
 
-    list_models(models_dir)     -> demo, d16 … d36, then each folder of models_dir with its family's files,
+    list_models(models_dir)     -> demo, d16 … d36, infinity-2b, infinity-125m, then each folder of models_dir
+                                   with its family's files,
                                    with resolution, bytes on disk (or to download) and whether it is here
     resolve("d16", models_dir)  -> ModelRef: what a name or folder path is (demo, published, folder)
     load("d16", download=True)  -> Editor (Editor.from_pretrained and Editor.from_files end here)
@@ -8,8 +9,9 @@
     ModelSwitch                 -> a server's shared model, switched with the old one brought back on failure
 
 Only here is "demo" a name: it is the bundled folder (resources.demo_dir). Published files are found,
-downloaded and verified by var_core.zoo; which files a folder needs and how they become a model is the
-model family's (families.py; published models are VAR's).
+downloaded and verified by var_core.zoo, which names each published model's family (VAR's are loaded from
+their two files, Infinity's from the model folder the zoo makes of links to theirs); which files a folder
+needs and how they become a model is the model family's (families.py).
 """
 
 from __future__ import annotations
@@ -26,13 +28,23 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from var_core import CheckpointError
-from var_core.zoo import ZOO, Progress, catalog, fetch, format_size, zoo_files
+from var_core.zoo import (
+    ZOO,
+    MemoryEstimate,
+    Progress,
+    catalog,
+    fetch,
+    format_size,
+    memory_estimate,
+    model_folder,
+    zoo_files,
+)
 from var_core.zoo import models_dir as default_models_dir
 
 from .device import default_device, dtype_of
 from .editor import Editor
 from .errors import EditError, quoted
-from .families import ModelFamily, family_of
+from .families import FAMILIES, ModelFamily, family_defaults, family_of
 from .options import EditOptions
 from .resources import demo_dir
 
@@ -73,23 +85,25 @@ class ModelRef:
 
     @property
     def display_name(self) -> str:
-        """The name an Editor of it carries (published ones as VAR-d16)."""
-        return f"VAR-{self.name}" if self.kind == "published" else self.name
+        """The name an Editor of it carries (published ones by their title: VAR-d16, Infinity-2B)."""
+        return ZOO[self.name].title if self.kind == "published" else self.name
 
     @property
     def family(self) -> ModelFamily:
-        return family_of(self.folder)
+        return FAMILIES[ZOO[self.name].family] if self.kind == "published" else family_of(self.folder)
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A loadable model: `name` is what to load it by; `size` is bytes on disk when `present`, else to download."""
+    """A loadable model: `name` is what to load it by; `size` is bytes on disk when `present`, else to download;
+    `memory`, what a published model needs on a GPU and on a CPU (an estimate; None for the others)."""
 
     name: str
     kind: str  # "demo", "published" or "folder"
     resolution: int | None  # None: the files could not be read
     size: int
     present: bool
+    memory: MemoryEstimate | None = None
 
 
 def folder_files(folder: Path) -> list[Path]:
@@ -122,8 +136,8 @@ def model_folders(models_dir: str | Path | None = None) -> list[Path]:
 
 
 def resolve(name_or_folder: str | Path, models_dir: str | Path | None = None, listed_only: bool = False) -> ModelRef:
-    """'demo', a published name ('d16' … 'd36'), a folder of models_dir by name, or (unless listed_only) the
-    path of a folder; anything else is refused in one sentence that names no server path."""
+    """'demo', a published name ('d16' … 'd36', 'infinity-2b', 'infinity-125m'), a folder of models_dir by name,
+    or (unless listed_only) the path of a folder; anything else is refused in one sentence that names no server path."""
     key = str(name_or_folder)
     if key in ZOO:
         return ModelRef(key, "published", None)
@@ -144,13 +158,15 @@ def resolve(name_or_folder: str | Path, models_dir: str | Path | None = None, li
 
 
 def model_defaults(name_or_folder: str | Path, models_dir: str | Path | None = None) -> EditOptions:
-    """A model's default options without loading it: its folder's defaults.json, else the table's."""
+    """A model's default options without loading it: its family's (`families.family_defaults`), with its
+    folder's defaults.json on top."""
     folder = resolve(name_or_folder, models_dir).folder
+    family = family_defaults(family_of(folder))
     defaults_file = folder / "defaults.json" if folder is not None else None
     if defaults_file is None or not defaults_file.is_file():
-        return EditOptions()
+        return family
     try:
-        return EditOptions.from_dict(json.loads(defaults_file.read_text()))
+        return EditOptions.from_dict(json.loads(defaults_file.read_text()), family)
     except (EditError, json.JSONDecodeError) as e:
         raise CheckpointError(f"defaults.json of {defaults_file.parent.name} is not valid: {e}") from e
 
@@ -195,7 +211,9 @@ def list_models(models_dir: str | Path | None = None) -> list[ModelEntry]:
     entries = [ModelEntry(DEMO, "demo", folder_resolution(demo), _folder_bytes(demo), True)]
     for card in catalog():
         size = sum(f.size for f in card.files) if card.present else card.download_bytes
-        entries.append(ModelEntry(card.name, "published", card.resolution, size, card.present))
+        entries.append(
+            ModelEntry(card.name, "published", card.resolution, size, card.present, memory_estimate(card.name))
+        )
     for folder in model_folders(models_dir):
         entries.append(ModelEntry(folder.name, "folder", folder_resolution(folder), _folder_bytes(folder), True))
     return entries
@@ -253,6 +271,9 @@ def load_model(
     """The Editor of a model by name or folder (see `resolve`). download: fetch a published model's missing
     files (verified against their sha256); offline (or HF_HUB_OFFLINE=1) never touches the network."""
     ref = resolve(name_or_folder, models_dir, listed_only)
+    if ref.folder is None and ZOO[ref.name].in_folder:
+        folder = model_folder(ref.name, download, offline, progress)
+        return load_folder(folder, device, dtype, ref.display_name)
     if ref.folder is None:
         vae_path, var_path = fetch(ref.name, offline, progress) if download else zoo_files(ref.name)
         return load_files(vae_path, var_path, device, dtype, name=ref.display_name)

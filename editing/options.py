@@ -63,7 +63,8 @@ _SAMPLING = SamplingOptions()
 class EditOptions:
     """Everything that shapes an edit besides the picture, the mask and the mode.
 
-    Defaults are the original VAR sampler's; a model folder may bring its own (defaults.json).
+    Defaults are the original VAR sampler's; a model family may start elsewhere (`families.family_defaults`:
+    Infinity's are upstream's) and a model folder may bring its own (defaults.json).
     Every value is checked on construction; a mistake is an `EditError` of one sentence. Options
     registered by model families are keywords and attributes like the table's own; `extra` holds
     those that differ from their default, by name.
@@ -92,9 +93,9 @@ class EditOptions:
     cfg: float = option(
         _SAMPLING.cfg,
         float,
-        "Follow the class",
-        "How strongly a class edit pushes towards the chosen class; "
-        "higher is more typical of the class but less varied (classifier-free guidance, cfg).",
+        "Follow the class or prompt",
+        "How strongly an edit pushes towards its class or prompt; "
+        "higher is more typical of it but less varied (classifier-free guidance, cfg).",
         low=0.0,
         high=50.0,
         step=0.1,

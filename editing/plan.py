@@ -80,14 +80,18 @@ def plan(
     options: EditOptions,
     conditioning: Conditioning,
     allow_full: bool = False,
+    whole_canvas: bool = False,
 ) -> Plan:
     """Geometry and regenerate maps of one request (inputs from `load_inputs`, options from `resolve`).
 
-    allow_full: a mask over the whole picture is fine (panorama windows with the 'strength' policy).
+    allow_full: a mask over the whole picture is fine (panorama windows with the 'strength' policy);
+    whole_canvas: the region is the whole canvas, widened to the geometry's aspect (`canvas.fitted_region`), rather
+    than the square around the mask (an out-paint on a model with aspect templates).
     """
     R = model.resolution
     if inputs.picture is None:
-        return Plan(request, options, conditioning, model, inputs, Region(0, 0, R), None, None)
+        H, W = model.size
+        return Plan(request, options, conditioning, model, inputs, Region(0, 0, W, None if W == H else H), None, None)
     picture, mask = inputs.picture, inputs.mask
     assert mask is not None
     W, H = mask.size
@@ -100,7 +104,10 @@ def plan(
             "The mask covers the whole picture, so nothing is left to keep: leave part of it unpainted, "
             "or generate a new picture instead."
         )
-    region = canvas.edit_region(mask.regenerate, options.context, min_side=R // 2)
+    if whole_canvas:
+        region = canvas.fitted_region(W, H, model.size)
+    else:
+        region = canvas.edit_region(mask.regenerate, options.context, min_side=R // 2)
     # Beyond the picture's border the model may draw freely; that part is cropped away later.
     region_mask = mask.crop(region)
     region_image = canvas.crop(picture, region)
@@ -129,7 +136,7 @@ class EncodingCache:
 
     def encode(self, model: FamilyModel, x: np.ndarray, device: str) -> Any:
         """uint8 (H, W, 3) -> the model's encoding of it (from the cache when the same pixels were seen)."""
-        key = hashlib.sha1(x.tobytes()).hexdigest()
+        key = hashlib.sha1(x.tobytes()).hexdigest() + str(x.shape)  # one schedule per picture size
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]

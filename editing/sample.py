@@ -44,7 +44,8 @@ def sample(
     turn: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> list[np.ndarray]:
     """Sample every candidate of every plan -> per plan uint8 (n, H, W, 3): one pass per group of plans the
-    model samples together (`FamilyModel.pass_key`: VAR's fast mode runs its bfloat16 scales for a whole batch).
+    model samples together (`FamilyModel.pass_key`: VAR's fast mode runs its bfloat16 scales for a whole batch;
+    plans drawn at different geometries never share a pass).
 
     job: checked for cancellation after every scale and given previews if it wants them, keyed
     by `slots[p]` (the request's index in the caller's list; default p). turn: held around each
@@ -52,7 +53,7 @@ def sample(
     edit never waits for the whole of a long one."""
     slots = slots if slots is not None else list(range(len(plans)))
     out: list[np.ndarray] = [np.empty(0)] * len(plans)
-    keys = [model.pass_key(plan.options) for plan in plans]
+    keys = [(plan.geometry, model.pass_key(plan.options)) for plan in plans]  # one geometry per pass
     for key in sorted(set(keys), key=keys.index):
         part = [p for p, k in enumerate(keys) if k == key]
         arrays = _one_pass([plans[p] for p in part], model, device, job, [slots[p] for p in part], turn)
@@ -72,7 +73,7 @@ class _Row:
     def row(self) -> Row:
         plan = self.plan
         seed = row_seed(plan.seed, self.candidate)
-        return Row(plan.conditioning, plan.options, seed, plan.source, plan.regenerate)
+        return Row(plan.conditioning, plan.options, seed, plan.source, plan.regenerate, plan.geometry)
 
 
 def _one_pass(
@@ -131,8 +132,7 @@ def _paste_kept(images: list[np.ndarray], rows: list[_Row]) -> list[Image.Image]
             out.append(Image.fromarray(image))
             continue
         cells = finest_cells(plan.regenerate, plan.geometry.scales[-1])
-        scale = plan.x.shape[0] // cells.shape[0]
-        redrawn = cells.repeat(scale, 0).repeat(scale, 1)
+        redrawn = cells.repeat(plan.x.shape[0] // cells.shape[0], 0).repeat(plan.x.shape[1] // cells.shape[1], 1)
         out.append(Image.fromarray(np.where(redrawn[..., None], image, plan.x)))
     return out
 

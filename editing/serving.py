@@ -60,7 +60,8 @@ class EditWorkerDeployment:
     def describe(self) -> dict[str, Any]:
         """What the studio shows of the model."""
         return {"info": asdict(self.editor.info), "defaults": self.editor.defaults.to_dict(),
-                "geometry": self.editor.geometry.to_dict(), "modes": self.editor.modes}  # fmt: skip
+                "geometries": [g.to_dict() for g in self.editor.model.geometries],
+                "modes": self.editor.modes}  # fmt: skip
 
     def edit(self, request_json: str, time_limit: float | None = None) -> Iterator[dict[str, Any]]:
         """Run one request: {"step", "total", "previews"} per scale, then {"result": ...} or {"error": ...}."""
@@ -142,7 +143,8 @@ class RemoteEditor:
         described = self._handle.describe.remote().result()
         self._info = ModelInfo(**described["info"])
         self.defaults = EditOptions.from_dict(described["defaults"])
-        self.geometry = ModelGeometry.from_dict(described["geometry"])
+        self.geometries = tuple(ModelGeometry.from_dict(g) for g in described["geometries"])
+        self.geometry = self.geometries[0]
         self._modes: list[str] = described["modes"]
         self.name = self._info.name
         self.workers = workers
@@ -166,7 +168,7 @@ class RemoteEditor:
     def preview_cells(self, request: EditRequest) -> EditResult:
         """What an edit would redraw, from the model's geometry (no worker is asked)."""
         naming = Naming(self.name, self._info.class_names, frozenset(self._info.options))
-        return preview_cells(request, self.geometry, self.limits, naming, FAMILIES[self._info.family])
+        return preview_cells(request, self.geometries, self.limits, naming, FAMILIES[self._info.family])
 
     def submit(
         self,

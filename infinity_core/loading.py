@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from var_core.loading import CheckpointError, _Checkpoint, _count, _materialize, _open
+from var_core.loading import Checkpoint, CheckpointError, count_indexed, materialize, open_checkpoint
 
 from .prepack import prepack
 from .schedules import AREA_CLASSES, TEMPLATES, VAE_STRIDE, Schedule, schedule_for
@@ -35,8 +35,8 @@ _VAE_BUFFERS = ("quantizer.lfq.mask", "quantize.lfq.mask")  # 2**arange(d): comp
 
 def transformer_keys_to_own(state: StateDict) -> tuple[dict[str, torch.Tensor], int]:
     """Upstream keys (`block_chunks.{c}.module.{j}.*` or `blocks.{i}.*`) -> this package's (`blocks.{i}.*`), chunks."""
-    per_chunk = _count(state, "block_chunks.0.module.{}.")
-    chunks = _count(state, "block_chunks.{}.")
+    per_chunk = count_indexed(state, "block_chunks.0.module.{}.")
+    chunks = count_indexed(state, "block_chunks.{}.")
     out = {}
     for key, value in state.items():
         m = _CHUNKED.match(key)
@@ -48,7 +48,7 @@ def transformer_keys_to_upstream(state: StateDict, chunks: int) -> dict[str, tor
     """This package's keys -> upstream's, blocks nested in `chunks` chunks (1 = `blocks.{i}`, as upstream)."""
     if chunks <= 1:
         return dict(state)
-    depth = _count(state, "blocks.{}.")
+    depth = count_indexed(state, "blocks.{}.")
     per_chunk = depth // chunks
     out = {}
     for key, value in state.items():
@@ -60,7 +60,7 @@ def transformer_keys_to_upstream(state: StateDict, chunks: int) -> dict[str, tor
 def transformer_config(state: StateDict) -> dict[str, Any]:
     """`Infinity` constructor arguments from a state dict in this package's keys."""
     return dict(
-        depth=_count(state, "blocks.{}."),
+        depth=count_indexed(state, "blocks.{}."),
         embed_dim=state["pos_start"].shape[-1],
         num_heads=state["blocks.0.sa.scale_mul_1H11"].shape[1],
         mlp_hidden=state["blocks.0.ffn.fc1.weight"].shape[0],
@@ -80,14 +80,14 @@ def _vae_tensor(state: StateDict, key: str) -> torch.Tensor:
 def vae_config(state: StateDict) -> dict[str, Any]:
     """`BSQVAE` constructor arguments from a state dict with the module's or the plain layer names."""
     ch = _vae_tensor(state, "encoder.conv_in.conv.weight").shape[0]
-    levels = _count(state, "encoder.down.{}.")
+    levels = count_indexed(state, "encoder.down.{}.")
     return dict(
         bits=_vae_tensor(state, "encoder.conv_out.conv.weight").shape[0],
         ch=ch,
         ch_mult=tuple(
             _vae_tensor(state, f"encoder.down.{i}.block.0.conv1.conv.weight").shape[0] // ch for i in range(levels)
         ),
-        num_res_blocks=_count(state, "encoder.down.0.block.{}."),
+        num_res_blocks=count_indexed(state, "encoder.down.0.block.{}."),
     )
 
 
@@ -137,13 +137,13 @@ def load_transformer(
     """Build the transformer from a file or state dict (upstream keys); weights in `dtype` on `device`.
 
     cpu_prepack: on the CPU in float32, hold the per-scale linear layers in oneDNN's layout (`prepack.prepack`)."""
-    ckpt = _open(source)
+    ckpt = open_checkpoint(source)
     state, chunks = transformer_keys_to_own(ckpt.state)
     cfg = _config_or_refuse(transformer_config, state, "transformer", ckpt.name)
     _refuse_big(cfg, ckpt.name)
     with torch.device("meta"):
         model = Infinity(**cfg, block_chunks=chunks)
-    _materialize(model, _Checkpoint(state, ckpt.meta, ckpt.name, ckpt.path, ckpt.mapped), device, dtype, _in_blocks)
+    materialize(model, Checkpoint(state, ckpt.meta, ckpt.name, ckpt.path, ckpt.mapped), device, dtype, _in_blocks)
     model.compute_dtype = dtype
     model = model.eval().requires_grad_(False)
     if cpu_prepack:
@@ -158,13 +158,13 @@ def _in_blocks(key: str) -> bool:
 
 def load_vae(source: str | Path | StateDict, device: torch.device | str = "cpu") -> BSQVAE:
     """Build the BSQ VAE from a file (`{"vae": state_dict}` pickles included) or state dict; float32."""
-    ckpt = _open(source)
+    ckpt = open_checkpoint(source)
     cfg = _config_or_refuse(vae_config, ckpt.state, "VAE", ckpt.name)
     _refuse_big(cfg, ckpt.name)
     with torch.device("meta"):
         model = BSQVAE(**cfg)
     state = vae_keys_to_own(ckpt.state, set(model.state_dict()))
-    _materialize(model, _Checkpoint(state, ckpt.meta, ckpt.name, ckpt.path, ckpt.mapped), device)
+    materialize(model, Checkpoint(state, ckpt.meta, ckpt.name, ckpt.path, ckpt.mapped), device)
     return model.to(memory_format=torch.channels_last).eval().requires_grad_(False)
 
 
@@ -179,11 +179,17 @@ def load_text_encoder(folder: str | Path, device: torch.device | str = "cpu", dt
         dtype = torch.float16 if torch.device(device).type == "cuda" else torch.float32
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), legacy=True)
-        model = T5EncoderModel.from_pretrained(str(folder), dtype=dtype)
+        model, info = T5EncoderModel.from_pretrained(str(folder), dtype=dtype, output_loading_info=True)
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(
             f"{folder.name}/ is not a readable T5 encoder and tokenizer ({type(e).__name__})."
         ) from None
+    missing = sorted(info["missing_keys"])  # transformers fills these with random values and only warns
+    if missing:
+        raise CheckpointError(
+            f"{folder.name}/ lacks {len(missing)} of the T5 encoder's weights (e.g. {missing[0][:80]}); its weights "
+            "file holds another part of the model: fetch the encoder's weights again."
+        )
     tokenizer.model_max_length = 512
     return TextEncoder(tokenizer, model.to(device).eval().requires_grad_(False))
 

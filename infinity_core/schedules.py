@@ -76,6 +76,16 @@ class Schedule:
         return out
 
 
+# The templates as people name aspects, width:height: square, landscape, then portrait (1:1 is h/w 1.0).
+ASPECTS = ("1:1", "5:4", "4:3", "3:2", "7:4", "2:1", "5:2", "3:1", "4:5", "3:4", "2:3", "4:7", "1:2", "2:5", "1:3")
+
+
+def aspect_template(aspect: str) -> float:
+    """'W:H', one of ASPECTS -> its template (h/w)."""
+    w, h = aspect.split(":")
+    return nearest_template(int(h) / int(w))
+
+
 def nearest_template(h_div_w: float) -> float:
     """The aspect template (h/w) nearest to `h_div_w` (> 0)."""
     return min(TEMPLATES, key=lambda t: (abs(t - h_div_w), t))

@@ -100,6 +100,11 @@ def randomize(model: torch.nn.Module, seed: int, std: float = 0.05) -> torch.nn.
     return model
 
 
+# A small flan-T5-like encoder (gated GELU, like flan-T5's), 32 wide as `tiny_transformer` reads text.
+TINY_T5 = dict(vocab_size=512, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=2, feed_forward_proj="gated-gelu",
+               dropout_rate=0.0, pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=PAD)  # fmt: skip
+
+
 def tiny_transformer(width: int = 64, depth: int = 2, heads: int = 2, bits: int = 16, text: int = 32) -> Infinity:
     """A small random Infinity (pool heads as upstream: text width / 128, at least 1)."""
     pool = max(1, text // 128)
@@ -135,8 +140,6 @@ def build_random_folder(
     else:
         save_file({k: v.contiguous() for k, v in state.items()}, str(out / "infinity_random.safetensors"))
         save_file(vae.state_dict(), str(out / "vae_random.safetensors"))
-    t5 = dict(vocab_size=512, d_model=text, d_kv=8, d_ff=64, num_layers=1, num_heads=2, feed_forward_proj="gated-gelu",
-              dropout_rate=0.0, pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=PAD)  # fmt: skip
-    write_text_encoder(out / "text_encoder", t5, None, list(WORDS))
+    write_text_encoder(out / "text_encoder", {**TINY_T5, "d_model": text}, None, list(WORDS))
     _model_json(out, 256)
     return out

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from editing import EditOptions, Mode, option_fields, registered
 from editing.errors import quoted
-from editing.families import DEFAULT_FAMILY, FAMILIES, runs
+from editing.families import DEFAULT_FAMILY, FAMILIES, defaults_text, runs
 from editing.modes import Field, get_mode, mode_names
 from editing.options import OptionSpec, range_text
 
@@ -97,8 +97,8 @@ def value_input(label: str, schema: dict[str, Any], default: Any = None) -> gr.J
 def options_schema(options_cls: type = EditOptions) -> dict[str, Any]:
     """The options object: every option of the table (others are refused with a sentence)."""
     properties = {
-        name: {**json_schema(spec), "description": f"{spec.label}: {spec.help}"}
-        for name, _, spec in option_fields(options_cls)
+        name: {**json_schema(spec), "description": f"{spec.label}: {spec.help} Default: {defaults_text(name, value)}."}
+        for name, value, spec in option_fields(options_cls)
     }
     return {"anyOf": [{"type": "object", "properties": properties}, {"type": "null"}]}  # unknown keys: refused
 

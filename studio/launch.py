@@ -32,7 +32,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--model",
         default="demo",
-        help="'demo', a published name (d16..d36, downloaded on first use), a folder name in --models-dir, "
+        help="'demo', a published name (d16..d36, infinity-2b, infinity-125m; downloaded on first use), a folder "
+        "name in --models-dir, "
         "or the path of a folder with vae/var files",
     )
     p.add_argument(

@@ -133,7 +133,7 @@ def build_app(
                 # The mode tabs and their run buttons right under the picture (in view while painting at
                 # 1280x720), the mask tools below them.
                 with gr.Tabs():
-                    tabs = build_tabs(session.class_choices(), session.taken_fields())
+                    tabs = build_tabs(session.class_choices(), session.taken_fields(), session.modes_run())
                 runs = [run for tab in tabs for run in tab.runs]
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 history_md = gr.Markdown("No earlier versions.", elem_id="history")

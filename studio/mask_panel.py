@@ -257,11 +257,10 @@ def cells_note(mask: np.ndarray, cells: np.ndarray | None, region: Region | None
     finest-scale cells on the picture a run redraws (cells: from `cells.redrawn`)."""
     if cells is None or region is None:
         return NOTHING
-    P = cells.shape[0]
-    on_picture = covering(region, P, mask.shape[1], mask.shape[0])
+    on_picture = covering(region, cells.shape, mask.shape[1], mask.shape[0])
     rows, cols = int(on_picture.any(1).sum()), int(on_picture.any(0).sum())
     return (
         f"The mask covers {100 * mask.mean():.1f} % of the picture: a run redraws "
         f"**{int(cells.sum())}** of the {cols}×{rows} cells of the finest scale on the picture "
-        f"({region.side / P:.0f} px each)."
+        f"({region.side / cells.shape[1]:.0f} px each)."
     )

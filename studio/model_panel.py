@@ -35,22 +35,26 @@ DEMO_NOTICE = (
     "not for editing real pictures."
 )
 REAL_MODELS = (
-    " For the published ImageNet models (256 and 512 px), open **Model** below, pick one and press **Load** "
-    "(it downloads once), or start the studio with one: `python app.py --model d16`."
+    " For the published ImageNet models (256 and 512 px) or the text-guided Infinity ones, open **Model** below, "
+    "pick one and press **Load** (it downloads once), or start the studio with one: `python app.py --model d16`."
 )
-REAL_MODELS_FIXED = " The published ImageNet models (256 and 512 px) are started with `python app.py --model d16`."
+REAL_MODELS_FIXED = (
+    " The published ImageNet models (256 and 512 px) and the text-guided Infinity ones are started with "
+    "`python app.py --model d16`."
+)
 
 BAR_EVERY = 0.15  # seconds between two updates of the download bar (the download reports far more often)
 
 
 def models_table(entries: list[ModelEntry], loaded: str | None) -> str:
-    """The listed models as a Markdown table: resolution, size on disk or to download, whether here."""
-    rows = ["| Model | Resolution | Size | Here |", "|---|---|---|---|"]
+    """The listed models as a Markdown table: resolution, size on disk or to download, whether here, and what a
+    published one needs in memory (an estimate from its parameter counts)."""
+    rows = ["| Model | Resolution | Size | Here | Memory (estimate) |", "|---|---|---|---|---|"]
     for e in entries:
         name = f"**{e.name}** (loaded)" if e.name == loaded else e.name
         size = format_size(e.size) if e.present else f"{format_size(e.size)} to download"
-        rows.append(f"| {name} | {_resolution(e)} | {size} | {'yes' if e.present else 'no'} |")
-    return "\n".join(rows)
+        rows.append(f"| {name} | {_resolution(e)} | {size} | {'yes' if e.present else 'no'} | {_memory(e)} |")
+    return "\n".join(rows + [MEMORY_NOTE])
 
 
 def download_text(name: str | None, filename: str, done: int, total: int | None) -> tuple[str, int, int | None]:
@@ -67,6 +71,19 @@ def progress_html(text: str, done: int = 0, total: int | None = None) -> str:
     value = f' value="{done}" max="{total}"' if total else ""
     bar = f'<progress style="width: 24em"{value}></progress>'
     return f'<div class="model-progress">{bar} <span>{html.escape(text)}</span></div>'
+
+
+MEMORY_NOTE = (
+    "\nMemory: weights and the KV cache of one picture, from parameter counts (16-bit on a GPU, float32 on a CPU); "
+    "not measured, and activations come on top. A CPU runs every model, a 2B one at 1024 px in minutes per "
+    "picture; see docs/models.md."
+)
+
+
+def _memory(e: ModelEntry) -> str:
+    if e.memory is None:
+        return "-"
+    return f"GPU {format_size(e.memory.gpu)}, CPU {format_size(e.memory.cpu)}"
 
 
 def _resolution(e: ModelEntry) -> str:
@@ -157,8 +174,8 @@ class ModelPanelView:
         return self.panel
 
     def page_state(self) -> dict[Any, Any]:
-        """Updates that show the shared model as it is now: panel, notice, settings, and the class lists and
-        prompt boxes its family takes (the others hidden)."""
+        """Updates that show the shared model as it is now: panel, notice, settings, the tabs and run buttons of
+        the modes its family runs, and the class lists and prompt boxes it takes (the others hidden)."""
         assert self.panel is not None and self._settings is not None
         editor = self.session.editor
         entries = self.switch.entries() if self.switch is not None else []
@@ -177,10 +194,13 @@ class ModelPanelView:
         return out
 
     def _family_widgets(self) -> dict[Any, Any]:
-        """The tabs' class lists (with the model's classes) and other family fields, shown where it takes them."""
-        taken = self.session.taken_fields()
+        """The tabs and run buttons of the modes the model runs, the tabs' class lists (with the model's classes)
+        and other family fields, shown where it takes them."""
+        taken, modes = self.session.taken_fields(), self.session.modes_run()
         out: dict[Any, Any] = {}
         for tab in self._tabs:
+            if self.session.editor is not None:  # while another model loads, the tabs stay as they are
+                out.update(tab.runs_shown(modes))
             for name, widget in tab.family_widgets.items():
                 out[widget] = gr.update(visible=name in taken)
             for classes in tab.class_lists:
@@ -194,7 +214,8 @@ class ModelPanelView:
         model), and, where switching is allowed, Load."""
         assert self.panel is not None
         self._settings, self._tabs = settings, tabs
-        family = [w for tab in tabs for w in (*tab.family_widgets.values(), *tab.class_lists)]
+        family = [w for tab in tabs for w in (tab.tab, *(r.button for r in tab.runs), *tab.family_widgets.values(),
+                                              *tab.class_lists)]  # fmt: skip
         self._refresh = [*self.panel.outputs(), *dict.fromkeys(family), *settings.components]
         demo.load(self.page_state, None, self._refresh, show_progress="hidden", api_visibility="private")
         switch = self.switch

@@ -18,6 +18,7 @@ import gradio as gr
 from PIL import Image
 
 from editing import EditError, EditOptions, EditorProtocol, EditRequest, load_image, save_png
+from editing.families import not_run
 
 from .page import Page
 from .results import Results
@@ -121,6 +122,10 @@ class Session:
         """The request fields the loaded model's family adds (class_id; prompt ...): their widgets are shown."""
         return [] if self.editor is None else list(self.editor.info.fields)
 
+    def modes_run(self) -> list[str]:
+        """The edit modes the loaded model's family runs: their tabs and run buttons are shown."""
+        return [] if self.editor is None else list(self.editor.modes)
+
     def page_loaded(self) -> tuple[str, Page]:
         """Model line for a freshly opened page, and the page's own state."""
         return self.model_summary(), Page(self.model_serial)
@@ -142,6 +147,8 @@ class Session:
     ) -> tuple[str, dict[str, Any]]:
         editor = self.current_editor()
         try:
+            if mode not in editor.modes:
+                raise not_run(editor.info.name, mode, editor.modes)
             options = {} if options is None else options
             if not isinstance(options, dict):
                 raise EditError('Options must be a JSON object such as {"seed": 1}.')

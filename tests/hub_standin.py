@@ -1,9 +1,11 @@
 """A stand-in for the Hugging Face hub on 127.0.0.1, for tests that fetch published models for real.
 
 It serves what `hf_hub_download` asks for (HEAD and GET on /{repo}/resolve/{revision}/{filename},
-with X-Repo-Commit, ETag, Content-Length and Range) and logs every request; the `published` fixture
-(tests/conftest.py) gives tiny published-format .pth files under the d16 names. Clients run in fresh
-processes, since huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE and HF_HUB_OFFLINE at import.
+with X-Repo-Commit, ETag, Content-Length and Range) from several repositories and logs every request;
+the `published` fixture (tests/conftest.py) gives tiny published-format .pth files under the d16 names,
+`infinity_published` tiny random files in the layout of infinity-125m's (FoundationVision/Infinity and
+google/flan-t5-xl). Clients run in fresh processes, since huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE
+and HF_HUB_OFFLINE at import.
 """
 
 from __future__ import annotations
@@ -24,17 +26,20 @@ from urllib.parse import urlsplit
 import torch
 from safetensors.torch import load_file
 
-from var_core.zoo import HF_REPO, VQVAE_FILE
+from var_core.zoo import HF_REPO, INFINITY_REPO, T5_REPO, VQVAE_FILE
 
 TINY = Path(__file__).parent / "fixtures" / "tiny"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 class StandInHub:
-    """A threaded HTTP server that answers like the hub's file endpoints, and logs every request."""
+    """A threaded HTTP server that answers like the hub's file endpoints, and logs every request. files: those of
+    FoundationVision/var; repos: other repositories' files by repository. The names in `cut_once`, `missing` and
+    `damage` are file names (the published ones are unique across repositories)."""
 
-    def __init__(self, files: dict[str, bytes]):
+    def __init__(self, files: dict[str, bytes], repos: dict[str, dict[str, bytes]] | None = None):
         self.files = files
+        self.repos = {HF_REPO: files, **(repos or {})}
         self.log: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.cut_once: set[str] = set()  # files whose next full GET stops halfway through the body
         self.missing: set[str] = set()  # files answered with 404
@@ -59,17 +64,19 @@ class StandInHub:
             def _serve(self, body: bool) -> None:
                 asked = self.headers.get("Range")
                 hub.log.append((self.command, self.path, asked))
-                m = re.fullmatch(rf"/{HF_REPO}/resolve/([^/]+)/(.+)", urlsplit(self.path).path)
-                if m is None or m[2] not in hub.files or m[2] in hub.missing:
+                m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", urlsplit(self.path).path)
+                files = hub.repos.get(m[1], {}) if m is not None else {}
+                if m is None or m[3] not in files or m[3] in hub.missing:
                     self.send_response(404)
                     self.send_header("X-Error-Code", "EntryNotFound")
                     self.send_header("X-Repo-Commit", COMMIT)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                data = hub.files[m[2]]
+                name = m[3]
+                data = files[name]
                 sha = hashlib.sha256(data).hexdigest()
-                data = hub._damaged(m[2], data, count=self.command == "GET")
+                data = hub._damaged(name, data, count=self.command == "GET")
                 start = int(re.fullmatch(r"bytes=(\d+)-", asked)[1]) if asked else 0
                 self.send_response(206 if asked else 200)
                 self.send_header("X-Repo-Commit", COMMIT)
@@ -83,8 +90,8 @@ class StandInHub:
                 self.end_headers()
                 if not body:
                     return
-                if m[2] in hub.cut_once and not asked:
-                    hub.cut_once.discard(m[2])
+                if name in hub.cut_once and not asked:
+                    hub.cut_once.discard(name)
                     self.wfile.write(data[: len(data) // 2])
                     self.wfile.flush()
                     self.close_connection = True
@@ -134,6 +141,48 @@ def _pth(path: Path) -> bytes:
 def published_files() -> dict[str, bytes]:
     """The tiny reference pair as plain .pth state dicts under the published d16 names."""
     return {VQVAE_FILE: _pth(TINY / "vae.safetensors"), "var_d16.pth": _pth(TINY / "var.safetensors")}
+
+
+def infinity_published(work: Path) -> dict[str, dict[str, bytes]]:
+    """Tiny random files under infinity-125m's published names, by repository (made in `work`): the transformer
+    as upstream pickles it (blocks in chunks), the VAE as `{"vae": state_dict}` with plain layer names, and a
+    flan-T5-shaped T5 (encoder and decoder) in two safetensors shards, shared embedding and encoder first, with a
+    word-level tokenizer."""
+    from safetensors.torch import save_file
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from infinity_core import testing
+    from infinity_core.loading import transformer_keys_to_upstream
+
+    def pickled(obj: object) -> bytes:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        return buffer.getvalue()
+
+    transformer = transformer_keys_to_upstream(testing.tiny_transformer().state_dict(), 2)
+    infinity = {
+        "infinity_125M_256x256.pth": pickled(transformer),
+        "infinity_vae_d16.pth": pickled({"vae": testing.vae_state_plain(testing.tiny_vae())}),
+    }
+    torch.manual_seed(0)
+    config = T5Config(**testing.TINY_T5)
+    state = T5ForConditionalGeneration(config).state_dict()
+    state = {k: v for k, v in state.items() if not k.endswith("embed_tokens.weight")}  # tied to shared.weight
+    first = {k: v.contiguous() for k, v in state.items() if k == "shared.weight" or k.startswith("encoder.")}
+    rest = {k: v.contiguous() for k, v in state.items() if k not in first}
+    work.mkdir(parents=True, exist_ok=True)
+    save_file(first, str(work / "shard1.safetensors"), metadata={"format": "pt"})
+    save_file(rest, str(work / "shard2.safetensors"), metadata={"format": "pt"})
+    config.to_json_file(str(work / "config.json"))
+    testing.write_tokenizer(work, list(testing.WORDS), config.vocab_size)
+    t5 = {
+        "config.json": (work / "config.json").read_bytes(),
+        "model-00001-of-00002.safetensors": (work / "shard1.safetensors").read_bytes(),
+        "model-00002-of-00002.safetensors": (work / "shard2.safetensors").read_bytes(),
+        "tokenizer.json": (work / "tokenizer.json").read_bytes(),
+        "tokenizer_config.json": (work / "tokenizer_config.json").read_bytes(),
+    }
+    return {INFINITY_REPO: infinity, T5_REPO: t5}
 
 
 def hub_env(hub: StandInHub, tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ def _table(model: torch.nn.Module) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", list(ZOO))
+@pytest.mark.parametrize("name", [name for name, entry in ZOO.items() if entry.family == "var-class"])
 def test_published_var_key_table(name):
     entry = ZOO[name]
     with torch.device("meta"):

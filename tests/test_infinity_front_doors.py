@@ -70,10 +70,10 @@ def test_the_studio_has_a_prompt_box_that_generates(studio, browser) -> None:
     page = browser.new_page()
     try:
         page.goto(studio.local_url)
-        page.get_by_role("tab", name="Class edit").click()
-        box = page.locator("#tab-class #prompt textarea, #tab-class #prompt input").first
+        page.get_by_role("tab", name="Generate").click()
+        box = page.locator("#tab-generate #prompt textarea, #tab-generate #prompt input").first
         box.wait_for(state="visible", timeout=120_000)
-        page.locator("#tab-class #class-dd").wait_for(state="hidden", timeout=60_000)
+        page.locator("#tab-generate #class-dd").wait_for(state="hidden", timeout=60_000)
         box.fill("a red boat on a calm lake")
         page.click("#run-generate")
         page.wait_for_function(

@@ -23,7 +23,7 @@ from studio_server import APP, ROOT, running
 from studio.launch import parse_args, switch_allowed
 
 ARTIFACTS = ROOT / "test-artifacts" / "model-panel"
-LISTED = ["demo", "d16", "d20", "d24", "d30", "d36"]
+LISTED = ["demo", "d16", "d20", "d24", "d30", "d36", "infinity-2b", "infinity-125m"]
 
 
 needs_chromium = pytest.mark.browser  # (the browser fixture skips where there is no Chromium)
@@ -164,10 +164,8 @@ def toast(page: Page) -> str:
 
 
 def generate(page: Page) -> str:
-    """Press Generate new picture (Class edit); the status it ends with, or the toast it raised."""
-    page.click("#tab-class-button") if page.locator("#tab-class-button").count() else page.get_by_role(
-        "tab", name="Class edit"
-    ).click()
+    """Press Generate new picture (its own tab); the status it ends with, or the toast it raised."""
+    page.click("#tab-generate-button")
     page.evaluate("document.querySelector('#status textarea').value = ''")
     page.click("#run-generate")
     page.wait_for_function(
@@ -205,8 +203,10 @@ def test_the_model_panel_lists_downloads_loads_and_survives_a_broken_model(
         rows = [" ".join(r.split()) for r in first.locator("#model-list tbody tr").all_inner_texts()]
         assert [r.split()[0] for r in rows] == [*LISTED, "broken", "tiny"]
         assert rows[0].startswith("demo (loaded) 64 px 18 MB yes")
-        assert rows[1] == "d16 256 px 1.68 GB to download no" and rows[6].startswith("broken unreadable")
-        assert rows[7].startswith("tiny 64 px 20 MB yes")
+        assert rows[1] == "d16 256 px 1.68 GB to download no GPU 1.15 GB, CPU 1.86 GB"  # memory: an estimate
+        assert rows[6] == "infinity-2b 1024 px 18.71 GB to download no GPU 12.94 GB, CPU 25.45 GB"
+        assert rows[8].startswith("broken unreadable") and rows[9].startswith("tiny 64 px 20 MB yes")
+        assert "not measured" in first.inner_text("#model-list")
         assert first.locator("#model-path").count() == 0 and first.locator("#model textarea").count() == 0
         assert first.locator("#model input").count() == first.locator("#model-choice input").count() == 1
         shot(first, "panel")

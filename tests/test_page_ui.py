@@ -157,7 +157,7 @@ def test_a_tour_of_the_page_for_the_guide(sized: Page, files: dict[str, Path]) -
     pg.locator("#mask-tools").scroll_into_view_if_needed()
     guide_shot(pg, "mask-tools", "#mask-tools")
     pg.click("role=tab[name='Class edit']")
-    pg.locator("#run-generate").wait_for()
+    pg.locator("#run-class").wait_for()
     guide_shot(pg, "class-edit", "#tab-class")
     pg.click("role=tab[name='In-paint']")
     status = run_and_wait(pg, "#run-inpaint")

@@ -254,14 +254,14 @@ def test_the_studio_shows_a_prompt_box_and_the_model_panel_swaps_it_for_the_clas
         page.click("#tab-inpaint-button")
         prompt = page.locator("#tab-inpaint #prompt textarea, #tab-inpaint #prompt input").first
         prompt.wait_for(state="visible", timeout=60_000)
-        page.click("#tab-class-button")
-        page.locator("#tab-class #class-dd").wait_for(state="hidden", timeout=60_000)
+        page.click("#tab-generate-button")
+        page.locator("#tab-generate #class-dd").wait_for(state="hidden", timeout=60_000)
         page.click("#model button.label-wrap")
         page.locator("#model-choice input").click()
         page.locator("ul[role='listbox'] li", has_text="demo").first.click()
         page.click("#load-model")
-        page.locator("#tab-class #class-dd").wait_for(state="visible", timeout=120_000)
-        page.locator("#tab-class #prompt").wait_for(state="hidden", timeout=60_000)
+        page.locator("#tab-generate #class-dd").wait_for(state="visible", timeout=120_000)
+        page.locator("#tab-generate #prompt").wait_for(state="hidden", timeout=60_000)
     finally:
         page.close()
         demo.close()

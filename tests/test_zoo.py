@@ -152,7 +152,8 @@ except CheckpointError as e:
 
 def test_known_sizes_match_the_published_key_tables():
     keys = Path(__file__).parent / "fixtures" / "keys"
-    for filename, size in KNOWN_SIZES.items():
+    for filename in (f.local for entry in ZOO.values() if entry.family == "var-class" for f in entry.files):
+        size = KNOWN_SIZES[filename]
         shapes = json.loads((keys / filename.replace(".pth", ".keys.json")).read_text())
         tensor_bytes = 4 * sum(torch.Size(s).numel() for s in shapes.values())
         assert tensor_bytes < size < tensor_bytes * 1.001
@@ -168,7 +169,10 @@ def test_the_var_core_command_lists_and_fetches(hub, tmp_path):
     offline = run("fetch", "d16", "--offline")
     assert offline.returncode == 1 and "downloads are off (offline=True)" in offline.stderr and hub.log == []
     listed = run("models")
-    assert listed.returncode == 0 and "d16     256   0.31B   1.68 GB" in listed.stdout and hub.log == []
+    assert listed.returncode == 0 and hub.log == []
+    assert re.search(r"^d16 +256   0.31B   1.68 GB", listed.stdout, re.M)
+    infinity = r"^infinity-125m +256   0.13B  10.39 GB  infinity_125M_256x256.pth \(501 MB\)"
+    assert re.search(infinity, listed.stdout, re.M)
     fetched = run("fetch", "d16")
     assert fetched.returncode == 0 and len(fetched.stdout.split()) == 2, fetched.stderr
     assert "var_d16.pth: 100%" in fetched.stderr
@@ -315,6 +319,9 @@ def test_no_network_is_said_at_once(hub, tmp_path):
 
 
 def test_every_published_file_is_pinned_by_hash_or_by_revision():
+    files = [f for entry in ZOO.values() for f in entry.files]
+    assert all(zoo.HUB_FILES[f.local] == f for f in files)  # one key names one file of one repository
+    assert set(KNOWN_SIZES) == set(zoo.HUB_FILES)
     for filename in KNOWN_SIZES:
         pinned = re.fullmatch(r"[0-9a-f]{64}", zoo.SHA256.get(filename) or "")
         assert bool(pinned) != (filename in zoo.REVISION), filename  # one of the two, never both

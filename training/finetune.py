@@ -98,9 +98,13 @@ class StartPoint:
 def load_start(model: str | Path, device: str = "cpu") -> StartPoint:
     """Load `model` ('demo', 'd16' ... 'd36' fetched on first use, or a model folder) for training."""
     from editing import Editor  # the studio's loader: names, downloads, folders and their errors in one place
+    from editing.models import resolve
     from var_core import CheckpointError
 
     try:
+        family = resolve(model).family.name
+        if family != "var-class":  # said before anything is downloaded
+            raise TrainingError(f"Cannot start from {model}: fine-tuning trains VAR models, not {family} ones.")
         editor = Editor.from_pretrained(model, device="cpu", dtype=torch.float32, download=True)
     except (CheckpointError, OSError, ValueError) as e:
         raise TrainingError(f"Cannot start from {model}: {e}") from e

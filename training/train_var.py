@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training.image_folder import load_image_folder
-from training.train_vqvae import Budget, cosine_lr, save_state, to_model_input
+from training.train_vqvae import Budget, add_run_arguments, cosine_lr, save_state, to_model_input
 from var_core import VAR, VQVAE, load_vqvae, save_checkpoint
 
 
@@ -196,26 +196,8 @@ def train(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description="Train the VAR transformer on VQVAE tokens")
-    p.add_argument(
-        "--data",
-        default="data/emoji",
-        help="dataset with train/ and val/ class folders",
-    )
+    add_run_arguments(p, out="runs/demo/var", epochs=100, eval_every=500)
     p.add_argument("--vqvae", required=True, help="VQVAE .safetensors from training.train_vqvae")
-    p.add_argument("--out", default="runs/demo/var")
-    p.add_argument(
-        "--minutes",
-        type=float,
-        default=None,
-        help="wall-clock budget; stops cleanly and saves",
-    )
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=100,
-        help="step budget in epochs (whichever limit comes first)",
-    )
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--depth", type=int, default=6)
     p.add_argument("--embed-dim", type=int, default=256)
     p.add_argument("--num-heads", type=int, default=4)
@@ -223,23 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=float, default=0.03, help="warm-up as a fraction of the budget")
     p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument(
-        "--class-dropout",
-        type=float,
-        default=0.1,
-        help="probability of the unconditional label",
-    )
+    p.add_argument("--class-dropout", type=float, default=0.1, help="probability of the unconditional label")
     p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--save-every", type=int, default=200)
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument(
-        "--bf16",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="bf16 autocast (AMX matmuls)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast (AMX matmuls)")
     train(p.parse_args(argv))
 
 

@@ -52,6 +52,20 @@ class Budget:
         return min(p, 1.0)
 
 
+def add_run_arguments(p: argparse.ArgumentParser, out: str, epochs: int, eval_every: int) -> None:
+    """The arguments both trainers share: data, output folder, budget (minutes or epochs), resume, saving,
+    evaluation, seed and threads; each trainer adds its own model and optimiser arguments and `--bf16`."""
+    p.add_argument("--data", default="data/emoji", help="dataset with train/ and val/ class folders")
+    p.add_argument("--out", default=out)
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget; stops cleanly and saves")
+    p.add_argument("--epochs", type=int, default=epochs, help="step budget in epochs (whichever limit comes first)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--eval-every", type=int, default=eval_every)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+
+
 def to_model_input(images: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float32 in [-1, 1], channels_last; `flip` (B,) bool mirrors rows horizontally."""
     x = images.float().div(127.5).sub(1)
@@ -266,55 +280,25 @@ def train(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description="Train the multi-scale VQVAE")
-    p.add_argument(
-        "--data",
-        default="data/emoji",
-        help="dataset with train/ and val/ class folders",
-    )
-    p.add_argument("--out", default="runs/demo/vqvae")
-    p.add_argument(
-        "--minutes",
-        type=float,
-        default=None,
-        help="wall-clock budget; stops cleanly and saves",
-    )
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=200,
-        help="step budget in epochs (whichever limit comes first)",
-    )
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    add_run_arguments(p, out="runs/demo/vqvae", epochs=200, eval_every=250)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument(
-        "--grad-weight",
-        type=float,
-        default=0.5,
-        help="weight of the edge (gradient) loss",
-    )
+    p.add_argument("--grad-weight", type=float, default=0.5, help="weight of the edge (gradient) loss")
     p.add_argument("--vocab-size", type=int, default=512)
     p.add_argument("--z-channels", type=int, default=16)
     p.add_argument("--ch", type=int, default=32)
     p.add_argument("--ch-mult", type=int, nargs="+", default=[1, 2, 2])
     p.add_argument("--num-res-blocks", type=int, default=1)
     p.add_argument("--patch-nums", type=int, nargs="+", default=[1, 2, 3, 4, 6, 8, 11, 16])
-    p.add_argument(
-        "--reinit-every",
-        type=int,
-        default=50,
-        help="steps between dead-code re-initialisations",
-    )
+    p.add_argument("--reinit-every", type=int, default=50, help="steps between dead-code re-initialisations")
     p.add_argument(
         "--dead-fraction",
         type=float,
         default=0.03,
         help="a code is dead when its usage EMA is below this fraction of the uniform share",
     )
-    p.add_argument("--save-every", type=int, default=200)
-    p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--eval-images", type=int, default=64)
     p.add_argument(
         "--bf16",
@@ -322,8 +306,6 @@ def main(argv: list[str] | None = None) -> None:
         default=False,
         help="bf16 autocast for encoder/decoder (on the 2-core CPU its GroupNorm/conv backward was slower)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
     train(p.parse_args(argv))
 
 

@@ -2,7 +2,8 @@
 
 python -m var_core inspect FILE          what a checkpoint is, as JSON
 python -m var_core models [--hub]        the published models, their sizes, which are here
-python -m var_core fetch d16 [--offline] download what d16 lacks (progress bar), print the paths
+python -m var_core fetch d16 [--offline] download what d16 lacks (progress bar), print the paths (a published
+                                         Infinity: the model folder made of links to them)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import sys
 
 from .loading import CheckpointError, describe, read_checkpoint
-from .zoo import ZOO, catalog, fetch, format_size
+from .zoo import ZOO, catalog, fetch, format_size, model_folder
 
 
 def _inspect(path: str) -> int:
@@ -25,11 +26,12 @@ def _inspect(path: str) -> int:
 
 
 def _models(ask_hub: bool) -> int:
-    print(f"{'name':5s} {'image':>5s} {'params':>7s} {'download':>9s}  files")
+    width = max(len(name) for name in ZOO)
+    print(f"{'name':{width}s} {'image':>5s} {'params':>7s} {'download':>9s}  files")
     for card in catalog(ask_hub=ask_hub):
         files = ", ".join(f"{f.filename} ({'here' if f.present else format_size(f.size)})" for f in card.files)
         need = format_size(card.download_bytes) if card.download_bytes else "-"
-        print(f"{card.name:5s} {card.resolution:5d} {card.parameters / 1e9:6.2f}B {need:>9s}  {files}")
+        print(f"{card.name:{width}s} {card.resolution:5d} {card.parameters / 1e9:6.2f}B {need:>9s}  {files}")
     return 0
 
 
@@ -49,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             return _inspect(args.file)
         if args.command == "models":
             return _models(args.hub)
-        for path in fetch(args.name, offline=True if args.offline else None):
+        offline = True if args.offline else None
+        paths = [model_folder(args.name, True, offline)] if ZOO[args.name].in_folder else fetch(args.name, offline)
+        for path in paths:
             print(path)
         return 0
     except CheckpointError as e:

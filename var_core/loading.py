@@ -44,8 +44,9 @@ class CheckpointError(ValueError):
 
 
 @dataclass
-class _Checkpoint:
-    """A read checkpoint. mapped: the tensors are views of a private memory map of the file at `path`."""
+class Checkpoint:
+    """A read checkpoint (`open_checkpoint`; shared with infinity_core). mapped: the tensors are views of a private
+    memory map of the file at `path`."""
 
     state: dict[str, torch.Tensor]
     meta: dict[str, Any]
@@ -60,13 +61,15 @@ def read_checkpoint(source: Source) -> tuple[dict[str, torch.Tensor], dict[str, 
     A file's tensors are views of a private memory map: reading costs no memory until their values are
     used, and changing them never changes the file.
     """
-    ckpt = _open(source)
+    ckpt = open_checkpoint(source)
     return ckpt.state, ckpt.meta, ckpt.name
 
 
-def _open(source: Source) -> _Checkpoint:
+def open_checkpoint(source: Source) -> Checkpoint:
+    """A file (.pth through the safe loader, .safetensors memory-mapped) or a state dict, read without building
+    anything; CheckpointError (one sentence) for what is not a readable state dict of tensors."""
     if isinstance(source, Mapping):
-        return _Checkpoint(dict(source), {}, "the given state dict")
+        return Checkpoint(dict(source), {}, "the given state dict")
     path = Path(source)
     name = path.name
     if not path.is_file():
@@ -77,9 +80,9 @@ def _open(source: Source) -> _Checkpoint:
             config = json.loads(meta.get(CONFIG_KEY, "{}"))
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{name} has unreadable configuration metadata; re-save it.") from e
-        return _Checkpoint(state, config if isinstance(config, dict) else {}, name, path, mapped=True)
+        return Checkpoint(state, config if isinstance(config, dict) else {}, name, path, mapped=True)
     mapped = zipfile.is_zipfile(path)  # torch's zip format can be mapped; the legacy one is read whole
-    return _Checkpoint(_unwrap(_torch_load(path, mapped), name), {}, name, path, mapped)
+    return Checkpoint(_unwrap(_torch_load(path, mapped), name), {}, name, path, mapped)
 
 
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
@@ -173,7 +176,7 @@ def checkpoint_kind(state: StateDict) -> str:
     return "unknown"
 
 
-def _count(state: StateDict, pattern: str) -> int:
+def count_indexed(state: StateDict, pattern: str) -> int:
     """Number of consecutive integers i = 0, 1, ... for which a key starts with pattern.format(i)."""
     prefix, suffix = pattern.split("{}")
     found = set()
@@ -192,7 +195,7 @@ def vqvae_config(state: StateDict, meta: Mapping[str, Any] | None = None) -> dic
     """VQVAE constructor arguments read off a state dict (and its metadata, for the schedule)."""
     vocab, z = state["quantize.embedding.weight"].shape
     ch = state["encoder.conv_in.weight"].shape[0]
-    levels = _count(state, "encoder.down.{}.")
+    levels = count_indexed(state, "encoder.down.{}.")
     ch_mult = tuple(state[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in range(levels))
     ema = state.get("quantize.ema_vocab_hit_SV")
     num_ema = ema.shape[0] if ema is not None else 10
@@ -201,7 +204,7 @@ def vqvae_config(state: StateDict, meta: Mapping[str, Any] | None = None) -> dic
         z_channels=z,
         ch=ch,
         ch_mult=ch_mult,
-        num_res_blocks=_count(state, "encoder.down.0.block.{}."),
+        num_res_blocks=count_indexed(state, "encoder.down.0.block.{}."),
         share_quant_resi=_quant_resi_sharing(state),
         patch_nums=PATCH_NUMS_256,
         num_ema_scales=num_ema,
@@ -210,7 +213,7 @@ def vqvae_config(state: StateDict, meta: Mapping[str, Any] | None = None) -> dic
         cfg["patch_nums"] = tuple(meta["patch_nums"])
     elif cfg["share_quant_resi"] == 0:
         # One conv per scale: the file fixes the number of scales but not their sizes.
-        n = _count(state, "quantize.quant_resi.{}.")
+        n = count_indexed(state, "quantize.quant_resi.{}.")
         cfg["patch_nums"] = PATCH_NUMS_256 if n == len(PATCH_NUMS_256) else tuple(range(1, n + 1))
     return cfg
 
@@ -218,7 +221,7 @@ def vqvae_config(state: StateDict, meta: Mapping[str, Any] | None = None) -> dic
 def _quant_resi_sharing(state: StateDict) -> int:
     if "quantize.quant_resi.qresi.weight" in state:
         return 1
-    return _count(state, "quantize.quant_resi.qresi_ls.{}.")
+    return count_indexed(state, "quantize.quant_resi.qresi_ls.{}.")
 
 
 def patch_nums_from_levels(lvl_1L: torch.Tensor) -> tuple[int, ...]:
@@ -249,7 +252,7 @@ def var_config(state: StateDict) -> dict[str, Any]:
     return dict(
         vocab_size=state["head.weight"].shape[0],
         z_channels=state["word_embed.weight"].shape[1],
-        depth=_count(state, "blocks.{}."),
+        depth=count_indexed(state, "blocks.{}."),
         embed_dim=C,
         num_heads=state["blocks.0.attn.scale_mul_1H11"].shape[1],
         num_classes=classes - 1,
@@ -434,9 +437,9 @@ def _match(model: torch.nn.Module, state: StateDict, name: str) -> dict[str, tor
     return own
 
 
-def _materialize(
+def materialize(
     model: torch.nn.Module,
-    ckpt: _Checkpoint,
+    ckpt: Checkpoint,
     device: str | torch.device,
     weight_dtype: torch.dtype | None = None,
     low_precision: Callable[[str], bool] | None = None,
@@ -474,14 +477,14 @@ def _materialize(
         raise RuntimeError(f"Internal error: {', '.join(left[:3])} stayed on the meta device.")
 
 
-def _build_vqvae(ckpt: _Checkpoint, device: str | torch.device, dtype: torch.dtype, overrides: dict) -> VQVAE:
+def _build_vqvae(ckpt: Checkpoint, device: str | torch.device, dtype: torch.dtype, overrides: dict) -> VQVAE:
     if checkpoint_kind(ckpt.state) != "vqvae":
         raise CheckpointError(f"{ckpt.name} is {_summary(describe(ckpt.state))}, but a VQVAE was expected.")
     cfg = {**_read_back(_config("vqvae", ckpt.state, ckpt.meta, ckpt.name), ckpt.meta, ckpt.name), **overrides}
     check_sizes(cfg, ckpt.name)
     with torch.device("meta"):
         model = VQVAE(**cfg)
-    _materialize(model, ckpt, device)
+    materialize(model, ckpt, device)
     model.compute_dtype = dtype
     return model.eval().requires_grad_(False)
 
@@ -494,11 +497,11 @@ def load_vqvae(
     Sizes are checked and keys and shapes matched before anything is allocated; the weights go
     straight to `device` in float32. dtype: the encoder/decoder's compute precision.
     """
-    return _build_vqvae(_open(source), device, dtype, overrides)
+    return _build_vqvae(open_checkpoint(source), device, dtype, overrides)
 
 
-def _var_checkpoint(source: Source, **overrides: Any) -> tuple[_Checkpoint, dict[str, Any]]:
-    ckpt = _open(source)
+def _var_checkpoint(source: Source, **overrides: Any) -> tuple[Checkpoint, dict[str, Any]]:
+    ckpt = open_checkpoint(source)
     if checkpoint_kind(ckpt.state) != "var":
         raise CheckpointError(f"{ckpt.name} is {_summary(describe(ckpt.state))}, but a VAR transformer was expected.")
     cfg = {**_read_back(_config("var", ckpt.state, ckpt.meta, ckpt.name), ckpt.meta, ckpt.name), **overrides}
@@ -542,7 +545,7 @@ def load_var(
 
 
 def _build_var(
-    ckpt: _Checkpoint,
+    ckpt: Checkpoint,
     cfg: dict[str, Any],
     vqvae: VQVAE,
     device: str | torch.device,
@@ -566,7 +569,7 @@ def _build_var(
         )
     with torch.device("meta"):
         model = VAR(**{**cfg, "patch_nums": vqvae.schedule})
-    _materialize(model, ckpt, device, weight_dtype, _in_blocks)
+    materialize(model, ckpt, device, weight_dtype, _in_blocks)
     model.compute_dtype = dtype
     model.eval().requires_grad_(False)
     if cpu_prepack:
@@ -589,7 +592,7 @@ def load_pair(
     Both files are checked (sizes, keys, shapes) before either model is allocated. cpu_prepack: as `load_var`.
     """
     var_ckpt, var_cfg = _var_checkpoint(var_source)
-    vae_ckpt = _open(vae_source)
+    vae_ckpt = open_checkpoint(vae_source)
     if checkpoint_kind(vae_ckpt.state) == "vqvae":
         recorded = vae_ckpt.meta.get("patch_nums")
         if recorded is not None and tuple(recorded) != tuple(var_cfg["patch_nums"]):

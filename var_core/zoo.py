@@ -1,10 +1,13 @@
 """The published checkpoints: names, sizes, where their files are, and fetching them on first use.
 
-A file is looked up in the models folder ($VAR_MODELS_DIR, default ./models), then in the Hugging
-Face cache, and downloaded from `FoundationVision/var` into that cache only when asked, through
-`huggingface_hub` (its cache, its retries and resume within a download, `HF_ENDPOINT`,
-`HF_HUB_CACHE`, `HF_HUB_OFFLINE`). Offline (`HF_HUB_OFFLINE=1` or offline=True) nothing touches
-the network and a missing file ends in a sentence that says which file to put where.
+A published model is files of one or more hub repositories (VAR's: `FoundationVision/var`; Infinity's:
+`FoundationVision/Infinity` and `google/flan-t5-xl`). A file is looked up in the models folder
+($VAR_MODELS_DIR, default ./models; at `HubFile.local`), then in the Hugging Face cache, and downloaded
+into that cache only when asked, through `huggingface_hub` (its cache, its retries and resume within a
+download, `HF_ENDPOINT`, `HF_HUB_CACHE`, `HF_HUB_OFFLINE`). Offline (`HF_HUB_OFFLINE=1` or offline=True)
+nothing touches the network and a missing file ends in a sentence that says which file to put where.
+A model whose files name their place in a model folder (Infinity's) is loaded from a folder of links to
+them (`model_folder`, in `var-edit-folders/` of the Hugging Face cache): the files stay where they are.
 
 Every published file is checked against its sha256 before it is loaded: the hash pinned in `SHA256`
 below, else the one the hub announced for it at the commit pinned in `REVISION` (X-Linked-Etag, the LFS
@@ -16,8 +19,9 @@ hashed once, not at every load.
 
     catalog()                    -> every published model, its files, their sizes, which are here
     model_card("d16", ask_hub=True)  the same for one model, sizes of missing files from the hub
-    fetch("d16", progress=cb)    -> (VQVAE path, VAR path), downloading what is missing
+    fetch("d16", progress=cb)    -> the paths of its files (VAR: VQVAE, VAR), downloading what is missing
     zoo_files("d16", download)   -> the same, downloading only when download=True
+    model_folder("infinity-125m") -> the model folder of links to its files (for models with a folder layout)
 """
 
 from __future__ import annotations
@@ -40,12 +44,53 @@ from tqdm import tqdm
 from .loading import CheckpointError
 
 HF_REPO = "FoundationVision/var"
-HF_PAGE = f"https://huggingface.co/{HF_REPO}"
+INFINITY_REPO = "FoundationVision/Infinity"
+T5_REPO = "google/flan-t5-xl"
 VQVAE_FILE = "vae_ch160v4096z32.pth"
 
-# Bytes of the published files, for when the hub cannot be asked: the hub's LFS records of the pinned files
-# below; d30's (whose current file is not recorded anywhere found) from its float32 tensors
-# (tests/fixtures/keys) plus pickle framing. The hub's own figure replaces these whenever it answers.
+
+@dataclass(frozen=True)
+class HubFile:
+    """A published file: `filename` in hub repository `repo`; `local`, where it is looked for in the models folder
+    (and its key in the tables below); `place`, its path in the model's folder (None: loaded by its path, VAR)."""
+
+    repo: str
+    filename: str
+    place: str | None = None
+    local: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.local:
+            object.__setattr__(self, "local", self.filename)
+
+    @property
+    def page(self) -> str:
+        return f"https://huggingface.co/{self.repo}"
+
+
+def _t5(filename: str, place: str = "") -> HubFile:
+    """A file of flan-T5-XL, in `models/flan-t5-xl/` as `huggingface-cli download --local-dir` puts it."""
+    return HubFile(T5_REPO, filename, f"text_encoder/{place or filename}", f"flan-t5-xl/{filename}")
+
+
+# Infinity's text encoder: flan-T5-XL's encoder and tokenizer, not its decoder. Its weights are two safetensors
+# shards written in state-dict order (shared embedding, encoder, decoder, lm_head); the first (about 9.45 GB)
+# is larger than the shared embedding and encoder together (1.29 B parameters, 5.16 GB in float32), so it holds
+# the whole encoder (and part of the decoder, unused); the second (about 1.95 GB, decoder only) is not fetched.
+# It is linked as text_encoder/model.safetensors, and loading refuses in one sentence if an encoder weight is
+# missing from it. The tokenizer is the fast one (tokenizer.json); the SentencePiece model is not needed.
+T5_FILES = (
+    _t5("config.json"),
+    _t5("model-00001-of-00002.safetensors", "model.safetensors"),
+    _t5("tokenizer.json"),
+    _t5("tokenizer_config.json"),
+)
+
+# Bytes of the published files, for when the hub cannot be asked: the hub's LFS records of the pinned VAR files;
+# d30's (whose current file is not recorded anywhere found) from its float32 tensors (tests/fixtures/keys) plus
+# pickle framing; Infinity's from the sizes its hub listing gives (8.82 GB, 501 MB) or, for the VAEs, from their
+# float32 element counts; flan-T5-XL's from its hub listing, rounded. All but the pinned VAR files are
+# estimates: the hub's own figure replaces these whenever it answers.
 KNOWN_SIZES = {
     VQVAE_FILE: 436_075_834,
     "var_d16.pth": 1_243_116_346,
@@ -53,12 +98,21 @@ KNOWN_SIZES = {
     "var_d24.pth": 4_135_702_618,
     "var_d30.pth": 8_042_300_000,
     "var_d36.pth": 9_436_153_085,
+    "infinity_2b_reg.pth": 8_820_000_000,
+    "infinity_vae_d32reg.pth": 440_500_000,
+    "infinity_125M_256x256.pth": 501_000_000,
+    "infinity_vae_d16.pth": 440_000_000,
+    "flan-t5-xl/config.json": 1_440,
+    "flan-t5-xl/model-00001-of-00002.safetensors": 9_450_000_000,
+    "flan-t5-xl/tokenizer.json": 2_420_000,
+    "flan-t5-xl/tokenizer_config.json": 2_540,
 }
 
 # The hub's sha256 of each published file (its LFS object id, shown as "SHA256" on the file's page at
 # https://huggingface.co/FoundationVision/var). None: pinned by hub revision instead (REVISION). The VQVAE's
 # is its git-lfs pointer's oid, recorded by two projects that verify their downloads; the others are the
-# hub's LFS records of the files.
+# hub's LFS records of the files. No hash of an Infinity or flan-T5-XL file is known here: those are pinned
+# by revision, never by a guessed hash.
 SHA256: dict[str, str | None] = {
     VQVAE_FILE: "7c3ec27ae28a3f87055e83211ea8cc8558bd1985d7b51742d074fb4c2fcf186c",
     "var_d16.pth": "4f6151aad91c94e03e224dd7358d8389fa05301c0c291279566998efb54b0ecb",
@@ -68,12 +122,23 @@ SHA256: dict[str, str | None] = {
     "var_d36.pth": "660201c829c6f7b775b9119867c12c11aaa68c72770dc33653eec1fa67e27d4d",
 }
 # Files pinned by the hub commit they are fetched from (a commit names fixed content; the hash the hub
-# announces at that commit is then checked). d30's file was replaced on the hub on 2024-04-14 and its current
-# hash is recorded nowhere found (the earlier one, bd66c170..., must never be pinned); the commit that holds
-# it could not be read offline either, so it is not in the code: fetching d30 needs $VAR_EDIT_HUB_REVISION,
-# a 40-hex commit of FoundationVision/var (docs/models.md). Put a commit here once one is read from the hub.
-REVISION: dict[str, str | None] = {"var_d30.pth": None}
+# announces at that commit is then checked, where it announces one: files it keeps in git rather than LFS,
+# the small JSON files, have none, and the commit alone fixes them). d30's file was replaced on the hub on
+# 2024-04-14 and its current hash is recorded nowhere found (the earlier one, bd66c170..., must never be
+# pinned); the commit that holds it could not be read offline either, and neither could a commit of
+# Infinity's or flan-T5-XL's repository, so none is in the code: each repository's commit comes from its
+# variable in REVISION_ENVS (docs/models.md). Put a commit here once one is read from the hub.
+REVISION: dict[str, str | None] = {
+    "var_d30.pth": None,
+    **dict.fromkeys(("infinity_2b_reg.pth", "infinity_vae_d32reg.pth", "infinity_125M_256x256.pth")),
+    **dict.fromkeys(("infinity_vae_d16.pth", *(f.local for f in T5_FILES))),
+}
 REVISION_ENV = "VAR_EDIT_HUB_REVISION"
+REVISION_ENVS = {
+    HF_REPO: REVISION_ENV,
+    INFINITY_REPO: "VAR_EDIT_INFINITY_REVISION",
+    T5_REPO: "VAR_EDIT_FLAN_T5_REVISION",
+}
 UNPINNED = os.environ.get("VAR_EDIT_UNPINNED") == "1"
 if UNPINNED:  # a private hub (or a test's stand-in) serving other files
     SHA256 = dict.fromkeys(SHA256)
@@ -87,28 +152,119 @@ Progress = Callable[[str, int, "int | None"], None]
 
 @dataclass(frozen=True)
 class ZooEntry:
+    """A published model: `title`, what an Editor of it is called; `family`, the editing family that loads it;
+    `parameters`, of the transformer (from the published key table, or its architecture), `width` its channels,
+    `tokens` the token positions of one picture (all scales); `vae_parameters` and `text_parameters`, of its
+    tokenizer and text encoder (0: none)."""
+
     name: str
-    var_file: str
+    title: str
+    family: str
+    files: tuple[HubFile, ...]
     depth: int
     image_size: int
-    parameters: int  # of the transformer, from the published key table
+    parameters: int
+    width: int
+    tokens: int
+    vae_parameters: int
+    text_parameters: int = 0
 
     @property
-    def files(self) -> tuple[str, str]:
-        """(VQVAE file, VAR file)."""
-        return VQVAE_FILE, self.var_file
+    def in_folder(self) -> bool:
+        """Loaded from a model folder of links to its files (`model_folder`), not from their paths."""
+        return all(f.place is not None for f in self.files)
+
+
+VQVAE_PARAMETERS = 108_948_355  # built on the meta device
+T5_ENCODER_PARAMETERS = 1_289_325_568  # flan-T5-XL's encoder (INFINITY_SPEC, section 1)
+
+
+def _var(depth: int, image_size: int, parameters: int) -> ZooEntry:
+    files = (HubFile(HF_REPO, VQVAE_FILE), HubFile(HF_REPO, f"var_d{depth}.pth"))
+    tokens = 680 if image_size == 256 else 2240  # the sums of squares of the 10 (256 px) or 13 (512 px) scale sides
+    return ZooEntry(
+        f"d{depth}", f"VAR-d{depth}", "var-class", files, depth, image_size, parameters, 64 * depth, tokens,
+        VQVAE_PARAMETERS,
+    )  # fmt: skip
+
+
+def _infinity(
+    name: str,
+    title: str,
+    transformer: str,
+    vae: str,
+    shape: tuple[int, int, int, int],
+    parameters: int,
+    vae_params: int,
+) -> ZooEntry:
+    """shape: (depth, width, picture side, token positions at that side)."""
+    # The VAE is linked as vae_*: the folder tells its two weight files apart by name (infinity*, vae*).
+    files = (
+        HubFile(INFINITY_REPO, transformer, transformer),
+        HubFile(INFINITY_REPO, vae, vae.removeprefix("infinity_")),
+        *T5_FILES,
+    )
+    depth, width, side, tokens = shape
+    return ZooEntry(
+        name, title, "infinity", files, depth, side, parameters, width, tokens, vae_params, T5_ENCODER_PARAMETERS
+    )
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a published model needs, estimated from parameter counts times bytes per parameter (not measured):
+    `gpu`, on CUDA (the transformer and text encoder in 16 bits, the VAE in float32, the KV cache of one picture
+    with CFG in 16 bits); `cpu`, the same all in float32. Activations (most: the VAE decoder) come on top."""
+
+    gpu: int
+    cpu: int
+
+
+def memory_estimate(name: str) -> MemoryEstimate:
+    """What a published model needs in memory on a GPU and on a CPU (an estimate: see MemoryEstimate)."""
+    e = _entry(name)
+    kv = e.tokens * e.width * e.depth * 2 * 2  # K and V of every token, every layer, conditional and CFG rows
+    gpu = 2 * (e.parameters + e.text_parameters + kv) + 4 * e.vae_parameters
+    return MemoryEstimate(gpu, 4 * (e.parameters + e.text_parameters + e.vae_parameters + kv))
 
 
 ZOO = {
     e.name: e
     for e in (
-        ZooEntry("d16", "var_d16.pth", 16, 256, 310_762_984),
-        ZooEntry("d20", "var_d20.pth", 20, 256, 601_405_816),
-        ZooEntry("d24", "var_d24.pth", 24, 256, 1_033_899_304),
-        ZooEntry("d30", "var_d30.pth", 30, 256, 2_010_541_036),
-        ZooEntry("d36", "var_d36.pth", 36, 512, 2_358_996_688),
+        _var(16, 256, 310_762_984),
+        _var(20, 256, 601_405_816),
+        _var(24, 256, 1_033_899_304),
+        _var(30, 256, 2_010_541_036),
+        _var(36, 512, 2_358_996_688),
+        # 2B: the architecture's parameter count (INFINITY_SPEC section 1), its VAE the d32 one with registers;
+        # 10,521 token positions at 1024 px (1:1, the 1M class).
+        _infinity(
+            "infinity-2b",
+            "Infinity-2B",
+            "infinity_2b_reg.pth",
+            "infinity_vae_d32reg.pth",
+            (32, 2048, 1024, 10_521),
+            2_204_564_032,
+            110_118_051,
+        ),
+        # 125M (config infinity_layer12: depth 12, width 768, 8 heads; 125,148,800 parameters with 2048-wide
+        # text, 500.6 MB in float32, the 501 MB the hub lists). Which VAE it pairs with is not in the spec read
+        # for this project, and that config fixes no bit count (it takes the VAE's). Public inference and
+        # fine-tuning scripts that run this file with infinity_layer12 pass `--vae_type 16` and
+        # `infinity_vae_d16.pth`, so the 16-bit VAE is fetched; a wrong pair would be refused in one sentence
+        # at load (the transformer's word_embed reads as many bits as the VAE makes, checked by load_folder).
+        _infinity(
+            "infinity-125m",
+            "Infinity-125M",
+            "infinity_125M_256x256.pth",
+            "infinity_vae_d16.pth",
+            (12, 768, 256, 521),
+            125_148_800,
+            109_970_579,
+        ),
     )
 }
+HUB_FILES = {f.local: f for entry in ZOO.values() for f in entry.files}  # every published file by its key
 
 
 @dataclass(frozen=True)
@@ -135,7 +291,7 @@ class ModelCard:
     depth: int
     resolution: int
     parameters: int
-    files: tuple[FileStatus, FileStatus]  # (VQVAE, VAR)
+    files: tuple[FileStatus, ...]  # as the entry lists them (VAR: VQVAE, VAR)
 
     @property
     def present(self) -> bool:
@@ -184,40 +340,52 @@ def _hub() -> Any:
 
 
 def local_file(filename: str) -> Path | None:
-    """A published file on this machine (models folder, then the Hugging Face cache), without the network."""
+    """A published file by its key (`HubFile.local`) on this machine (models folder, then the Hugging Face cache),
+    without the network."""
     local = models_dir() / filename
     if local.is_file():
         return local
     hub = _hub()
     if hub is None:
         return None
-    cached = hub.try_to_load_from_cache(HF_REPO, filename, revision=hub_revision(filename, required=False))
-    return Path(cached) if isinstance(cached, str) and Path(cached).is_file() else None
+    where = HUB_FILES[filename]
+    revision = hub_revision(filename, required=False)
+    cached = hub.try_to_load_from_cache(where.repo, where.filename, revision=revision)
+    if isinstance(cached, str) and Path(cached).is_file():
+        return Path(cached)
+    if filename in REVISION and revision is None:  # fetched at a commit no longer set: the newest such copy
+        folder = Path(hub.constants.HF_HUB_CACHE) / f"models--{where.repo.replace('/', '--')}" / "snapshots"
+        found = [p for p in folder.glob(f"*/{where.filename}") if p.is_file()]
+        return max(found, key=lambda p: p.parent.stat().st_mtime) if found else None
+    return None
 
 
 def remote_file(filename: str, timeout: float = HUB_TIMEOUT) -> tuple[int | None, str | None]:
     """(size, sha256) as the hub announces them (one HEAD request, no retries); raises when the hub does not answer."""
     hub = _hub()
-    url = hub.hf_hub_url(HF_REPO, filename, revision=hub_revision(filename, required=False))
+    where = HUB_FILES[filename]
+    url = hub.hf_hub_url(where.repo, where.filename, revision=hub_revision(filename, required=False))
     meta = hub.get_hf_file_metadata(url, timeout=timeout)
     etag = (meta.etag or "").strip('"').lower()
     return meta.size, etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None
 
 
 def hub_revision(filename: str, required: bool = True) -> str | None:
-    """The hub commit a file pinned by revision is fetched from (REVISION, else $VAR_EDIT_HUB_REVISION);
-    None for the others (the hub's main, checked against the pinned hash). required: raise when a file pinned
-    by revision has none (unless VAR_EDIT_UNPINNED=1)."""
+    """The hub commit a file pinned by revision is fetched from (REVISION, else its repository's variable in
+    REVISION_ENVS); None for the others (the hub's main, checked against the pinned hash). required: raise when a
+    file pinned by revision has none (unless VAR_EDIT_UNPINNED=1)."""
     if filename not in REVISION:
         return None
-    revision = REVISION[filename] or os.environ.get(REVISION_ENV, "").strip().lower()
+    repo = HUB_FILES[filename].repo
+    env = REVISION_ENVS[repo]
+    revision = REVISION[filename] or os.environ.get(env, "").strip().lower()
     if revision and not re.fullmatch(r"[0-9a-f]{40}", revision):
-        raise CheckpointError(f"{REVISION_ENV} must be a commit of {HF_REPO} (40 hex digits), not {revision[:60]!r}.")
+        raise CheckpointError(f"{env} must be a commit of {repo} (40 hex digits), not {revision[:60]!r}.")
     if not revision and required and not UNPINNED:
         raise CheckpointError(
-            f"{filename} is pinned by hub revision and none is set: set {REVISION_ENV} to the commit of "
-            f"{HF_REPO} to fetch it from (40 hex digits, from {HF_PAGE}/commits/main), or put the file in "
-            f"{models_dir_label()}."
+            f"{filename} is pinned by hub revision and none is set: set {env} to the commit of "
+            f"{repo} to fetch it from (40 hex digits, from https://huggingface.co/{repo}/commits/main), or put the "
+            f"file in {models_dir_label()}."
         )
     return revision or None
 
@@ -326,12 +494,12 @@ def _checked(card: ModelCard) -> ModelCard:
         if not _in_cache(f.path):
             raise CheckpointError(
                 f"{f.filename} in {models_dir_label()} is damaged (its sha256 is not the published one); "
-                f"replace it with the file from {HF_PAGE}."
+                f"replace it with the file from {HUB_FILES[f.filename].page}."
             )
         log.warning("%s in the Hugging Face cache was damaged (sha256 mismatch); removed", f.filename)
         _remove(f.path)
         files.append(FileStatus(f.filename, KNOWN_SIZES[f.filename], False, None, sha))
-    return ModelCard(card.name, card.depth, card.resolution, card.parameters, (files[0], files[1]))
+    return ModelCard(card.name, card.depth, card.resolution, card.parameters, tuple(files))
 
 
 # ---- what there is ------------------------------------------------------------------------------
@@ -348,7 +516,7 @@ def model_card(name: str, ask_hub: bool = False) -> ModelCard:
     """
     entry = _entry(name)
     files = []
-    for filename in entry.files:
+    for filename in (f.local for f in entry.files):
         path = local_file(filename)
         size, sha = (
             (path.stat().st_size, None) if path is not None else (_ask_hub(filename) if ask_hub else (None, None))
@@ -356,17 +524,18 @@ def model_card(name: str, ask_hub: bool = False) -> ModelCard:
         files.append(
             FileStatus(filename, size or KNOWN_SIZES[filename], size is not None, path, _expected(filename, path, sha))
         )
-    return ModelCard(entry.name, entry.depth, entry.image_size, entry.parameters, (files[0], files[1]))
+    return ModelCard(entry.name, entry.depth, entry.image_size, entry.parameters, tuple(files))
 
 
 def catalog(ask_hub: bool = False) -> list[ModelCard]:
-    """Every published model (d16 ... d36) with its files, sizes and presence; no network unless ask_hub."""
+    """Every published model (d16 ... d36, infinity-2b, infinity-125m) with its files, sizes and presence; no network
+    unless ask_hub."""
     return [model_card(name, ask_hub) for name in ZOO]
 
 
 def available(name: str) -> bool:
-    """Whether both files of a published model are on this machine (no network); False for unknown names."""
-    return name in ZOO and all(local_file(f) is not None for f in ZOO[name].files)
+    """Whether every file of a published model is on this machine (no network); False for unknown names."""
+    return name in ZOO and all(local_file(f.local) is not None for f in ZOO[name].files)
 
 
 def format_size(n: float) -> str:
@@ -383,27 +552,38 @@ def _missing_message(card: ModelCard, reason: str) -> str:
     """'X is not on this machine: put it in models/ (from <page>, size)' + reason; names no server paths."""
     first, *rest = [f.filename for f in card.missing]
     size, label = format_size(card.download_bytes), models_dir_label()
-    if rest:
+    pages = " and ".join(dict.fromkeys(HUB_FILES[f.filename].page for f in card.missing))
+    if len(rest) == 1:
         return (
             f"{first} is not on this machine: put it in {label} with {rest[0]}, which is missing too "
-            f"(both from {HF_PAGE}, {size}){reason}"
+            f"(both from {pages}, {size}){reason}"
         )
-    return f"{first} is not on this machine: put it in {label} (from {HF_PAGE}, {size}){reason}"
+    if rest:
+        return (
+            f"{first} is not on this machine: put it in {label} with the {len(rest)} other missing files "
+            f"(from {pages}, {size}){reason}"
+        )
+    return f"{first} is not on this machine: put it in {label} (from {pages}, {size}){reason}"
 
 
-def zoo_files(name: str, download: bool = False) -> tuple[Path, Path]:
-    """(VQVAE path, VAR path) of a published model such as 'd16'; downloads only when download=True."""
+def _paths(card: ModelCard) -> tuple[Path, ...]:
+    return tuple(f.path for f in card.files)  # type: ignore[misc]
+
+
+def zoo_files(name: str, download: bool = False) -> tuple[Path, ...]:
+    """The paths of a published model's files (d16: VQVAE, VAR); downloads only when download=True."""
     if download:
         return fetch(name)
     card = _checked(model_card(name))
     if not card.present:
         hint = f" or allow downloading (download=True, or python -m var_core fetch {name})."
         raise CheckpointError(_missing_message(card, hint))
-    return card.files[0].path, card.files[1].path  # type: ignore[return-value]
+    return _paths(card)
 
 
-def fetch(name: str, offline: bool | None = None, progress: Progress | None = None) -> tuple[Path, Path]:
-    """(VQVAE path, VAR path) of a published model, downloading what is missing into the Hugging Face cache.
+def fetch(name: str, offline: bool | None = None, progress: Progress | None = None) -> tuple[Path, ...]:
+    """The paths of a published model's files (d16: VQVAE, VAR), downloading what is missing into the Hugging Face
+    cache.
 
     Files already here (models folder or cache) are used without asking the network. Before a
     download starts its size is said: on the terminal (stderr, with a progress bar) when progress
@@ -413,7 +593,7 @@ def fetch(name: str, offline: bool | None = None, progress: Progress | None = No
     """
     card = _checked(model_card(name))
     if card.present:
-        return card.files[0].path, card.files[1].path  # type: ignore[return-value]
+        return _paths(card)
     if is_offline(offline):
         why = "offline=True" if offline else "HF_HUB_OFFLINE is set"
         raise CheckpointError(_missing_message(card, f"; downloads are off ({why})."))
@@ -424,17 +604,62 @@ def fetch(name: str, offline: bool | None = None, progress: Progress | None = No
     _check_disk(card, hub)
     if progress is None:
         parts = ", ".join(f"{f.filename} ({format_size(f.size)})" for f in card.missing)
+        repos = " and ".join(
+            dict.fromkeys(f"{hub.constants.ENDPOINT}/{HUB_FILES[f.filename].repo}" for f in card.missing)
+        )
         print(
-            f"Downloading {name}: {parts} from {hub.constants.ENDPOINT}/{HF_REPO} into the Hugging Face cache "
-            "(once; later loads find it there).",
+            f"Downloading {name}: {parts} from {repos} into the Hugging Face cache (once; later loads find it there).",
             file=sys.stderr,
             flush=True,
         )
-    paths = [f.path for f in card.files]
-    for i, f in enumerate(card.files):
-        if f.path is None:
-            paths[i] = _download_verified(hub, f, progress)
-    return paths[0], paths[1]  # type: ignore[return-value]
+    paths = [f.path or _download_verified(hub, f, progress) for f in card.files]
+    return tuple(paths)
+
+
+def model_folder(
+    name: str, download: bool = False, offline: bool | None = None, progress: Progress | None = None
+) -> Path:
+    """A published model with a folder layout (`ZooEntry.in_folder`: Infinity's) as a model folder: its model.json
+    and a link to each file at the entry's place, in `var-edit-folders/<name>` of the Hugging Face cache, made
+    again at every call (the files stay where they were found); download and offline as `fetch`."""
+    entry = _entry(name)
+    if not entry.in_folder:
+        raise ValueError(f"{name} is loaded from its files' paths, not from a model folder.")
+    paths = fetch(name, offline, progress) if download else zoo_files(name)
+    folder = folders_root() / name
+    try:
+        for f, path in zip(entry.files, paths, strict=True):
+            _link(folder / str(f.place), path)
+        spec = json.dumps({"family": entry.family, "resolution": entry.image_size})
+        if not (folder / "model.json").is_file() or (folder / "model.json").read_text() != spec:
+            tmp = folder / f"model.json.{os.getpid()}.tmp"
+            tmp.write_text(spec)
+            tmp.replace(folder / "model.json")
+    except OSError as e:
+        raise CheckpointError(
+            f"The model folder of {name} cannot be made in the Hugging Face cache ({e.strerror or e}); "
+            "make HF_HUB_CACHE writable."
+        ) from e
+    return folder
+
+
+def folders_root() -> Path:
+    """Where `model_folder` makes the published models' folders: `var-edit-folders` in the Hugging Face cache."""
+    hub = _hub()
+    cache = Path(hub.constants.HF_HUB_CACHE) if hub is not None else models_dir() / ".cache"
+    return cache / "var-edit-folders"
+
+
+def _link(link: Path, target: Path) -> None:
+    """A symbolic link at `link` to `target` (absolute), replacing whatever link was there."""
+    target = target.absolute()
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    tmp.replace(link)
 
 
 def _reach_hub(card: ModelCard) -> ModelCard:
@@ -452,7 +677,7 @@ def _reach_hub(card: ModelCard) -> ModelCard:
         except Exception as e:  # no network, a hub that does not answer, HTTP errors
             raise CheckpointError(_failed(f.filename, e)) from e
         files[i] = FileStatus(f.filename, size or f.size, size is not None, None, _expected(f.filename, None, sha))
-    return ModelCard(card.name, card.depth, card.resolution, card.parameters, (files[0], files[1]))
+    return ModelCard(card.name, card.depth, card.resolution, card.parameters, tuple(files))
 
 
 def _download_verified(hub: Any, f: FileStatus, progress: Progress | None) -> Path:
@@ -464,7 +689,8 @@ def _download_verified(hub: Any, f: FileStatus, progress: Progress | None) -> Pa
         _remove(path)
         log.warning("%s arrived damaged (sha256 mismatch, attempt %d); removed", f.filename, attempt)
     raise CheckpointError(
-        f"{f.filename} arrived damaged twice from {HF_REPO} (its sha256 is not {f.sha256}) and was removed; "
+        f"{f.filename} arrived damaged twice from {HUB_FILES[f.filename].repo} (its sha256 is not {f.sha256}) "
+        "and was removed; "
         f"try again later, or put the file in {models_dir_label()}."
     )
 
@@ -495,7 +721,8 @@ def _download(hub: Any, f: FileStatus, progress: Progress | None) -> Path:
     chunk = hub.constants.DOWNLOAD_CHUNK_SIZE
     hub.constants.DOWNLOAD_CHUNK_SIZE = min(chunk, max(64 << 10, f.size // STEPS))  # fine progress steps
     try:
-        return Path(hub.hf_hub_download(HF_REPO, f.filename, revision=hub_revision(f.filename), **kwargs))
+        where = HUB_FILES[f.filename]
+        return Path(hub.hf_hub_download(where.repo, where.filename, revision=hub_revision(f.filename), **kwargs))
     except Exception as e:  # every hub or network failure becomes one sentence
         if raised:
             raise raised[0] from None
@@ -507,7 +734,8 @@ def _download(hub: Any, f: FileStatus, progress: Progress | None) -> Path:
 def _failed(filename: str, e: Exception) -> str:
     """One sentence for a download that failed: the hub's answer, or that it could not be reached."""
     reason = _reason(e)
-    what = f"download {filename} from {HF_REPO}" if reason.startswith("HTTP") else f"reach the hub for {filename}"
+    repo = HUB_FILES[filename].repo
+    what = f"download {filename} from {repo}" if reason.startswith("HTTP") else f"reach the hub for {filename}"
     return (
         f"Could not {what} ({reason}); check the connection (or HF_ENDPOINT), or put the file in {models_dir_label()}."
     )

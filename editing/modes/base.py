@@ -96,7 +96,8 @@ class Mode:
     button sits in (modes with the same title share a tab and its widgets); button: the button's text;
     doc: what the mode does, one sentence (endpoint and tool description); fields: its own fields (the
     families add their conditioning: `request_fields`); families: the model families that run it besides
-    those that declare it (`ModelFamily.modes`), for a mode written after them.
+    those that declare it (`ModelFamily.modes`), for a mode written after them; whole_canvas: on a model that
+    draws several aspects, the whole canvas is drawn at the nearest one instead of a square around the mask.
     """
 
     name: str = ""
@@ -107,6 +108,7 @@ class Mode:
     doc: str = ""
     fields: tuple[Field, ...] = ()
     families: tuple[str, ...] = ()
+    whole_canvas: bool = False
 
     @property
     def uses_picture(self) -> bool:

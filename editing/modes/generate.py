@@ -1,5 +1,5 @@
 """Generate: draw a new picture at the model's resolution, of what the model's family is conditioned on
-(a class, a prompt) or of anything."""
+(a class, a prompt) or of anything; a family whose models draw several aspects adds an `aspect` field."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from .base import Inputs, Mode
 
 class Generate(Mode):
     name = "generate"
-    title = "Class edit"  # the studio shows it beside the class edit, with the same class list
-    tab_id = "class"
+    title = "Generate"
+    tab_id = "generate"
     button = "Generate new picture"
     button_id = "run-generate"
-    doc = "Draw a new picture at the model's resolution, of a class or a prompt (none given: anything)."
+    doc = (
+        "Draw a new picture at the model's resolution, of a class or a prompt (none given: anything), square or "
+        "at an aspect the model offers."
+    )
     fields = ()
 
     def inputs(self, request: Any, limits: Any) -> Inputs:

@@ -31,6 +31,7 @@ class Outpaint(Mode):
     button = "Out-paint"
     button_id = "run-outpaint"
     doc = "Grow a picture's canvas and fill the new area so that it continues the picture."
+    whole_canvas = True  # a model with aspect templates draws the grown canvas at its own aspect
     fields = (
         IMAGE,
         *(_side(side) for side in SIDES),

@@ -2,7 +2,9 @@
 field (shared by the modes of a tab), a run button per mode; `EXTRAS` adds a mode's own studio tools.
 
 The fields the model families add (a class list, a prompt box) are shown only while a model of a
-family that takes them is loaded (`Tab.family_widgets`; the model panel swaps them)."""
+family that takes them is loaded (`Tab.family_widgets`), and the tabs and run buttons only of the modes the
+loaded model's family runs (`Tab.runs_shown`: no Prompt edit tab beside a class model, no Class edit tab
+beside a text model); the model panel swaps them when another model is loaded."""
 
 from __future__ import annotations
 
@@ -49,6 +51,18 @@ class Tab:
     class_lists: list[gr.Dropdown] = field(default_factory=list)  # the widgets listing the model's classes
     family_widgets: dict[str, gr.components.Component] = field(default_factory=dict)  # by field name
 
+    def runs_shown(self, modes: list[str]) -> dict[gr.components.Component, Any]:
+        """Updates that show the tab and its run buttons where the loaded model runs their modes (`modes`)."""
+        out: dict[gr.components.Component, Any] = {r.button: gr.update(visible=r.mode in modes) for r in self.runs}
+        out[self.tab] = gr.update(visible=_tab_visible(any(run.mode in modes for run in self.runs)))
+        return out
+
+
+def _tab_visible(shown: bool) -> bool | str:
+    """A tab's `visible`: "hidden" rather than False, so that it stays in the page and its button goes when it is
+    hidden after the page was drawn (Gradio 6 keeps the button of a tab made invisible with False)."""
+    return True if shown else "hidden"
+
 
 # A mode's own studio tools, by mode name: called inside its tab with the tab's widgets (tabs/outpaint.py).
 EXTRAS: dict[str, Callable[[dict[str, gr.components.Component]], Any]] = {}
@@ -69,9 +83,12 @@ def field_widget(f: Field, class_choices: list[tuple[str, int]], visible: bool =
             elem_id=f.elem_id or f"field-{f.name.replace('_', '-')}", visible=visible,
         )  # fmt: skip
     if spec.choices:
-        return gr.Dropdown(list(spec.choices), value=f.default, label=spec.label, info=info, elem_id=f.elem_id)
+        value = spec.studio_default if spec.studio_default is not None else f.default
+        return gr.Dropdown(
+            list(spec.choices), value=value, label=spec.label, info=info, elem_id=f.elem_id, visible=visible
+        )
     if spec.kind is bool:
-        return gr.Checkbox(bool(f.default), label=spec.label, info=info, elem_id=f.elem_id)
+        return gr.Checkbox(bool(f.default), label=spec.label, info=info, elem_id=f.elem_id, visible=visible)
     if spec.kind is float and spec.low is not None and spec.high is not None:
         value = spec.studio_default if spec.studio_default is not None else f.default
         return gr.Slider(
@@ -104,15 +121,18 @@ def _widgets(
     return widgets
 
 
-def _tab(title: str, modes: list[Mode], class_choices: list[tuple[str, int]], taken: list[str]) -> Tab:
+def _tab(
+    title: str, modes: list[Mode], class_choices: list[tuple[str, int]], taken: list[str], run_here: list[str]
+) -> Tab:
     tab_id = modes[0].tab_id or modes[0].name
-    with gr.Tab(title, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
+    shown = any(mode.name in run_here for mode in modes)
+    with gr.Tab(title, id=tab_id, elem_id=f"tab-{tab_id}", visible=_tab_visible(shown)) as tab:
         gr.Markdown(" ".join(mode.doc for mode in modes))
         widgets = _widgets(modes, class_choices, taken)
         with gr.Row():
             buttons = [
                 gr.Button(mode.button or mode.name, variant="primary" if i == 0 else "secondary",
-                          elem_id=mode.button_id or f"run-{mode.name}")
+                          elem_id=mode.button_id or f"run-{mode.name}", visible=mode.name in run_here)
                 for i, mode in enumerate(modes)
             ]  # fmt: skip
         extras = [EXTRAS[mode.name](widgets) for mode in modes if mode.name in EXTRAS]
@@ -122,10 +142,11 @@ def _tab(title: str, modes: list[Mode], class_choices: list[tuple[str, int]], ta
     return Tab(tab, runs, widgets, any(mode.uses_mask for mode in modes), extras, classes[:1], added)
 
 
-def build_tabs(class_choices: list[tuple[str, int]], taken: list[str]) -> list[Tab]:
+def build_tabs(class_choices: list[tuple[str, int]], taken: list[str], run_here: list[str]) -> list[Tab]:
     """Every registered mode's tab (inside the current gr.Tabs); modes with the same title share one.
-    taken: the fields the loaded model's family adds (its conditioning), whose widgets are shown."""
+    taken: the fields the loaded model's family adds (its conditioning), whose widgets are shown; run_here:
+    the modes it runs, whose tabs and buttons are shown."""
     groups: dict[str, list[Mode]] = {}
     for mode in registered():
         groups.setdefault(mode.title or mode.name, []).append(mode)
-    return [_tab(title, modes, class_choices, taken) for title, modes in groups.items()]
+    return [_tab(title, modes, class_choices, taken, run_here) for title, modes in groups.items()]
