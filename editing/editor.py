@@ -332,13 +332,14 @@ class Editor:
 
 def preview_cells(
     request: EditRequest,
-    geometries: tuple[ModelGeometry, ...],
+    geometries: ModelGeometry | tuple[ModelGeometry, ...],
     limits: Limits,
     naming: Naming,
     family: ModelFamily,
 ) -> EditResult:
-    """`Editor.preview_cells` from the model's geometries and family alone (no weights): what a worker-less
-    studio computes."""
+    """`Editor.preview_cells` from the model's geometries (the default first; one: the model draws only that)
+    and family alone (no weights): what a worker-less studio computes."""
+    geometries = (geometries,) if isinstance(geometries, ModelGeometry) else geometries
     options = resolve(request, geometries[0])
     conditioning = family.conditioning(request.fields)
     inputs = load_inputs(request, limits)

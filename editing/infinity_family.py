@@ -4,7 +4,9 @@ A model folder says `{"family": "infinity", "resolution": 256}` in its model.jso
 transformer, the BSQ VAE and `text_encoder/` (infinity_core.loading). Requests carry a `prompt` (and an
 optional `negative_prompt`); the family uses the options `cfg`, `top_k`, `top_p` and its own `tau`.
 Its tokens are bits: a picture is encoded into per-scale bits, and the keep hook puts the picture's own
-bits back wherever a scale's regenerate map says keep, so only the masked area is redrawn.
+bits back wherever a scale's regenerate map says keep, so only the masked area is redrawn. Its models draw
+every aspect template (a geometry each): generate takes an `aspect`, out-paint draws a grown canvas at the
+nearest one. It starts from upstream's sampling defaults (`defaults`), not VAR's.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class InfinityModel:
         self.bundle, self.family = bundle, family
         self.labels: list[str] = []
         self.schedule = bundle.schedule(1.0)
-        self.schedules = {}
+        self.schedules: dict[ModelGeometry, ic.Schedule] = {}
         for aspect in ic.schedules.ASPECTS:
             schedule = bundle.schedule(ic.schedules.aspect_template(aspect))
             self.schedules[geometry_of(schedule)] = schedule

@@ -19,7 +19,7 @@ from editing import EditError, EditOptions, Editor, EditRequest, read_params
 from editing.__main__ import build_parser, main
 from editing.families import FAMILIES
 from editing.models import ModelSwitch, load_model
-from infinity_core.schedules import ASPECTS, TEMPLATES
+from infinity_core.schedules import ASPECTS, TEMPLATES, aspect_template
 from infinity_core.testing import build_random_folder
 
 NAME = "tiny-infinity"
@@ -57,7 +57,7 @@ def test_generate_draws_aspect_templates_and_names_them_when_one_is_not(editor: 
         assert result.params["aspect"] == aspect and result.params["prompt"] == ""
         sizes.add((w, h))
     assert len(sizes) == 2
-    assert len(ASPECTS) == len(TEMPLATES)  # one name per template
+    assert len(ASPECTS) == len(TEMPLATES) and {aspect_template(a) for a in ASPECTS} == set(TEMPLATES)  # one each
     with pytest.raises(EditError, match=r"^Field 'aspect' must be one of 1:1, 5:4, .*, 1:3, not '16:9'\.$"):
         EditRequest("generate", prompt="a boat", aspect="16:9")
     with pytest.raises(EditError, match=r"^demo takes no 'aspect' for generate; leave it out\.$"):

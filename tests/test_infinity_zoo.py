@@ -171,3 +171,35 @@ def test_fine_tuning_a_published_infinity_is_refused_before_loading_it():
 
     with pytest.raises(TrainingError, match=r"^Cannot start from infinity-2b: fine-tuning trains VAR models, not inf"):
         load_start("infinity-2b")  # the files are not here: loading would have said so, or downloaded them
+
+
+def test_the_zoo_and_the_gpu_checks_2b_have_the_published_shapes():
+    """The parameter counts the zoo's memory estimates use are those of the architectures (built on the meta
+    device), and the GPU check's Infinity-2B is the published 2B (key table counts)."""
+    import importlib.util
+
+    import torch
+
+    import infinity_core as ic
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "gpu_check_infinity.py"
+    spec = importlib.util.spec_from_file_location("gpu_check_infinity", bench)
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    counts = json.loads((Path(__file__).parent / "data" / "infinity_keys" / "param_counts.json").read_text())
+
+    def params(module: torch.nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    with torch.device("meta"):
+        two_b = ic.Infinity(**check.FULL["transformer"])
+        two_b_vae = ic.BSQVAE(**check.FULL["vae"])
+        layer12 = ic.Infinity(depth=12, embed_dim=768, num_heads=8, mlp_hidden=3072, text_channels=2048, bits=16,
+                              pool_heads=16)  # fmt: skip
+        d16_vae = ic.BSQVAE(**{**check.FULL["vae"], "bits": 16})
+    assert params(two_b) == counts["infinity_2b"]["parameters"] == ZOO["infinity-2b"].parameters
+    assert params(two_b_vae) == counts["vae_d32"]["parameters"] == ZOO["infinity-2b"].vae_parameters
+    assert params(layer12) == ENTRY.parameters and params(d16_vae) == ENTRY.vae_parameters
+    assert ENTRY.text_parameters == counts["flan_t5_xl_encoder"]["parameters"] == ZOO["infinity-2b"].text_parameters
+    assert ZOO["infinity-2b"].tokens == ic.schedule_for(1.0, "1M").tokens
+    assert ENTRY.tokens == ic.schedule_for(1.0, "0.06M").tokens
