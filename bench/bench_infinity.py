@@ -8,9 +8,16 @@ call by float32 SDPA on the bfloat16-rounded inputs (its output rounded to bfloa
 the compiled fused AdaLN by an eager copy, and empty modules for what the inference path imports but never
 calls (timm's registry and DropPath, torchvision, imageio). The in-paint keeps the encoded source bits outside a
 centred box of 10 % of the picture through the keep hook (the upstream code has no in-paint: the ratio is to its
-generation, as for VAR in docs/speed.md); it includes encoding the source.
+generation, as for VAR in docs/speed.md), timed three ways: with the prompt, encoding the source; with the prompt,
+the source encoded before (the Editor keeps a picture's encoding for its next edits, and VAR's bench times its
+in-paint so); with an empty prompt (the unconditional rows on both sides of guidance, run once), source encoded
+before.
 
     python bench/bench_infinity.py --upstream /tmp/infinity_upstream --deps /tmp/infinity_bench_deps
+
+--clock cpu times each task by the process's CPU time instead of the wall clock: on a shared machine (other work
+taking the cores) that is the steadier measure; use it with --threads 1, where CPU time is the wall time of a
+quiet machine.
 
 --upstream: a checkout of FoundationVision/Infinity (the folder holding `infinity/`); --deps: a folder with
 `einops` (pip install --target DIR einops), which the upstream VAE needs. Nothing from upstream is copied here.
@@ -25,7 +32,6 @@ import sys
 import time
 import types
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -116,8 +122,8 @@ def upstream_generate(model, vae, text: torch.Tensor, top_k: int, gt_leak: int =
     return img
 
 
-def ours_generate(model, vae, text: torch.Tensor, top_k: int, keep=None) -> torch.Tensor:
-    batch = ic.TextBatch(text[None], torch.tensor([text.shape[0]]))
+def ours_generate(model, vae, text: torch.Tensor | ic.TextBatch, top_k: int, keep=None) -> torch.Tensor:
+    batch = text if isinstance(text, ic.TextBatch) else ic.TextBatch(text[None], torch.tensor([text.shape[0]]))
     opts = ic.SamplingOptions(cfg=3.0, tau=0.5, top_k=top_k, top_p=0.97 if top_k != 1 else 0.0)
     *_, last = ic.scales(model, vae, batch, SCHEDULE, ic.generators([0]), opts, keep=keep)
     return ic.to_uint8(ic.decode(vae, last.summed_codes))
@@ -134,8 +140,9 @@ def box_masks(fraction: float) -> list[torch.Tensor]:
     return [F.adaptive_avg_pool2d(pixels, grid)[0, 0] > 0.5 for grid in SCHEDULE.grids]
 
 
-def ours_inpaint(model, vae, text, picture, masks, top_k: int) -> torch.Tensor:
-    source = vae.encode_bits(picture, SCHEDULE)
+def ours_inpaint(model, vae, text, picture, masks, top_k: int, source: list[torch.Tensor] | None = None):
+    """The in-paint of `picture` (encoded here unless its `source` bits are given); text: (L, Ct) or a TextBatch."""
+    source = vae.encode_bits(picture, SCHEDULE) if source is None else source
 
     def keep(index: int, sampled: torch.Tensor) -> torch.Tensor:
         return torch.where(masks[index][None, :, :, None], sampled, source[index])
@@ -143,11 +150,11 @@ def ours_inpaint(model, vae, text, picture, masks, top_k: int) -> torch.Tensor:
     return ours_generate(model, vae, text, top_k, keep)
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
+def _timed(fn, clock) -> float:
+    start = clock()
     with torch.no_grad():
         fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def main() -> None:
@@ -157,6 +164,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--mask", type=float, default=0.10, help="in-paint box, share of the picture")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall clock or process CPU time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -173,23 +181,34 @@ def main() -> None:
     print(f"greedy generation, largest pixel difference to upstream: {(got.int() - want.int()).abs().max().item()}")
     picture = got.permute(2, 0, 1)[None].float() / 127.5 - 1
 
+    with torch.no_grad():
+        source = vae.encode_bits(picture, SCHEDULE)
+        empty = ic.sampling.unconditional(model, ic.TextBatch(text[None], torch.tensor([text.shape[0]])))
+    box = f"in-paint {args.mask:.0%}"
     tasks = {
         "upstream: generate": lambda: upstream_generate(up_model, up_vae, text.clone(), top_k=900),
         "ours: generate": lambda: ours_generate(model, vae, text, top_k=900),
-        f"ours: in-paint {args.mask:.0%}": lambda: ours_inpaint(model, vae, text, picture, masks, top_k=900),
+        f"ours: {box}, encoding the source": lambda: ours_inpaint(model, vae, text, picture, masks, 900),
+        f"ours: {box}, source encoded before": lambda: ours_inpaint(model, vae, text, picture, masks, 900, source),
+        f"ours: {box}, empty prompt, source encoded before": lambda: ours_inpaint(
+            model, vae, empty, picture, masks, 900, source
+        ),
     }
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     times: dict[str, list[float]] = {k: [] for k in tasks}
     for r in range(args.repeats):
         order = list(tasks) if r % 2 == 0 else list(reversed(tasks))
         for name in order:
-            times[name].append(_timed(tasks[name]))
+            times[name].append(_timed(tasks[name], clock))
     base = times["upstream: generate"]
-    print(f"\n{args.repeats} repeats, {args.threads} threads, medians; ratio = median of per-repeat ratios to upstream")
+    print(
+        f"\n{args.repeats} repeats, {args.threads} threads, {args.clock} clock, medians; "
+        "ratio = median of per-repeat ratios to upstream"
+    )
     print("| task | seconds | ratio to upstream generation |\n|---|---|---|")
     for name, ts in times.items():
         ratio = statistics.median(t / b for t, b in zip(ts, base, strict=True))
         print(f"| {name} | {statistics.median(ts):.2f} | {ratio:.2f}x |")
-    np.set_printoptions(precision=2)
 
 
 if __name__ == "__main__":

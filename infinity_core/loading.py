@@ -21,6 +21,7 @@ import torch
 
 from var_core.loading import Checkpoint, CheckpointError, count_indexed, materialize, open_checkpoint
 
+from .prepack import prepack
 from .schedules import AREA_CLASSES, TEMPLATES, VAE_STRIDE, Schedule, schedule_for
 from .text import TextEncoder
 from .transformer import Infinity
@@ -128,9 +129,14 @@ def _refuse_big(cfg: Mapping[str, Any], name: str) -> None:
 
 
 def load_transformer(
-    source: str | Path | StateDict, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    source: str | Path | StateDict,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    cpu_prepack: bool = True,
 ) -> Infinity:
-    """Build the transformer from a file or state dict (upstream keys); weights in `dtype` on `device`."""
+    """Build the transformer from a file or state dict (upstream keys); weights in `dtype` on `device`.
+
+    cpu_prepack: on the CPU in float32, hold the per-scale linear layers in oneDNN's layout (`prepack.prepack`)."""
     ckpt = open_checkpoint(source)
     state, chunks = transformer_keys_to_own(ckpt.state)
     cfg = _config_or_refuse(transformer_config, state, "transformer", ckpt.name)
@@ -139,7 +145,10 @@ def load_transformer(
         model = Infinity(**cfg, block_chunks=chunks)
     materialize(model, Checkpoint(state, ckpt.meta, ckpt.name, ckpt.path, ckpt.mapped), device, dtype, _in_blocks)
     model.compute_dtype = dtype
-    return model.eval().requires_grad_(False)
+    model = model.eval().requires_grad_(False)
+    if cpu_prepack:
+        prepack(model)
+    return model
 
 
 def _in_blocks(key: str) -> bool:

@@ -36,7 +36,8 @@ class SamplingOptions:
 @dataclass
 class ScaleStep:
     """One scale's outcome. bits: (B, h, w, d) int64 bits used (after the keep hook);
-    raw_logits: (R, h*w, 2d) head output before tau and CFG (R = 2B with CFG: conditional rows first);
+    raw_logits: (R, h*w, 2d) head output before tau and CFG (R = 2B with CFG: conditional rows first; R = B
+    where guidance would mix each row with itself, see `prefill`);
     summed_codes: (B, d, H, W) float32 sum of the codes of scales 0..index on the last grid."""
 
     index: int
@@ -55,10 +56,18 @@ def unconditional(model: Infinity, cond: TextBatch) -> TextBatch:
 
 
 def prefill(model: Infinity, cond: TextBatch, negative: TextBatch | None, cfg: float) -> TextContext:
-    """The text conditioning of all rows: the prompts, then (when cfg != 1) the negative or unconditional rows."""
+    """The text conditioning of all rows: the prompts, then (when cfg != 1) the negative or unconditional rows.
+
+    Where every row's other text is its prompt (an empty prompt in-paints with the unconditional rows on both
+    sides), the rows are run once: guidance then mixes each row's logits with themselves (`mix_logits`), the
+    numbers the doubled batch gives, for half the work."""
     if cfg == 1:
         return model.text_context(cond.features, cond.lengths)
     other = negative if negative is not None else unconditional(model, cond)
+    if torch.equal(other.lengths.to(cond.lengths.device), cond.lengths) and torch.equal(
+        other.features.to(cond.features), cond.features
+    ):
+        return model.text_context(cond.features, cond.lengths)
     L = max(cond.features.shape[1], other.features.shape[1])
     features = torch.cat((_pad(cond.features, L), _pad(other.features.to(cond.features), L)))
     return model.text_context(features, torch.cat((cond.lengths, other.lengths.to(cond.lengths.device))))
@@ -69,10 +78,12 @@ def _pad(x: torch.Tensor, L: int) -> torch.Tensor:
 
 
 def mix_logits(raw: torch.Tensor, batch: int, cfg: float, tau: float) -> torch.Tensor:
-    """(R, L, 2d) raw logits -> (B, L*d, 2): divided by tau, then cfg * cond + (1 - cfg) * uncond."""
+    """(R, L, 2d) raw logits -> (B, L*d, 2): divided by tau, then cfg * cond + (1 - cfg) * uncond (R = 2B), or
+    cfg * cond + (1 - cfg) * cond where the rows were run once (R = B, `prefill`)."""
     logits = raw.mul(1 / tau)
     if cfg != 1:
-        logits = cfg * logits[:batch] + (1 - cfg) * logits[batch:]
+        other = logits[batch:] if logits.shape[0] > batch else logits
+        logits = cfg * logits[:batch] + (1 - cfg) * other
     return logits.reshape(batch, -1, 2)
 
 

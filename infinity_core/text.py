@@ -1,7 +1,9 @@
 """The text encoder: flan-T5's encoder through transformers, used as upstream does.
 
 Prompts are tokenised padded to 512 tokens with an attention mask (longer ones truncated), run
-through `T5EncoderModel`, and only each prompt's own rows (its tokens and EOS) are kept.
+through `T5EncoderModel`, and only each prompt's own rows (its tokens and EOS) are kept. The padding
+past the longest prompt is not run: masked out of every attention, it changes no kept row (beyond
+float rounding), and a 12-token prompt costs 1/40 of the 512 positions.
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ class TextEncoder:
     @torch.no_grad()
     def encode_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> TextBatch:
         """(B, 512) ids and mask -> each prompt's T5 rows, float32, padded to the longest prompt."""
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
         lengths = mask.sum(dim=-1)
         L = int(lengths.max())
+        ids, mask = ids[:, :L].to(self.device), mask[:, :L].to(self.device)
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+        lengths = lengths.to(self.device)
         keep = torch.arange(L, device=hidden.device)[None, :, None] < lengths[:, None, None]
-        return TextBatch(torch.where(keep, hidden[:, :L], torch.zeros((), device=hidden.device)), lengths.long())
+        return TextBatch(torch.where(keep, hidden, torch.zeros((), device=hidden.device)), lengths.long())
 
     def __call__(self, prompts: list[str]) -> TextBatch:
         """B prompts -> their T5 rows (B, L, Ct) and lengths (B,)."""

@@ -26,26 +26,30 @@ class TextContext:
     cond: (R, C) pooled text (start token and AdaLN condition); gss: (R, 1, 6, C) shared AdaLN output;
     tokens: (R, L, C) per-token text for cross-attention; key_mask: (R, L) bool, True on real tokens
     (None when every row has L tokens); kv: each block's cross-attention keys and values of the text,
-    (R, L, 2, H, c), computed once per run (upstream recomputes the same values at every scale).
+    each (R, H, L, c) as `CrossAttention.text_kv` gives them, computed once per run (upstream recomputes
+    the same values at every scale).
     """
 
     cond: torch.Tensor
     gss: torch.Tensor
     tokens: torch.Tensor
     key_mask: torch.Tensor | None
-    kv: list[torch.Tensor]
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def _attend_text(q: torch.Tensor, kv: torch.Tensor, key_mask: torch.Tensor | None, scale: float) -> torch.Tensor:
-    """q (R, H, Lq, c), kv (R, L, 2, H, c) -> (R, Lq, H*c) attention over each row's real text tokens.
+def _attend_text(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, scale: float
+) -> torch.Tensor:
+    """q (R, H, Lq, c), k and v (R, H, L, c) from `text_kv` -> (R, Lq, H*c) attention over each row's real text
+    tokens.
 
     Upstream hands float32 inputs to flash-attn as bfloat16 and reads its bfloat16 output back as
-    float32: the same two roundings here, so float32 runs give upstream's numbers.
+    float32: the same two roundings here (k and v were rounded by `text_kv`), so float32 runs give
+    upstream's numbers.
     """
-    k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
     low = q.dtype == torch.float32
     if low:
-        q, k, v = (t.to(torch.bfloat16).float() for t in (q, k, v))
+        q = q.to(torch.bfloat16).float()
     mask = None if key_mask is None else key_mask[:, None, None, :]
     out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask, scale=scale)
     if low:
@@ -68,24 +72,30 @@ class CrossAttention(nn.Module):
         self.register_buffer("zero_k_bias", torch.zeros(width))
         self.proj = nn.Linear(width, width)
 
-    def text_kv(self, text: torch.Tensor) -> torch.Tensor:
-        """(R, L, Ct) text -> (R, L, 2, H, c) keys and values."""
+    def text_kv(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, L, Ct) text -> keys and values, each (R, H, L, c); float32 ones rounded through bfloat16, as
+        upstream's flash-attn call reads them."""
         R, L, _ = text.shape
         kv = F.linear(text, self.mat_kv.weight, torch.cat((self.zero_k_bias, self.v_bias)))
-        return kv.view(R, L, 2, self.heads, self.head_dim)
+        if kv.dtype == torch.float32:
+            kv = kv.to(torch.bfloat16).float()
+        k, v = kv.view(R, L, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        return k.contiguous(), v.contiguous()
 
-    def forward(self, x: torch.Tensor, kv: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        """x (R, Lq, C), kv (R, L, 2, H, c) from `text_kv` -> (R, Lq, C)."""
+    def forward(
+        self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], key_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x (R, Lq, C), kv: keys and values (R, H, L, c) from `text_kv` -> (R, Lq, C)."""
         R, Lq, _ = x.shape
         q = self.mat_q(x).view(R, Lq, self.heads, self.head_dim).transpose(1, 2)
-        out = _attend_text(q, kv, key_mask, 1 / math.sqrt(self.head_dim))
+        out = _attend_text(q, *kv, key_mask, 1 / math.sqrt(self.head_dim))
         return self.proj(out)
 
     def pool(self, text: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         """text (R, L, Ct) -> (R, C): one learned query per head attends to the text."""
         R = text.shape[0]
         q = self.mat_q.expand(R, -1, -1).unsqueeze(2)
-        out = _attend_text(q, self.text_kv(text), key_mask, 1 / math.sqrt(self.head_dim))
+        out = _attend_text(q, *self.text_kv(text), key_mask, 1 / math.sqrt(self.head_dim))
         return self.proj(out).squeeze(1)
 
 
@@ -96,14 +106,15 @@ class TextAttentivePool(nn.Module):
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x (R, H, L, c); cos, sin (L, c/2): rotate each adjacent channel pair (2m, 2m+1)."""
-    pairs = x.float().unflatten(-1, (-1, 2))
-    x0, x1 = pairs[..., 0], pairs[..., 1]
-    return torch.stack((cos * x0 - sin * x1, sin * x0 + cos * x1), dim=-1).flatten(-2)
+    """x (..., L, c); cos, sin (L, c) from `rope_tables`: rotate each adjacent channel pair (2m, 2m+1), i.e.
+    (cos x0 - sin x1, sin x0 + cos x1), as x * cos + (x1, x0) * (-sin, sin): the same products and sums."""
+    swapped = x.float().unflatten(-1, (-1, 2)).flip(-1).flatten(-2).mul_(sin)
+    return (x * cos).add_(swapped)
 
 
 def rope_tables(schedule: Schedule, head_dim: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tokens, head_dim/2) cos and sin: the first half of the pairs turn with the row, the second with the column.
+    """(tokens, head_dim) cos and sin tables: pair m's angle at columns 2m and 2m+1, the sine negated at 2m. The
+    first half of the pairs turn with the row, the second with the column.
 
     Frequencies 1/10000^(i/(head_dim/2)), i = 0, 2, ...; computed in float32 as upstream.
     """
@@ -111,7 +122,15 @@ def rope_tables(schedule: Schedule, head_dim: int, device: torch.device | str) -
     inv_freq = 1.0 / (10000.0 ** (torch.arange(0, half, 2, dtype=torch.int64).float() / half))
     pos = rope_positions(schedule).float()
     angles = torch.cat((pos[:, :1] * inv_freq, pos[:, 1:] * inv_freq), dim=-1)
-    return angles.cos().to(device), angles.sin().to(device)
+    cos, sin = angles.cos(), angles.sin()
+    return cos.repeat_interleave(2, -1).to(device), torch.stack((-sin, sin), -1).flatten(-2).to(device)
+
+
+def linear_with_bias(layer: nn.Module, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The layer's product with another bias (..., in) -> (..., out): an nn.Linear, or a prepacked one (`prepack`)."""
+    if isinstance(layer, nn.Linear):
+        return F.linear(x, layer.weight, bias)
+    return layer(x, bias)
 
 
 class KVCache:
@@ -145,12 +164,11 @@ class SelfAttention(nn.Module):
         """x (R, L, C) of one scale; rope (L, c/2) cos and sin; attends to this and all earlier scales."""
         R, L, C = x.shape
         bias = torch.cat((self.q_bias, self.zero_k_bias, self.v_bias))
-        q, k, v = F.linear(x, self.mat_qkv.weight, bias).view(R, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        scale_mul = self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp()
-        q = F.normalize(q, dim=-1).mul(scale_mul)
-        k = F.normalize(k, dim=-1)
-        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        k, v = cache.extend(i, k, v)
+        qkv = linear_with_bias(self.mat_qkv, x, bias).view(R, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qk = F.normalize(qkv[:2], dim=-1)  # q and k at once, (2, R, H, L, c)
+        qk[0].mul_(self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp())
+        q, k = apply_rope(qk, *rope).unbind(0)
+        k, v = cache.extend(i, k, qkv[2])
         out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), scale=1.0)
         return self.proj(out.to(x.dtype).transpose(1, 2).reshape(R, L, C))
 
@@ -159,9 +177,10 @@ class FFN(nn.Module):
     def __init__(self, width: int, hidden: int):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(width, hidden), nn.Linear(hidden, width)
+        self.act = nn.GELU(approximate="tanh")  # a module, so that a prepacked fc1 can take it over (`prepack`)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return self.fc2(self.act(self.fc1(x)))
 
 
 def _ada_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:

@@ -89,16 +89,22 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, _, H, W = x.shape
-        padded = F.pad(x, (1, 1, 1, 1))
-        out = None
-        for a, rows in enumerate(_fold_taps(self.conv.weight, 2)):
-            for b, kernel in enumerate(_fold_taps(rows, 3)):
-                phase = F.conv2d(padded[:, :, a : a + H + 1, b : b + W + 1], kernel, self.conv.bias)  # (B, O, H, W)
-                if out is None:  # (B, H, 2, W, 2, O): the channels-last storage of (B, O, 2H, 2W)
-                    out = phase.new_empty(B, H, 2, W, 2, phase.shape[1])
-                out[:, :, a, :, b] = phase.permute(0, 2, 3, 1)
-        return out.view(B, 2 * H, 2 * W, -1).permute(0, 3, 1, 2)
+        return upsample_conv(x, self.conv)
+
+
+def upsample_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """conv(nearest 2x of x) for a 3x3, padding-1 `conv`, computed on the small map as `Upsample` says:
+    (B, I, H, W) -> (B, O, 2H, 2W), channels-last."""
+    B, _, H, W = x.shape
+    padded = F.pad(x, (1, 1, 1, 1))
+    out = None
+    for a, rows in enumerate(_fold_taps(conv.weight, 2)):
+        for b, kernel in enumerate(_fold_taps(rows, 3)):
+            phase = F.conv2d(padded[:, :, a : a + H + 1, b : b + W + 1], kernel, conv.bias)  # (B, O, H, W)
+            if out is None:  # (B, H, 2, W, 2, O): the channels-last storage of (B, O, 2H, 2W)
+                out = phase.new_empty(B, H, 2, W, 2, phase.shape[1])
+            out[:, :, a, :, b] = phase.permute(0, 2, 3, 1)
+    return out.view(B, 2 * H, 2 * W, -1).permute(0, 3, 1, 2)
 
 
 def _fold_taps(w: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
