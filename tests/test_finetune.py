@@ -25,6 +25,7 @@ from training.__main__ import main
 from training.class_folder import load_class_folder
 from training.finetune import Recipe, StartPoint, evaluate_loss, finetune, load_start, new_class_table
 from training.measure_finetune import heldout_cross_entropy
+from training.ray_run import RAY_FOLDER
 from training.run_folder import RunFolder, read_state
 
 SHAPES = {"red disc": (220, 40, 40), "green square": (40, 170, 60), "blue bar": (40, 70, 220)}
@@ -219,15 +220,17 @@ def _ray_train_workers() -> list[int]:
 def test_ray_train_follows_one_process_and_survives_a_killed_worker(
     shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """2 local CPU workers (gloo), one of them killed by its pid once the step-4 checkpoint is in OUT (so Ray holds
-    the step-2 one at least): Ray restarts the group from its checkpoint and the loss curve is still the
-    one-process curve with the same global batch."""
+    """2 local CPU workers (gloo), one of them killed by its pid once Ray's controller has registered a checkpoint
+    (its checkpoint_manager_snapshot.json: a checkpoint only written to storage is not one a restart gets): Ray
+    restarts the group from it and the loss curve is still the one-process curve with the same global batch."""
     ray = pytest.importorskip("ray")
     # Time for a loaded machine: Ray Train gives a restarted worker group 60 s to start (each worker imports
     # torch and the project), and a start that runs late counts as one more failure. The local Ray instance
     # starts from this process, so its workers read this.
     monkeypatch.setenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "600")
-    recipe = Recipe(start=str(TINY), steps=8, batch=4, bf16=False, save_every=2, samples_every=0)
+    steps = 20  # the tiny model's steps after the first checkpoint outlast the controller's registering it
+    registered = tmp_path / "ray-model" / RAY_FOLDER / "var-edit-train" / "checkpoint_manager_snapshot.json"
+    recipe = Recipe(start=str(TINY), steps=steps, batch=4, bf16=False, save_every=2, samples_every=0)
     start, data = tiny_on(shapes)
     one = finetune(recipe, data, start)
     out = tmp_path / "ray-model"
@@ -235,8 +238,7 @@ def test_ray_train_follows_one_process_and_survives_a_killed_worker(
 
     def kill_a_worker_once() -> None:
         while not done.is_set():
-            run = out / "run.json"
-            workers = _ray_train_workers() if run.exists() and json.loads(run.read_text())["steps"] >= 4 else []
+            workers = _ray_train_workers() if registered.exists() else []
             if workers:
                 os.kill(workers[-1], signal.SIGKILL)
                 killed.append(workers[-1])
@@ -245,7 +247,8 @@ def test_ray_train_follows_one_process_and_survives_a_killed_worker(
 
     killer = threading.Thread(target=kill_a_worker_once, daemon=True)
     killer.start()
-    flags = ["--steps", "8", "--batch", "4", "--no-bf16", "--save-every", "2", "--samples-every", "0", "--threads", "1"]
+    flags = ["--steps", str(steps), "--batch", "4", "--no-bf16", "--save-every", "2", "--samples-every", "0"]
+    flags += ["--threads", "1"]
     try:
         code = main([str(shapes), "--from", str(TINY), "--out", str(out), *flags, "--ray", "local", "--workers", "2"])
     finally:
@@ -253,7 +256,7 @@ def test_ray_train_follows_one_process_and_survives_a_killed_worker(
         ray.shutdown()
     assert code == 0 and killed
     progress = read_state(out / "training_state.pt")["progress"]
-    assert progress["step"] == 8 and progress["starts"][0] == 0 and progress["starts"][-1] >= 2  # resumed
+    assert progress["step"] == steps and progress["starts"][0] == 0 and progress["starts"][-1] >= 2  # resumed
     ray_curve = [row["loss"] for row in progress["losses"]]
     np.testing.assert_allclose(ray_curve, [row["loss"] for row in one.losses], rtol=2e-3)
     assert Editor.from_pretrained(out, device="cpu").class_names == ["blue bar", "green square", "red disc"]

@@ -49,6 +49,8 @@ def test_rope_positions_are_measured_on_the_1m_grid_rounding_half_to_even():
 
 def test_rope_tables_turn_pairs_by_row_then_column():
     cos, sin = rope_tables(ic.schedule_for(1.0, "0.06M"), head_dim=8, device="cpu")
-    assert cos.shape == sin.shape == (521, 4)
+    assert cos.shape == sin.shape == (521, 8)  # each pair's angle at its two columns, the sine negated at the first
     # token 2 of scale (2, 2) sits at (0, 32): pairs 0-1 (rows) unturned, pairs 2-3 turned by 32 * freq
-    torch.testing.assert_close(cos[1 + 1], torch.tensor([0.0, 0.0, 32.0, 32 / 100]).cos())
+    angles = torch.tensor([0.0, 0.0, 32.0, 32 / 100])
+    torch.testing.assert_close(cos[1 + 1], angles.cos().repeat_interleave(2))
+    torch.testing.assert_close(sin[1 + 1], torch.stack((-angles.sin(), angles.sin()), -1).flatten())
