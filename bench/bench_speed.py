@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import MARK, ROOT, fmt, load_avg, machine_info, median, paired_ratio, write_json
+from common import MARK, ROOT, flop_mapping, fmt, load_avg, machine_info, median, paired_ratio, write_json
 
 CLASS = 207
 # issue 30's aims, as ratios to the original's generation: exact, and the fast mode
@@ -161,18 +161,7 @@ def count_flops(model: Ours | Original, name: str, fast: bool) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    def linear(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
-        return 2 * math.prod(x_shape) * out_shape[-1]
-
-    def attention(q_shape, k_shape, *args, out_shape=None, **kwargs) -> int:  # q @ k^T and p @ v
-        return 4 * math.prod(q_shape) * k_shape[-2]
-
-    aten, mapping = torch.ops.aten, {}
-    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
-        mapping[aten._scaled_dot_product_flash_attention_for_cpu] = attention
-    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-        mapping[torch.ops.mkldnn._linear_pointwise] = linear
-    counter = FlopCounterMode(display=False, custom_mapping=mapping)
+    counter = FlopCounterMode(display=False, custom_mapping=flop_mapping())
     with torch.inference_mode(), counter:
         model.task(name, fast, seed=0)
     return counter.get_total_flops() / 1e9

@@ -237,3 +237,22 @@ def figures_from_child(command: list[str], json_path: str | None, extra: dict[st
     print(json.dumps(figures, indent=2))
     write_json(json_path, figures)
     return 0
+
+
+def flop_mapping() -> dict:
+    """FLOP formulas for the operators torch's FlopCounterMode does not know: the CPU attention kernel and the
+    prepacked (oneDNN) linear layers; for `FlopCounterMode(custom_mapping=...)`."""
+    import torch
+
+    def linear(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        return 2 * math.prod(x_shape) * out_shape[-1]
+
+    def attention(q_shape, k_shape, *args, out_shape=None, **kwargs) -> int:  # q @ k^T and p @ v
+        return 4 * math.prod(q_shape) * k_shape[-2]
+
+    aten, mapping = torch.ops.aten, {}
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        mapping[aten._scaled_dot_product_flash_attention_for_cpu] = attention
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        mapping[torch.ops.mkldnn._linear_pointwise] = linear
+    return mapping

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 import torch
 from bench_speed import Ours
+from common import flop_mapping
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -195,7 +195,7 @@ def run_profile(ours: Ours, phases: Phases, task: str, fast: bool, encode: bool,
     ops = OpTimes(phases)
     with torch.inference_mode(), ops:
         run_task(ours, task, fast, encode)
-    phases.counter = FlopCounterMode(display=False, custom_mapping=_flop_mapping())
+    phases.counter = FlopCounterMode(display=False, custom_mapping=flop_mapping())
     phases.flops.clear()
     try:
         with torch.inference_mode(), phases.counter:
@@ -209,23 +209,6 @@ def run_profile(ours: Ours, phases: Phases, task: str, fast: bool, encode: bool,
     print("\n| operator | ms | calls |\n|---|---|---|")
     for name, (spent, calls) in top:
         print(f"| {name} | {spent * 1e3:.0f} | {calls} |")
-
-
-def _flop_mapping() -> dict:
-    """FLOP formulas for the operators the default counter does not know (bench_speed.count_flops' own)."""
-
-    def linear(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
-        return 2 * math.prod(x_shape) * out_shape[-1]
-
-    def attention(q_shape, k_shape, *args, out_shape=None, **kwargs) -> int:
-        return 4 * math.prod(q_shape) * k_shape[-2]
-
-    aten, mapping = torch.ops.aten, {}
-    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
-        mapping[aten._scaled_dot_product_flash_attention_for_cpu] = attention
-    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-        mapping[torch.ops.mkldnn._linear_pointwise] = linear
-    return mapping
 
 
 def main(argv: list[str] | None = None) -> int:
