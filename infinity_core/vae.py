@@ -25,14 +25,7 @@ class Conv(nn.Module):
         self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv
-        if conv.kernel_size == (1, 1) and conv.stride == (1, 1) and x.is_contiguous(memory_format=torch.channels_last):
-            # A 1x1 convolution is a product over the channels. On a channels-last map it runs as one matrix
-            # product; F.conv2d sends a one-image 1x1 convolution on one thread to its slow path (a tenth of the
-            # speed), and copies the map to channels-first.
-            out = F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias)
-            return out.permute(0, 3, 1, 2)
-        return conv(x)
+        return self.conv(x)
 
 
 class Norm(nn.Module):
