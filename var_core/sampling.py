@@ -386,6 +386,9 @@ def _logits(run: _Run, k: int, x: torch.Tensor) -> torch.Tensor:
     if scale.columns is not None:
         x = x[:, scale.columns]
     late = run.low is not None and k >= run.pruned_from
+    if late and k == run.pruned_from:  # cast the caches once, not at each block's attention of the late scales
+        for cache in run.caches:
+            cache.cast(run.low)
     with torch.autocast(x.device.type, dtype=run.low) if late else var.autocast():
         return var.step(x, run.conditioning, run.caches, scale.select).view(-1, var.vocab_size)
 

@@ -46,6 +46,10 @@ class KVCache:
         start, self.end = self.end, self.end + length
         return self.k[:, :, start : self.end], self.v[:, :, start : self.end]
 
+    def cast(self, dtype: torch.dtype) -> None:
+        """Hold the keys and values in `dtype` from now on (those seen so far converted)."""
+        self.k, self.v = self.k.to(dtype), self.v.to(dtype)
+
     def seen(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of every position so far: (B, H, end, head_dim) each."""
         return self.k[:, :, : self.end], self.v[:, :, : self.end]
