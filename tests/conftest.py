@@ -21,6 +21,14 @@ if TYPE_CHECKING:  # Playwright is imported by the browser fixture only: other t
     from playwright.sync_api import Browser, Page
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test without an xdist group (tests/groups.py) joins its module's."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
 @pytest.fixture(scope="module")
 def published() -> dict[str, bytes]:
     """The tiny reference pair as plain .pth state dicts under the published d16 names."""

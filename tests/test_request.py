@@ -140,8 +140,9 @@ def test_classes_are_refused_quoting_the_loaded_models_range(demo):
         assert str(refused.value) == said
 
 
-def test_a_missing_file_is_said_to_not_exist(demo, tmp_path):
-    missing = tmp_path / "holiday.png"
+def test_a_missing_file_is_said_to_not_exist(demo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a short path: a refusal quotes at most 80 characters of a value
+    missing = Path("holiday.png")
     with pytest.raises(EditError, match=re.escape(f"The image file '{missing}' does not exist; check the path.")):
         demo.run([EditRequest("inpaint", missing, _box())])
     with pytest.raises(EditError, match="The mask file '.*mask.png' does not exist"):
