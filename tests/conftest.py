@@ -21,12 +21,13 @@ if TYPE_CHECKING:  # Playwright is imported by the browser fixture only: other t
     from playwright.sync_api import Browser, Page
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test without an xdist group (tests/groups.py) joins its module's."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Under `--dist loadscope`, a module's tests on one pytest-xdist worker and the Ray modules on one (groups.py)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from groups import ModuleScheduling
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture(scope="module")

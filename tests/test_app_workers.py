@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 from chromium import BROWSER
-from groups import RAY
 from playwright.sync_api import Browser, Page
 from studio_server import WorkersStudio
 from test_app import SIZE, paint_line, picture, wait_picture
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install .[ray]")
-pytestmark = [*BROWSER, RAY]
+pytestmark = BROWSER
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = (  # every status the page shows, sampled every 20 ms
     "() => { window.seen = []; "

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from groups import RAY
 from PIL import Image, ImageDraw
 
 from editing import Editor
@@ -218,7 +217,6 @@ def _ray_train_workers() -> list[int]:
     return sorted(pid for pid, title in titles.items() if "RayTrainWorker" in title and mine(pid))
 
 
-@RAY
 def test_ray_train_follows_one_process_and_survives_a_killed_worker(
     shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

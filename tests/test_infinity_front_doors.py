@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pytest
 from front_doors import mcp_calls, studio_on
-from groups import RAY
 from PIL import Image
 
 from editing import read_params
@@ -99,7 +98,6 @@ def _cli(*args: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@RAY
 def test_the_cli_and_a_ray_batch_in_paint_with_a_prompt_and_agree(models, photo, tmp_path) -> None:
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install .[ray]")
     common = [str(photo.parent), "--model", str(models / "tiny-infinity"), "--prompt", "a red fox", "--seed", "4"]

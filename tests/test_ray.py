@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from groups import RAY
 from PIL import Image
 
 from editing.__main__ import main
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install .[ray]")
-pytestmark = RAY
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_TITLE = "MapBatches(EditWorker)"

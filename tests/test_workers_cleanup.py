@@ -6,11 +6,9 @@ share (a fresh one when this test runs first or alone)."""
 from __future__ import annotations
 
 import pytest
-from groups import RAY
 from studio_server import WorkersStudio
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install .[ray]")
-pytestmark = RAY
 
 
 def test_sigterm_leaves_nothing_of_ray_or_torch_in_tmpdir(workers_studio: WorkersStudio) -> None:
