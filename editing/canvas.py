@@ -295,12 +295,41 @@ def edit_region(mask: np.ndarray, context: float = 0.5, min_side: int = 0) -> Re
     x0, y0, x1, y1 = box
     side = int(round(max(x1 - x0, y1 - y0) * (1 + 2 * context)))
     side = min(max(side, min_side), max(H, W))
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left = int(round(cx - side / 2))
-    top = int(round(cy - side / 2))
-    left = min(max(left, 0), W - side) if side <= W else (W - side) // 2
-    top = min(max(top, 0), H - side) if side <= H else (H - side) // 2
-    return Region(left, top, side)
+    return Region(_place((x0 + x1) / 2, side, W), _place((y0 + y1) / 2, side, H), side)
+
+
+def _place(centre: float, length: int, limit: int) -> int:
+    """Where a window `length` long centred on `centre` starts, moved inside [0, limit) where it fits, else centred
+    on it."""
+    start = int(round(centre - length / 2))
+    return min(max(start, 0), limit - length) if length <= limit else (limit - length) // 2
+
+
+def context_box(mask: np.ndarray, context: float = 0.5) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the bounding box of a bool (H, W) mask grown by `context` of its width and height on each
+    side, clipped to the picture; None for an empty mask."""
+    H, W = mask.shape
+    box = mask_box(mask)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    dx, dy = (x1 - x0) * context, (y1 - y0) * context
+    grown = round(x0 - dx), round(y0 - dy), round(x1 + dx), round(y1 + dy)
+    return max(grown[0], 0), max(grown[1], 0), min(grown[2], W), min(grown[3], H)
+
+
+def aspect_region(box: tuple[int, int, int, int], width: int, height: int, size: tuple[int, int]) -> Region:
+    """The window of the aspect of `size` ((H, W) px) around `box` (x0, y0, x1, y1) in a width x height picture:
+    the smallest that holds the box and is at least half of `size`, centred on the box and kept inside the picture
+    along each side where it fits; the whole picture's `fitted_region` where that is no larger."""
+    H, W = size
+    x0, y0, x1, y1 = box
+    whole = fitted_region(width, height, size)
+    wide = max(x1 - x0, (y1 - y0) * W / H, W / 2)  # both sides rounded from it: no pixel lost to rounding
+    side, rows = round(wide), round(wide * H / W)
+    if side >= whole.side:
+        return whole
+    return Region(_place((x0 + x1) / 2, side, width), _place((y0 + y1) / 2, rows, height), side, rows)
 
 
 def crop(array: np.ndarray, region: Region) -> np.ndarray:

@@ -32,23 +32,20 @@ from .families import (
     FamilyModel,
     ModelFamily,
     ModelGeometry,
-    aspect_ratio,
     check_request,
     family_defaults,
     family_fields,
     family_options,
-    fits,
     not_run,
-    pick_geometry,
     runs,
 )
 from .interface import ModelInfo
 from .limits import Limits
 from .memory import give_back_memory
-from .modes import Inputs, get_mode, registered
+from .modes import get_mode, registered
 from .options import EditOptions
 from .panorama import panorama_passes, run_panorama
-from .plan import EncodingCache, Plan, load_inputs, plan, resolve
+from .plan import EncodingCache, Plan, choose_geometry, load_inputs, plan, resolve
 from .request import EditRequest, Picture
 from .sample import sample
 from .turns import Turns
@@ -193,11 +190,11 @@ class Editor:
                 conditioning = self.conditioning(request)
                 options = resolve(request, self.geometry)
                 inputs = load_inputs(request, self.limits)
-                geometry, whole = choose_geometry(self.model.geometries, request, inputs)
-                if not whole and get_mode(request.mode).windowed(inputs):
+                geometry, region = choose_geometry(self.model.geometries, request, inputs)
+                if region is None and get_mode(request.mode).windowed(inputs):
                     panoramas.append((i, request, inputs, options, conditioning))
                 else:
-                    plans.append((i, plan(request, geometry, inputs, options, conditioning, whole_canvas=whole)))
+                    plans.append((i, plan(request, geometry, inputs, options, conditioning, region=region)))
             except EditError as e:
                 if not return_errors:
                     raise
@@ -343,26 +340,10 @@ def preview_cells(
     options = resolve(request, geometries[0])
     conditioning = family.conditioning(request.fields)
     inputs = load_inputs(request, limits)
-    geometry, whole = choose_geometry(geometries, request, inputs)
-    planned = plan(request, geometry, inputs, options, conditioning, whole_canvas=whole)
+    geometry, region = choose_geometry(geometries, request, inputs)
+    planned = plan(request, geometry, inputs, options, conditioning, region=region)
     empty = np.zeros((0, *geometry.size, 3), np.uint8)
     return compose(planned, empty, naming)
-
-
-def choose_geometry(
-    geometries: tuple[ModelGeometry, ...], request: EditRequest, inputs: Inputs
-) -> tuple[ModelGeometry, bool]:
-    """The geometry a request is drawn at, and whether its whole canvas is (`plan`'s `whole_canvas`): a generation at
-    its `aspect` (the default geometry without one); a mode that draws the whole canvas (out-paint) at the
-    aspect nearest the canvas's, where the model has aspect templates and the canvas is not longer than they
-    are (a longer one is a panorama); anything else at the default geometry."""
-    if inputs.picture is None:
-        aspect = request.fields.get("aspect")
-        return (geometries[0] if aspect is None else pick_geometry(geometries, aspect_ratio(aspect))), False
-    H, W = inputs.picture.shape[:2]
-    if get_mode(request.mode).whole_canvas and fits(geometries, H / W):
-        return pick_geometry(geometries, H / W), True
-    return geometries[0], False
 
 
 def _chunks(plans: list[tuple[int, Plan]], max_rows: int) -> Iterator[list[tuple[int, Plan]]]:

@@ -1,7 +1,9 @@
 """Plan: a request -> what the sampler needs (the first stage of `Editor.run`).
 
-Geometry (out-paint canvas, the square region around the mask with its context), the region at
-the model's picture size, the per-scale regenerate maps on the model's (h, w) token grids, the
+Geometry (the model's schedule a request is drawn at and the region of the picture it draws: the square around
+the mask with its context on a model of one square geometry; on a model of several aspects, the window of the
+aspect nearest the mask's box with its context, or the whole out-paint canvas at the aspect nearest its own), the
+region at the model's picture size, the per-scale regenerate maps on the model's (h, w) token grids, the
 resolved seed and conditioning, and the encoded picture (encoded by the model's family once per
 distinct region; repeated edits and candidates reuse it).
 """
@@ -21,7 +23,7 @@ import torch
 from . import canvas
 from .canvas import Region
 from .errors import EditError
-from .families import Conditioning, FamilyModel, ModelGeometry
+from .families import Conditioning, FamilyModel, ModelGeometry, aspect_ratio, fits, pick_geometry
 from .limits import Limits
 from .modes import Inputs, get_mode
 from .options import EditOptions
@@ -33,8 +35,8 @@ MAX_SEED_DRAWN = 2**31 - 1
 @dataclass
 class Plan:
     """One request ready to sample: options with the seed fixed, its conditioning, the model geometry it is
-    drawn at, the region (square, picture pixels), the region at model size x uint8 (H, W, 3), per-scale
-    regenerate maps [(h_k * w_k,) bool] (None = generate), and the family's encoding of the region once
+    drawn at, the region (picture pixels, of the geometry's aspect), the region at model size x uint8 (H, W, 3),
+    per-scale regenerate maps [(h_k * w_k,) bool] (None = generate), and the family's encoding of the region once
     the editor encoded it."""
 
     request: EditRequest
@@ -80,13 +82,13 @@ def plan(
     options: EditOptions,
     conditioning: Conditioning,
     allow_full: bool = False,
-    whole_canvas: bool = False,
+    region: Region | None = None,
 ) -> Plan:
     """Geometry and regenerate maps of one request (inputs from `load_inputs`, options from `resolve`).
 
     allow_full: a mask over the whole picture is fine (panorama windows with the 'strength' policy);
-    whole_canvas: the region is the whole canvas, widened to the geometry's aspect (`canvas.fitted_region`), rather
-    than the square around the mask (an out-paint on a model with aspect templates).
+    region: the window of the picture drawn, of the geometry's aspect (`choose_geometry`; None: the square around
+    the mask with its context).
     """
     R = model.resolution
     if inputs.picture is None:
@@ -104,9 +106,7 @@ def plan(
             "The mask covers the whole picture, so nothing is left to keep: leave part of it unpainted, "
             "or generate a new picture instead."
         )
-    if whole_canvas:
-        region = canvas.fitted_region(W, H, model.size)
-    else:
+    if region is None:
         region = canvas.edit_region(mask.regenerate, options.context, min_side=R // 2)
     # Beyond the picture's border the model may draw freely; that part is cropped away later.
     region_mask = mask.crop(region)
@@ -116,6 +116,34 @@ def plan(
     x = _resize(region_image, model.size, cv2.INTER_CUBIC)
     regenerate = region_mask.scales(model.size, model.scales, options.policy, options.dilation, options.strength)
     return Plan(request, options, conditioning, model, inputs, region, x, regenerate)
+
+
+def choose_geometry(
+    geometries: tuple[ModelGeometry, ...], request: EditRequest, inputs: Inputs
+) -> tuple[ModelGeometry, Region | None]:
+    """The geometry a request is drawn at and the region of its picture drawn (None: `plan`'s square around the
+    mask, or a generation's new picture). A generation: at its `aspect` (the default geometry without one). On a
+    model with aspect templates: a mode that draws the whole canvas (out-paint) at the aspect nearest the canvas's,
+    in the smallest window of that aspect holding it (`canvas.fitted_region`; a canvas longer than the templates is
+    a panorama: None), any other the window of the aspect nearest the mask's box grown by its context
+    (`canvas.aspect_region`). A model of one geometry draws everything at it, around the mask."""
+    if inputs.picture is None:
+        aspect = request.fields.get("aspect")
+        return (geometries[0] if aspect is None else pick_geometry(geometries, aspect_ratio(aspect))), None
+    H, W = inputs.picture.shape[:2]
+    if len(geometries) == 1:
+        return geometries[0], None
+    if get_mode(request.mode).whole_canvas:
+        if not fits(geometries, H / W):
+            return geometries[0], None
+        geometry = pick_geometry(geometries, H / W)
+        return geometry, canvas.fitted_region(W, H, geometry.size)
+    assert inputs.mask is not None
+    box = canvas.context_box(inputs.mask.regenerate, request.options.context)
+    if box is None:  # `plan` refuses it
+        return geometries[0], None
+    geometry = pick_geometry(geometries, (box[3] - box[1]) / (box[2] - box[0]))
+    return geometry, canvas.aspect_region(box, W, H, geometry.size)
 
 
 def _resize(image: np.ndarray, size: tuple[int, int], upscale: int) -> np.ndarray:

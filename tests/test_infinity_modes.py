@@ -2,7 +2,8 @@
 family (no Prompt edit tab beside a class model, no Class edit tab beside a text model, swapped by the model
 panel both ways), a mode the family does not run is refused in one sentence, a request that leaves an option
 out gets its family's default (upstream's for Infinity) through the studio, gradio_client and the CLI, generate
-takes an optional prompt and any aspect template, and out-paint keeps a grown canvas's aspect."""
+takes an optional prompt and any aspect template, out-paint keeps a grown canvas's aspect, and in-paint and prompt
+edit draw a window of the template aspect nearest the mask's box rather than a square."""
 
 from __future__ import annotations
 
@@ -86,6 +87,61 @@ def test_outpaint_keeps_the_grown_canvas_aspect_and_every_pixel_outside_and_a_ba
     assert h * 2 == w * 3, (h, w)  # the 2:3 template, not a square crop
 
     var = demo.run([EditRequest("outpaint", _picture(64, 64), right=16, options=EditOptions(seed=1))])[0]
+    assert var.region.height is None and var.regenerated.shape[0] == var.regenerated.shape[1]  # VAR stays square
+
+
+def _mask(h: int, w: int, rows: slice, cols: slice) -> np.ndarray:
+    mask = np.zeros((h, w), bool)
+    mask[rows, cols] = True
+    return mask
+
+
+def test_inpaint_and_prompt_edit_draw_the_window_of_the_nearest_template_aspect_keeping_every_pixel_outside(
+    editor: Editor, demo: Editor
+) -> None:
+    options = EditOptions.from_dict({"seed": 11, "tau": 1.0}, editor.defaults)
+    wide_picture, tall_picture = _picture(200, 400, 1), _picture(400, 200, 2)
+    wide_mask, tall_mask = (
+        _mask(200, 400, slice(50, 150), slice(50, 350)),
+        _mask(400, 200, slice(50, 350), slice(50, 150)),
+    )
+    wide = EditRequest("inpaint", wide_picture, wide_mask, prompt="a long boat", options=options)
+    tall = EditRequest("prompt_edit", tall_picture, tall_mask, prompt="a tower", options=options)
+    job = editor.submit([tall, wide], previews=True)  # two aspects: two passes
+    shown: dict[int, set[tuple[int, int]]] = {0: set(), 1: set()}
+    for progress in job.updates(timeout=600):
+        for slot, images in progress.previews.items():
+            shown[slot] |= {image.size for image in images}
+    batch = job.result(timeout=60)
+    for result, picture, mask, grid in (
+        (batch[1], wide_picture, wide_mask, (11, 22)),
+        (batch[0], tall_picture, tall_mask, (22, 11)),
+    ):
+        out = np.asarray(result.images[0])
+        assert out.shape == picture.shape and np.array_equal(out[~mask], picture[~mask])  # every pixel outside kept
+        assert np.abs(out[mask].astype(int) - picture[mask].astype(int)).mean() > 1, "nothing was drawn"
+        h, w = picture.shape[:2]
+        assert result.region.box() == (0, 0, w, h)  # the whole picture, at its own aspect
+        assert result.regenerated.shape == grid  # the 2:1 (1:2) template's finest grid, not a square one
+    assert shown[1] == {(352, 176)} and shown[0] == {(176, 352)}  # previews at the template's size
+    assert batch[0].params["prompt"] == "a tower" and batch[1].params["prompt"] == "a long boat"
+    alone = editor.run([wide])[0]  # the same seeded picture alone as in a batch
+    assert np.array_equal(np.asarray(alone.images[0]), np.asarray(batch[1].images[0]))
+
+    square, band = _picture(512, 512, 3), _mask(512, 512, slice(230, 280), slice(100, 400))
+    strip = editor.run([EditRequest("inpaint", square, band, options=options)])[0]  # a window inside the picture
+    assert np.array_equal(np.asarray(strip.images[0])[~band], square[~band])
+    post = editor.preview_cells(
+        EditRequest("prompt_edit", square, _mask(512, 512, slice(100, 400), slice(240, 260)), prompt="a post")
+    )
+    for edit, aspect, grid in ((strip, 3.0, (9, 27)), (post, 1 / 3, (27, 9))):  # width / height: 3:1, 1:3
+        region = edit.region
+        assert abs(region.side / region.rows / aspect - 1) < 0.01, (region, aspect)
+        assert edit.regenerated.shape == grid
+        x0, y0, x1, y1 = region.box()
+        painted = np.asarray(edit.mask) > 0
+        assert region.within(512, 512) and painted[y0:y1, x0:x1].sum() == painted.sum()  # inside, holding the mask
+    var = demo.preview_cells(EditRequest("inpaint", _picture(64, 128), _mask(64, 128, slice(20, 40), slice(10, 110))))
     assert var.region.height is None and var.regenerated.shape[0] == var.regenerated.shape[1]  # VAR stays square
 
 

@@ -97,7 +97,7 @@ class Mode:
     doc: what the mode does, one sentence (endpoint and tool description); fields: its own fields (the
     families add their conditioning: `request_fields`); families: the model families that run it besides
     those that declare it (`ModelFamily.modes`), for a mode written after them; whole_canvas: on a model that
-    draws several aspects, the whole canvas is drawn at the nearest one instead of a square around the mask.
+    draws several aspects, the whole canvas is drawn at the nearest one instead of a window around the mask.
     """
 
     name: str = ""
