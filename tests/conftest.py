@@ -21,6 +21,15 @@ if TYPE_CHECKING:  # Playwright is imported by the browser fixture only: other t
     from playwright.sync_api import Browser, Page
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Under `--dist loadscope`, a module's tests on one pytest-xdist worker and the Ray modules on one (groups.py)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from groups import ModuleScheduling
+
+    return ModuleScheduling(config, log)
+
+
 @pytest.fixture(scope="module")
 def published() -> dict[str, bytes]:
     """The tiny reference pair as plain .pth state dicts under the published d16 names."""

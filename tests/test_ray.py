@@ -49,16 +49,25 @@ def in_process(jobs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _workers() -> list[int]:
-    pids = []
+def _workers(root: int) -> list[int]:
+    """Pids of the batch job's Ray workers: those under `root` (another run's Ray on this machine is not ours)."""
+    parents, titles = {}, {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if WORKER_TITLE in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(entry.name))
+                titles[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except OSError:
                 continue
-    return pids
+
+    def under_root(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == root:
+                return True
+        return False
+
+    return [pid for pid, title in titles.items() if WORKER_TITLE in title and under_root(pid)]
 
 
 def test_two_workers_match_in_process_survive_a_killed_worker_and_resume(jobs, in_process, tmp_path):
@@ -70,7 +79,7 @@ def test_two_workers_match_in_process_survive_a_killed_worker_and_resume(jobs, i
     deadline = time.monotonic() + 900  # generous: Ray and its workers start slowly on a loaded machine
     while proc.poll() is None and time.monotonic() < deadline:
         written = len(list(out.glob("*.png"))) if out.exists() else 0
-        workers = _workers()
+        workers = _workers(proc.pid)
         if killed is None and 1 <= written < 15 and len(workers) == 2:
             killed = workers[0]
             os.kill(killed, signal.SIGKILL)

@@ -70,10 +70,10 @@ def test_request_round_trips_through_json(tmp_path, mode):
     assert again.options == request.options and again.mode == mode
 
 
-def test_round_tripped_request_gives_the_same_picture(demo, tmp_path):
+def test_round_tripped_request_gives_the_same_picture(tiny, tmp_path):
     request = _requests(tmp_path)["edit_class"].with_options(seed=11)
     again = EditRequest.from_dict(json.loads(json.dumps(request.to_dict())))
-    a, b = demo.run([request, again])
+    a, b = tiny.run([request, again])
     assert np.array_equal(np.asarray(a.images[0]), np.asarray(b.images[0]))
 
 
@@ -140,8 +140,9 @@ def test_classes_are_refused_quoting_the_loaded_models_range(demo):
         assert str(refused.value) == said
 
 
-def test_a_missing_file_is_said_to_not_exist(demo, tmp_path):
-    missing = tmp_path / "holiday.png"
+def test_a_missing_file_is_said_to_not_exist(demo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a short path: a refusal quotes at most 80 characters of a value
+    missing = Path("holiday.png")
     with pytest.raises(EditError, match=re.escape(f"The image file '{missing}' does not exist; check the path.")):
         demo.run([EditRequest("inpaint", missing, _box())])
     with pytest.raises(EditError, match="The mask file '.*mask.png' does not exist"):
@@ -208,14 +209,14 @@ def test_seeded_request_is_identical_in_another_process(tiny, tmp_path):
     assert np.array_equal(np.stack([np.asarray(im) for im in here.images]), there)
 
 
-def test_request_without_seed_gets_one_recorded(demo):
-    result = demo.run([EditRequest("generate", class_id=1)])[0]
+def test_request_without_seed_gets_one_recorded(tiny):
+    result = tiny.run([EditRequest("generate", class_id=1)])[0]
     assert isinstance(result.seed, int) and result.params["seed"] == result.seed
-    again = demo.run([EditRequest("generate", class_id=1, options=EditOptions(seed=result.seed))])[0]
+    again = tiny.run([EditRequest("generate", class_id=1, options=EditOptions(seed=result.seed))])[0]
     assert np.array_equal(np.asarray(result.images[0]), np.asarray(again.images[0]))
 
 
-def test_mixed_batch_of_six(demo):
+def test_mixed_batch_of_six(tiny):
     pictures = [_picture(seed=s) for s in range(5)]
     masks = [_box(x0=4, x1=30), _box(y0=30, y1=60), _box(x0=30, x1=60), _box(y0=2, y1=24)]
     requests = [
@@ -226,7 +227,7 @@ def test_mixed_batch_of_six(demo):
         EditRequest("outpaint", pictures[4], right=24, bottom=8, options=EditOptions(seed=5)),
         EditRequest("generate", class_id=2, options=EditOptions(seed=6)),
     ]
-    results = demo.run(requests)
+    results = tiny.run(requests)
     assert [r.params["mode"] for r in results] == [r.mode for r in requests]
     assert [len(r.images) for r in results] == [1, 2, 1, 1, 1, 1]
     for request, result in zip(requests[:4], results[:4], strict=True):
@@ -239,14 +240,14 @@ def test_mixed_batch_of_six(demo):
     grown = np.asarray(results[4].images[0])
     assert grown.shape == (72, 88, 3) and np.array_equal(grown[:64, :64], pictures[4])
     assert results[5].images[0].size == (64, 64) and results[5].params["class_id"] == 2
-    assert results[2].params["class_id"] == 1 and results[0].params["class_id"] == demo.model.var.num_classes
+    assert results[2].params["class_id"] == 1 and results[0].params["class_id"] == tiny.model.var.num_classes
 
 
-def test_one_bad_request_fails_alone(demo):
+def test_one_bad_request_fails_alone(tiny):
     good = EditRequest("inpaint", _picture(), _box(), options=EditOptions(seed=1))
     empty = EditRequest("inpaint", _picture(), np.zeros((64, 64), np.uint8))
     broken = EditRequest("inpaint", b"not a picture", _box())
-    results = demo.run([good, empty, broken, good], return_errors=True)
+    results = tiny.run([good, empty, broken, good], return_errors=True)
     assert isinstance(results[1], EditError) and "mask is empty" in str(results[1])
     assert isinstance(results[2], EditError) and "not an image" in str(results[2])
     assert np.array_equal(np.asarray(results[0].images[0]), np.asarray(results[3].images[0]))
@@ -291,7 +292,7 @@ def test_an_absurd_position_table_is_refused_before_allocating(tmp_path):
         var_core.load_var(tmp_path / "var.safetensors", var_core.VQVAE(vocab_size=64, z_channels=8, ch=32))
 
 
-def test_a_new_option_is_one_line_in_the_table(demo, monkeypatch):
+def test_a_new_option_is_one_line_in_the_table(tiny, monkeypatch):
     """A throwaway field added to the table shows up as a CLI flag, is accepted by from_dict, and
     reaches the sampler: the plans the sampler is given carry it, and the result records it."""
     extended = dataclasses.make_dataclass(
@@ -314,8 +315,8 @@ def test_a_new_option_is_one_line_in_the_table(demo, monkeypatch):
         return sampler(plans, *args, **kwargs)
 
     monkeypatch.setattr(editing_editor, "sample", recording)
-    options = extended.from_dict({"sharpen": 0.5, "seed": 1, "num_samples": 1}, demo.defaults)
-    (result,) = demo.run([EditRequest("inpaint", _picture(), _box(), options=options)])
+    options = extended.from_dict({"sharpen": 0.5, "seed": 1, "num_samples": 1}, tiny.defaults)
+    (result,) = tiny.run([EditRequest("inpaint", _picture(), _box(), options=options)])
     assert seen == [0.5], "the sampler was not given the option"
     assert result.params["sharpen"] == 0.5  # and the PNG records it
 
